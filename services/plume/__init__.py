@@ -1,0 +1,1 @@
+"""Plume: drafting assistance for French communes, as a multi-tenant API."""

@@ -1,0 +1,170 @@
+"""create_app(): routers, middleware, exception handlers and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from plume import health
+from plume.config import Settings, get_settings
+from plume.credentials import endpoints as credentials_endpoints
+from plume.db import create_engine, create_session_factory
+from plume.errors import (
+    PROBLEM_JSON,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PlumeError,
+    ServiceUnavailable,
+)
+from plume.log import configure_logging
+from plume.middleware import BodyTooLarge, RequestContextMiddleware
+from plume.migrations import head_revision
+from plume.organizations import endpoints as organizations_endpoints
+from plume.validation import invalid_request_from
+
+logger = structlog.get_logger("plume.app")
+
+DESCRIPTION = """
+Plume aide les communes à rédiger leurs écrits administratifs (arrêtés, délibérations,
+courriers, articles de bulletin, synthèses) avec l'IA générative, sous le contrôle d'un agent.
+
+Authentication: `Authorization: Bearer plm_…`. Each operation lists the roles it accepts
+in its security requirement. Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def problem_response(error: PlumeError, request: Request) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    return JSONResponse(
+        error.problem(request_id),
+        status_code=error.status,
+        headers=error.headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def _is_database_unreachable(error: Exception) -> bool:
+    if isinstance(error, sa_exc.TimeoutError):  # pool exhausted or connect timeout
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        # A failed connection is a bare OperationalError; its subclasses are query errors.
+        return type(error.orig) is psycopg.OperationalError
+    return False
+
+
+def _install_exception_handlers(app: FastAPI) -> None:
+    async def on_plume_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, PlumeError)
+        return problem_response(error, request)
+
+    async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        return problem_response(invalid_request_from(error.errors()), request)
+
+    async def on_http_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        mapped: PlumeError
+        if isinstance(error.__cause__, BodyTooLarge):
+            mapped = PayloadTooLarge()
+        elif error.status_code == 404:
+            mapped = NotFound("Aucune ressource à cette adresse.")
+        elif error.status_code == 405:
+            mapped = MethodNotAllowed()
+        elif error.status_code == 400:
+            mapped = InvalidRequest("Le corps de la requête n'a pas pu être lu.")
+        else:
+            mapped = InternalError()
+        return problem_response(mapped, request)
+
+    async def on_database_error(request: Request, error: Exception) -> JSONResponse:
+        if _is_database_unreachable(error):
+            logger.warning("database_unavailable", error_type=type(error).__name__)
+            return problem_response(ServiceUnavailable(), request)
+        logger.exception("database_error")
+        return problem_response(InternalError(), request)
+
+    app.add_exception_handler(PlumeError, on_plume_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(sa_exc.SQLAlchemyError, on_database_error)
+    app.add_exception_handler(psycopg.OperationalError, on_database_error)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    session_factory: async_sessionmaker[AsyncSession] | None = None,
+) -> FastAPI:
+    """Build the ASGI application. Tests pass their own engine or session factory."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned_engine: AsyncEngine | None = None
+        if app.state.session_factory is None:
+            owned_engine = create_engine(
+                settings.require_database_url(),
+                pool_size=settings.db_pool_size,
+                pool_timeout=settings.db_pool_timeout_s,
+            )
+            app.state.engine = owned_engine
+            app.state.session_factory = create_session_factory(owned_engine)
+        logger.info("started", env=settings.env.value)
+        yield
+        if owned_engine is not None:
+            await owned_engine.dispose()
+        logger.info("stopped")
+
+    app = FastAPI(
+        title="Plume",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory or (
+        create_session_factory(engine) if engine is not None else None
+    )
+    app.state.migration_head = head_revision()
+
+    _install_exception_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Location"],
+        )
+    large: dict[str, Any] = {"/v1/drafts": settings.synthese_max_body_bytes}
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        large_body_paths=large,
+    )
+
+    app.include_router(health.router)
+    app.include_router(organizations_endpoints.admin_router)
+    app.include_router(organizations_endpoints.tenant_router)
+    app.include_router(credentials_endpoints.admin_router)
+    app.include_router(credentials_endpoints.tenant_router)
+    return app

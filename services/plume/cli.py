@@ -1,0 +1,283 @@
+"""The `plume` command: serve, migrate, bootstrap, demo and operator tasks.
+
+Results go to standard output, logs to standard error; errors end with one line and a
+non-zero status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.config import ConfigurationError, Settings, load_settings
+from plume.credentials.secrets import KeyHasher
+from plume.credentials.service import ApiKeyService
+from plume.db import TenantScope, create_engine, create_session_factory
+from plume.errors import PlumeError
+from plume.log import configure_logging
+from plume.models import ApiKeyRole
+from plume.organizations.schemas import OrganizationCreate
+from plume.organizations.service import OrganizationService
+
+T = TypeVar("T")
+logger = structlog.get_logger("plume.cli")
+
+
+class CommandError(Exception):
+    """A failure to report in one line."""
+
+
+def _run_in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction with the system's scope (operator tasks)."""
+
+    async def runner() -> T:
+        engine = create_engine(settings.require_database_url(), pool_size=1)
+        try:
+            factory = create_session_factory(engine)
+            async with factory() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
+
+
+def _hasher(settings: Settings) -> KeyHasher:
+    return KeyHasher.from_secret(settings.require_secret_key())
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    from plume.migrations import upgrade
+
+    upgrade(settings.require_database_url())
+    print("migrations applied")
+
+
+def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(session: AsyncSession) -> str:
+        system = TenantScope.everything()
+        operator, created = await OrganizationService(session, system).ensure_operator()
+        logger.info("operator_ready", organization_id=str(operator.id), created=created)
+        minted = await ApiKeyService(session, system, _hasher(settings)).mint(
+            operator, name=args.name, role=ApiKeyRole.OPERATOR_ADMIN
+        )
+        return minted.key
+
+    print(_run_in_transaction(settings, work))
+
+
+def cmd_orgs_create(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(session: AsyncSession) -> str:
+        service = OrganizationService(session, TenantScope.everything())
+        parent_id = (await service.resolve(args.parent)).id if args.parent else None
+        payload = OrganizationCreate(
+            kind=args.kind,
+            name=args.name,
+            parent_id=parent_id,
+            insee_code=args.insee_code,
+            siren=args.siren,
+        )
+        organization = await service.create(payload)
+        o = organization
+        return f"{o.id}\t{o.kind.value}\t{o.slug}\t{o.name}"
+
+    print(_run_in_transaction(settings, work))
+
+
+def cmd_orgs_list(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(session: AsyncSession) -> list[str]:
+        service = OrganizationService(session, TenantScope.everything())
+        organizations = await service.repository.list_all()
+        return [
+            f"{o.id}\t{o.kind.value}\t{o.slug}\t{o.status.value}\t{o.name}" for o in organizations
+        ]
+
+    for line in _run_in_transaction(settings, work):
+        print(line)
+
+
+def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(session: AsyncSession) -> str:
+        system = TenantScope.everything()
+        organization = await OrganizationService(session, system).resolve(args.organization)
+        expires_at = datetime.fromisoformat(args.expires_at) if args.expires_at else None
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise CommandError("--expires-at: give an offset, e.g. 2027-01-31T23:59:00+01:00")
+        minted = await ApiKeyService(session, system, _hasher(settings)).mint(
+            organization, name=args.name, role=ApiKeyRole(args.role), expires_at=expires_at
+        )
+        logger.info("api_key_created", key_id=str(minted.id), organization=organization.slug)
+        return minted.key
+
+    print(_run_in_transaction(settings, work))
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    import uuid
+
+    async def work(session: AsyncSession) -> str:
+        key = await ApiKeyService(session, TenantScope.everything(), _hasher(settings)).revoke(
+            uuid.UUID(args.key_id)
+        )
+        return f"{key.id}\trevoked"
+
+    try:
+        uuid.UUID(args.key_id)
+    except ValueError:
+        raise CommandError(f"not a key id: {args.key_id}") from None
+    print(_run_in_transaction(settings, work))
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> None:
+    from plume.credentials.service import key_out
+    from plume.pagination import MAX_LIMIT, PageRequest
+
+    async def work(session: AsyncSession) -> list[str]:
+        system = TenantScope.everything()
+        organization = await OrganizationService(session, system).resolve(args.organization)
+        keys = await ApiKeyService(session, system, _hasher(settings)).list_page(
+            organization.id, PageRequest(limit=MAX_LIMIT, after=None)
+        )
+        return [f"{k.id}\t{k.prefix}…\t{k.role}\t{k.status}\t{k.name}" for k in map(key_out, keys)]
+
+    for line in _run_in_transaction(settings, work):
+        print(line)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings.require_database_url()
+    settings.require_secret_key()
+    # Workers are separate processes: they rebuild the app from the same environment.
+    uvicorn.run(
+        "plume.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        timeout_graceful_shutdown=settings.drain_timeout_s,
+        log_config=None,
+        server_header=False,
+    )
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
+    from plume import demo
+    from plume.app import create_app
+    from plume.migrations import upgrade
+
+    if settings.database_url is None:
+        from plume.embedded import start_embedded_postgres
+
+        url = start_embedded_postgres(settings.state_dir / "pgdata")
+        os.environ["PLUME_DATABASE_URL"] = url
+        settings = settings.model_copy(update={"database_url": url})
+    url = settings.require_database_url()
+    upgrade(url)
+
+    async def seed(session: AsyncSession) -> list[demo.DemoKey]:
+        return await demo.seed_demo(session, _hasher(settings))
+
+    keys = _run_in_transaction(settings, seed)
+    base = f"http://{args.host}:{args.port}"
+    print("Plume demo: fresh keys (the previous demo keys are revoked)\n")
+    for key in keys:
+        print(f"  {key.organization} ({key.slug}), {key.role}:\n    {key.key}")
+    agent = next(k for k in keys if k.role == "agent")
+    print(f"\nTry:\n  curl -s -H 'Authorization: Bearer {agent.key}' {base}/v1/organization\n")
+    print(f"API documentation: {base}/docs\nCtrl-C stops the service.\n", flush=True)
+
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        timeout_graceful_shutdown=settings.drain_timeout_s,
+        log_config=None,
+        server_header=False,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plume", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the API (production entry point)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(handler=cmd_serve)
+
+    commands.add_parser("migrate", help="apply migrations to PLUME_DATABASE_URL").set_defaults(
+        handler=cmd_migrate
+    )
+
+    bootstrap = commands.add_parser(
+        "bootstrap", help="create the operator if missing; print a new operator_admin key"
+    )
+    bootstrap.add_argument("--name", default="bootstrap")
+    bootstrap.set_defaults(handler=cmd_bootstrap)
+
+    demo = commands.add_parser("demo", help="embedded database, demo tenants and keys, serve")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.set_defaults(handler=cmd_demo)
+
+    orgs = commands.add_parser("orgs", help="organisations").add_subparsers(
+        dest="orgs_command", required=True
+    )
+    create = orgs.add_parser("create", help="create an EPCI or a commune")
+    create.add_argument("--kind", choices=["epci", "commune"], required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--parent", help="parent id or slug (default: the operator)")
+    create.add_argument("--insee-code")
+    create.add_argument("--siren")
+    create.set_defaults(handler=cmd_orgs_create)
+    orgs.add_parser("list", help="list organisations").set_defaults(handler=cmd_orgs_list)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    key_create = keys.add_parser("create", help="mint a key; prints it alone")
+    key_create.add_argument("--organization", required=True, help="id or slug")
+    key_create.add_argument("--role", choices=[r.value for r in ApiKeyRole], required=True)
+    key_create.add_argument("--name", required=True)
+    key_create.add_argument("--expires-at", help="RFC 3339 date and time with offset")
+    key_create.set_defaults(handler=cmd_keys_create)
+    key_revoke = keys.add_parser("revoke", help="revoke a key by id")
+    key_revoke.add_argument("key_id")
+    key_revoke.set_defaults(handler=cmd_keys_revoke)
+    key_list = keys.add_parser("list", help="list an organisation's keys (never secrets)")
+    key_list.add_argument("--organization", required=True, help="id or slug")
+    key_list.set_defaults(handler=cmd_keys_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        args.handler(settings, args)
+    except ConfigurationError as exc:
+        print(f"plume: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except PlumeError as exc:
+        field = f" ({exc.errors[0].field})" if exc.errors else ""
+        print(f"plume: error{field}: {exc.detail}", file=sys.stderr)
+        sys.exit(1)
+    except CommandError as exc:
+        print(f"plume: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,147 @@
+"""Plume's settings, read once from the environment (prefix PLUME_)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+_WEAK_SECRETS = {"changethis", "changeme", "secret", "password", "plume"}
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or invalid; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLUME_", extra="ignore", frozen=True)
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+    # Secrets used before the current one, newest first: keys hashed with them still
+    # authenticate and are re-hashed with the current secret on use (see docs/operations.md).
+    previous_secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    state_dir: Path = Path(".plume")
+    models_file: Path | None = None
+    metrics_token: SecretStr | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    synthese_max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_timeout_s: float = Field(default=5.0, gt=0)
+    drain_timeout_s: int = Field(default=30, ge=0)
+    log_level: str = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("previous_secret_keys", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql+psycopg://", "postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql+psycopg:// URL")
+        return normalize_database_url(value)
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> Self:
+        for name, secret in [("secret_key", self.secret_key)] + [
+            ("previous_secret_keys", s) for s in self.previous_secret_keys
+        ]:
+            if secret is None:
+                continue
+            value = secret.get_secret_value()
+            if len(value) < MIN_SECRET_LENGTH:
+                raise ValueError(f"PLUME_{name.upper()}: must be at least 32 characters")
+            if value.lower() in _WEAK_SECRETS or len(set(value)) < 8:
+                raise ValueError(f"PLUME_{name.upper()}: is a well-known or trivial value")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    def require_database_url(self) -> str:
+        if self.database_url is None:
+            raise ConfigurationError("PLUME_DATABASE_URL: is required")
+        return self.database_url
+
+    def require_secret_key(self) -> str:
+        if self.secret_key is None:
+            raise ConfigurationError("PLUME_SECRET_KEY: is required")
+        return self.secret_key.get_secret_value()
+
+
+def normalize_database_url(url: str) -> str:
+    """Use the psycopg 3 driver whatever scheme the operator wrote."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _secret_from_state_dir(state_dir: Path) -> str:
+    """Generate the development secret once and share it through the state directory."""
+    path = state_dir / "secret"
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    # O_EXCL: when several processes start at once, the first writer wins and others read it.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def load_settings() -> Settings:
+    """Read the environment; raise ConfigurationError with one line naming the setting."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        location = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if location:
+            message = f"PLUME_{location.upper()}: {message}"
+        raise ConfigurationError(message) from None
+    if settings.secret_key is None:
+        if settings.is_production:
+            raise ConfigurationError("PLUME_SECRET_KEY: is required in production")
+        generated = _secret_from_state_dir(settings.state_dir)
+        settings = settings.model_copy(update={"secret_key": SecretStr(generated)})
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,150 @@
+"""Authentication and authorization as typed FastAPI dependencies.
+
+This module is the only producer of a request's TenantScope: it looks the key up with the
+connection's own role, then switches the transaction to the row-level-security role with
+the caller's scope before any endpoint code runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.config import Settings
+from plume.credentials.repository import LAST_USED_RESOLUTION_S, ApiKeyRepository
+from plume.credentials.secrets import KeyHasher, is_well_formed
+from plume.db import TenantScope, enter_tenant_context
+from plume.errors import Forbidden, OrganizationSuspended, Unauthenticated
+from plume.models import ApiKey, ApiKeyRole, Organization, OrganizationKind, OrganizationStatus
+from plume.organizations.policy import EffectivePolicy, effective_policy
+from plume.organizations.repository import OrganizationRepository
+from plume.organizations.schemas import OrganizationOut
+from plume.organizations.service import organization_out
+from plume.transaction import DBSession
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="`Authorization: Bearer plm_…`; the listed roles may call the operation.",
+)
+
+# Each role can do all that the roles before it can, for its own organisation.
+_ROLE_RANK = {ApiKeyRole.AGENT: 0, ApiKeyRole.TENANT_ADMIN: 1, ApiKeyRole.OPERATOR_ADMIN: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: one key, acting for exactly one organisation."""
+
+    key_id: uuid.UUID
+    role: ApiKeyRole
+    organization: OrganizationOut
+    policy: EffectivePolicy
+    scope: TenantScope
+
+    @property
+    def organization_id(self) -> uuid.UUID:
+        return self.organization.id
+
+
+def hashers(settings: Settings) -> list[KeyHasher]:
+    """The current secret's hasher first, then those of previous secrets (rotation)."""
+    current = KeyHasher.from_secret(settings.require_secret_key())
+    previous = [KeyHasher.from_secret(s.get_secret_value()) for s in settings.previous_secret_keys]
+    return [current, *previous]
+
+
+async def _find_key(
+    repository: ApiKeyRepository, token: str, candidates: list[KeyHasher]
+) -> tuple[ApiKey, Organization] | None:
+    for index, hasher in enumerate(candidates):
+        found = await repository.find_by_hash(hasher.hash(token))
+        if found is None:
+            continue
+        if index > 0:
+            current = candidates[0]
+            await repository.rehash(found[0], current.hash(token), current.version)
+        return found
+    return None
+
+
+def _scope_for(
+    role: ApiKeyRole, organization: Organization, children: list[uuid.UUID]
+) -> TenantScope:
+    if role is ApiKeyRole.OPERATOR_ADMIN:
+        return TenantScope.everything()
+    if role is ApiKeyRole.TENANT_ADMIN and organization.kind is OrganizationKind.EPCI:
+        return TenantScope(frozenset([organization.id, *children]))
+    return TenantScope(frozenset([organization.id]))
+
+
+async def authenticate_token(
+    session: AsyncSession, settings: Settings, token: str | None
+) -> Principal:
+    """Identify the key and its organisation; raise 401/403 as the contract says."""
+    if not token or not is_well_formed(token):
+        raise Unauthenticated()
+    # The lookup precedes the caller's scope, so it runs with the system's.
+    system = TenantScope.everything()
+    keys = ApiKeyRepository(session, system)
+    found = await _find_key(keys, token, hashers(settings))
+    if found is None:
+        raise Unauthenticated()
+    key, organization = found
+    now = datetime.now(UTC)
+    if key.revoked_at is not None:
+        raise Unauthenticated("Cette clé d'API a été révoquée.")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise Unauthenticated("Cette clé d'API a expiré.")
+
+    organizations = OrganizationRepository(session, system)
+    chain = await organizations.chain(organization)
+    if any(level.status is OrganizationStatus.SUSPENDED for level in chain):
+        raise OrganizationSuspended()
+    if key.last_used_at is None or now - key.last_used_at > timedelta(
+        seconds=LAST_USED_RESOLUTION_S
+    ):
+        await keys.touch(key.id)
+
+    children: list[uuid.UUID] = []
+    if key.role is ApiKeyRole.TENANT_ADMIN and organization.kind is OrganizationKind.EPCI:
+        children = await organizations.child_ids(organization.id)
+    policy = effective_policy([level.policy for level in chain])
+    return Principal(
+        key_id=key.id,
+        role=key.role,
+        organization=organization_out(organization, policy),
+        policy=policy,
+        scope=_scope_for(key.role, organization, children),
+    )
+
+
+async def authenticate(
+    request: Request,
+    security_scopes: SecurityScopes,
+    session: DBSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    token = credentials.credentials if credentials is not None else None
+    principal = await authenticate_token(session, request.app.state.settings, token)
+    required = [ApiKeyRole(role) for role in security_scopes.scopes]
+    if required and _ROLE_RANK[principal.role] < min(_ROLE_RANK[r] for r in required):
+        raise Forbidden()
+    await enter_tenant_context(session, principal.scope)
+    request.state.principal = principal
+    return principal
+
+
+_ALL = [role.value for role in ApiKeyRole]
+
+AnyKey = Annotated[Principal, Security(authenticate, scopes=_ALL)]
+TenantAdmin = Annotated[
+    Principal, Security(authenticate, scopes=["tenant_admin", "operator_admin"])
+]
+OperatorAdmin = Annotated[Principal, Security(authenticate, scopes=["operator_admin"])]

@@ -1,0 +1,147 @@
+"""HTTP routes for API keys: the operator's for every tenant, a tenant admin's for its own."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from plume.credentials.auth import OperatorAdmin, Principal, TenantAdmin
+from plume.credentials.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from plume.credentials.secrets import KeyHasher
+from plume.credentials.service import ApiKeyService, key_out
+from plume.errors import NotFound
+from plume.models import ApiKeyRole, Organization
+from plume.organizations.service import OrganizationService
+from plume.pagination import Page, PageParams, next_cursor
+from plume.transaction import DBSession
+
+admin_router = APIRouter(prefix="/v1/admin", tags=["operator"])
+tenant_router = APIRouter(prefix="/v1/organization/api-keys", tags=["tenant"])
+
+OrganizationParam = Annotated[
+    uuid.UUID | None,
+    Query(description="An EPCI admin may name one of its communes; default: its own"),
+]
+
+
+def _service(request: Request, session: DBSession, principal: Principal) -> ApiKeyService:
+    hasher = KeyHasher.from_secret(request.app.state.settings.require_secret_key())
+    return ApiKeyService(session, principal.scope, hasher)
+
+
+async def _list(
+    service: ApiKeyService, organization_id: uuid.UUID, page: PageParams
+) -> Page[ApiKeyOut]:
+    rows, cursor = next_cursor(
+        list(await service.list_page(organization_id, page)), page, lambda k: (k.created_at, k.id)
+    )
+    return Page(items=[key_out(k) for k in rows], next_cursor=cursor)
+
+
+async def _mint(
+    service: ApiKeyService,
+    organization: Organization,
+    payload: ApiKeyCreate,
+    principal: Principal,
+    response: Response,
+) -> ApiKeyCreated:
+    response.headers["Cache-Control"] = "no-store"
+    return await service.mint(
+        organization,
+        name=payload.name,
+        role=ApiKeyRole(payload.role),
+        expires_at=payload.expires_at,
+        created_by=principal.key_id,
+    )
+
+
+@admin_router.get("/organizations/{organization_id}/api-keys", summary="List a tenant's keys")
+async def admin_list_keys(
+    organization_id: uuid.UUID,
+    request: Request,
+    session: DBSession,
+    principal: OperatorAdmin,
+    page: PageParams,
+) -> Page[ApiKeyOut]:
+    organization = await OrganizationService(session, principal.scope).get(organization_id)
+    return await _list(_service(request, session, principal), organization.id, page)
+
+
+@admin_router.post(
+    "/organizations/{organization_id}/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    summary="Mint a key for a tenant; the secret is shown once",
+)
+async def admin_create_key(
+    organization_id: uuid.UUID,
+    payload: ApiKeyCreate,
+    request: Request,
+    response: Response,
+    session: DBSession,
+    principal: OperatorAdmin,
+) -> ApiKeyCreated:
+    organization = await OrganizationService(session, principal.scope).get(organization_id)
+    service = _service(request, session, principal)
+    return await _mint(service, organization, payload, principal, response)
+
+
+@admin_router.delete(
+    "/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a key, at once in every process",
+)
+async def admin_revoke_key(
+    key_id: uuid.UUID, request: Request, session: DBSession, principal: OperatorAdmin
+) -> None:
+    await _service(request, session, principal).revoke(key_id)
+
+
+async def _target(
+    session: DBSession, principal: Principal, organization_id: uuid.UUID | None
+) -> Organization:
+    """The caller's organisation, or one of its communes for an EPCI's admin."""
+    target = organization_id or principal.organization_id
+    if not principal.scope.includes(target):
+        raise NotFound("Aucune organisation ne porte cet identifiant.")
+    return await OrganizationService(session, principal.scope).get(target)
+
+
+@tenant_router.get("", summary="List the keys of your organisation (or of one of your communes)")
+async def list_keys(
+    request: Request,
+    session: DBSession,
+    principal: TenantAdmin,
+    page: PageParams,
+    organization_id: OrganizationParam = None,
+) -> Page[ApiKeyOut]:
+    organization = await _target(session, principal, organization_id)
+    return await _list(_service(request, session, principal), organization.id, page)
+
+
+@tenant_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Mint a key for your organisation (or one of your communes); shown once",
+)
+async def create_key(
+    payload: ApiKeyCreate,
+    request: Request,
+    response: Response,
+    session: DBSession,
+    principal: TenantAdmin,
+    organization_id: OrganizationParam = None,
+) -> ApiKeyCreated:
+    organization = await _target(session, principal, organization_id)
+    service = _service(request, session, principal)
+    return await _mint(service, organization, payload, principal, response)
+
+
+@tenant_router.delete(
+    "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of your keys"
+)
+async def revoke_key(
+    key_id: uuid.UUID, request: Request, session: DBSession, principal: TenantAdmin
+) -> None:
+    await _service(request, session, principal).revoke(key_id)

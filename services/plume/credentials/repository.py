@@ -1,0 +1,99 @@
+"""All SQL about API keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.db import TenantScope
+from plume.models import ApiKey, Organization
+from plume.pagination import PageRequest, paginate
+
+LAST_USED_RESOLUTION_S = 60
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession, scope: TenantScope) -> None:
+        self.session = session
+        self.scope = scope
+
+    async def get(self, key_id: uuid.UUID) -> ApiKey | None:
+        statement = select(ApiKey).where(
+            ApiKey.id == key_id, self.scope.clause(ApiKey.organization_id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def find_by_hash(self, secret_hash: str) -> tuple[ApiKey, Organization] | None:
+        statement = (
+            select(ApiKey, Organization)
+            .join(Organization, Organization.id == ApiKey.organization_id)
+            .where(ApiKey.secret_hash == secret_hash, self.scope.clause(ApiKey.organization_id))
+        )
+        row = (await self.session.execute(statement)).one_or_none()
+        return (row[0], row[1]) if row is not None else None
+
+    async def list_page(self, organization_id: uuid.UUID, page: PageRequest) -> Sequence[ApiKey]:
+        statement = select(ApiKey).where(
+            ApiKey.organization_id == organization_id, self.scope.clause(ApiKey.organization_id)
+        )
+        statement = paginate(statement, page, ApiKey.created_at, ApiKey.id)
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        await self.session.flush()
+        await self.session.refresh(key)
+        return key
+
+    async def revoke(self, key: ApiKey) -> ApiKey:
+        if key.revoked_at is None:
+            key.revoked_at = await self._now()
+            await self.session.flush()
+        return key
+
+    async def revoke_named(self, organization_id: uuid.UUID, name_prefix: str) -> int:
+        """Revoke the active keys of an organisation whose name starts with `name_prefix`."""
+        statement = (
+            update(ApiKey)
+            .where(
+                ApiKey.organization_id == organization_id,
+                ApiKey.name.startswith(name_prefix, autoescape=True),
+                ApiKey.revoked_at.is_(None),
+                self.scope.clause(ApiKey.organization_id),
+            )
+            .values(revoked_at=func.now())
+        )
+        result = await self.session.execute(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def rehash(self, key: ApiKey, secret_hash: str, secret_version: str) -> None:
+        key.secret_hash = secret_hash
+        key.secret_version = secret_version
+        await self.session.flush()
+
+    async def touch(self, key_id: uuid.UUID) -> None:
+        """Record use, writing at most once a minute per key rather than on every request."""
+        statement = (
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                self.scope.clause(ApiKey.organization_id),
+                or_(
+                    ApiKey.last_used_at.is_(None),
+                    ApiKey.last_used_at
+                    < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, LAST_USED_RESOLUTION_S),
+                ),
+            )
+            .values(last_used_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(statement)
+
+    async def _now(self) -> datetime:
+        now: datetime | None = await self.session.scalar(select(func.now()))
+        assert now is not None
+        return now

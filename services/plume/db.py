@@ -1,0 +1,120 @@
+"""Database plumbing: engine, sessions, the declarative base and the tenant context."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import DateTime, MetaData, func, text, true
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
+
+# The role every request transaction switches to; created by the first migration.
+APP_ROLE = "plume_app"
+
+NAMING_CONVENTION = {
+    "ix": "%(column_0_label)s_idx",
+    "uq": "%(table_name)s_%(column_0_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TimestampedMixin:
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@dataclass(frozen=True, slots=True)
+class TenantScope:
+    """The organisations a caller may see. Only the auth layer and system tasks build one."""
+
+    organization_ids: frozenset[uuid.UUID]
+    all_organizations: bool = False
+
+    @classmethod
+    def everything(cls) -> TenantScope:
+        return cls(organization_ids=frozenset(), all_organizations=True)
+
+    def includes(self, organization_id: uuid.UUID) -> bool:
+        return self.all_organizations or organization_id in self.organization_ids
+
+    def clause(
+        self, column: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID]
+    ) -> ColumnElement[bool]:
+        """The SQL filter that keeps a query inside this scope."""
+        if self.all_organizations:
+            return true()
+        return column.in_(sorted(self.organization_ids))
+
+
+async def enter_tenant_context(session: AsyncSession, scope: TenantScope) -> None:
+    """Switch the current transaction to the non-superuser role and publish the scope.
+
+    Both settings are transaction-local, so they end with the request's transaction and
+    can never leak to the next user of the pooled connection. Row-level security policies
+    read them, which makes them hold even when the connection's own role is a superuser.
+    """
+    ids = ",".join(str(i) for i in sorted(scope.organization_ids))
+    await session.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+    await session.execute(
+        text(
+            "SELECT set_config('plume.all_organizations', :all, true),"
+            " set_config('plume.organizations', :ids, true)"
+        ),
+        {"all": "on" if scope.all_organizations else "off", "ids": ids},
+    )
+
+
+def create_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def session_scope(
+    factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed if the block succeeds, rolled back otherwise."""
+    async with factory() as session, session.begin():
+        yield session
+
+
+def scope_predicate(column: str) -> str:
+    """The row-level security condition for a table whose tenant column is `column`.
+
+    It reads the transaction-local settings written by enter_tenant_context; with neither
+    set (a forgotten scope) it matches nothing.
+    """
+    return (
+        "(current_setting('plume.all_organizations', true) = 'on'"
+        f" OR {column} = ANY (string_to_array("
+        "nullif(current_setting('plume.organizations', true), ''), ',')::uuid[]))"
+    )

@@ -1,0 +1,142 @@
+"""One error hierarchy, rendered as RFC 9457 problem details with a stable `code`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://plume.smn76.fr/problems/"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class PlumeError(Exception):
+    """Base of every error a client may see. `detail` is French, for a person."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Erreur interne"
+    default_detail: ClassVar[str] = (
+        "Une erreur inattendue s'est produite. Si elle persiste, transmettez l'identifiant "
+        "de la requête à l'opérateur."
+    )
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        self.errors = errors
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+    def problem(self, request_id: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_TYPE_BASE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+            "request_id": request_id,
+        }
+        if self.errors is not None:
+            body["errors"] = [{"field": e.field, "message": e.message} for e in self.errors]
+        return body
+
+
+class InternalError(PlumeError):
+    pass
+
+
+class Unauthenticated(PlumeError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentification requise"
+    default_detail = (
+        "Clé d'API absente, inconnue, mal formée, expirée ou révoquée. Envoyez l'en-tête "
+        "« Authorization: Bearer plm_… » avec une clé valide."
+    )
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="plume"'})
+
+
+class Forbidden(PlumeError):
+    status = 403
+    code = "forbidden"
+    title = "Action non autorisée"
+    default_detail = "Le rôle de votre clé d'API ne permet pas cette action."
+
+
+class OrganizationSuspended(PlumeError):
+    status = 403
+    code = "organization_suspended"
+    title = "Organisation suspendue"
+    default_detail = (
+        "L'organisation de cette clé est suspendue. Contactez Seine-Maritime Numérique "
+        "pour la réactiver."
+    )
+
+
+class NotFound(PlumeError):
+    status = 404
+    code = "not_found"
+    title = "Ressource introuvable"
+    default_detail = "La ressource demandée n'existe pas."
+
+
+class MethodNotAllowed(PlumeError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Méthode non autorisée"
+    default_detail = "Cette méthode HTTP n'est pas acceptée sur cette adresse."
+
+
+class Conflict(PlumeError):
+    status = 409
+    code = "conflict"
+    title = "Conflit"
+    default_detail = "La demande est en conflit avec l'état actuel de la ressource."
+
+
+class PayloadTooLarge(PlumeError):
+    status = 413
+    code = "payload_too_large"
+    title = "Requête trop volumineuse"
+    default_detail = "Le corps de la requête dépasse la taille autorisée."
+
+
+class InvalidRequest(PlumeError):
+    status = 422
+    code = "invalid_request"
+    title = "Requête invalide"
+    default_detail = "La requête contient des erreurs ; voir la liste des champs en cause."
+
+
+class ServiceUnavailable(PlumeError):
+    status = 503
+    code = "unavailable"
+    title = "Service momentanément indisponible"
+    default_detail = (
+        "La base de données ne répond pas ; rien n'a été enregistré ni facturé. "
+        "Réessayez dans quelques instants."
+    )
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
+def invalid_field(field: str, message: str) -> InvalidRequest:
+    """A 422 naming one field, for checks that only the service layer can make."""
+    return InvalidRequest(
+        f"Le champ « {field} » est invalide : {message}",
+        errors=[FieldError(field=field, message=message)],
+    )

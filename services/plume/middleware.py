@@ -1,0 +1,126 @@
+"""ASGI middleware: request id, body size limit, access log and the last-resort 500."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from plume.errors import PROBLEM_JSON, InternalError, PayloadTooLarge, PlumeError
+
+logger = structlog.get_logger("plume.http")
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class BodyTooLarge(Exception):
+    """Raised from `receive` when the streamed body passes the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _limit_message(limit: int) -> str:
+    mib = limit / (1024 * 1024)
+    size = f"{mib:g} Mio" if mib >= 1 else f"{limit} octets"
+    return f"Le corps de la requête dépasse la taille autorisée ({size})."
+
+
+class RequestContextMiddleware:
+    """Outermost layer of the application (inside Starlette's own error middleware)."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, large_body_paths: dict[str, int]
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.large_body_paths = large_body_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        client_id = _header(scope, b"x-request-id")
+        request_id = (
+            client_id if client_id and _CLIENT_REQUEST_ID.match(client_id) else uuid.uuid4().hex
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status_holder: dict[str, Any] = {"status": 500, "started": False}
+        limit = self.large_body_paths.get(scope["path"], self.max_body_bytes)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                status_holder["started"] = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        try:
+            declared = _header(scope, b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise BodyTooLarge(limit)
+            await self.app(scope, limited_receive, send_with_id)
+        except BodyTooLarge as exc:
+            await self._send_problem(
+                PayloadTooLarge(_limit_message(exc.limit)), request_id, send_with_id, status_holder
+            )
+        except Exception:
+            logger.exception("unhandled_error", path=scope["path"], method=scope["method"])
+            await self._send_problem(InternalError(), request_id, send_with_id, status_holder)
+        finally:
+            route = scope.get("route")
+            logger.info(
+                "request",
+                method=scope["method"],
+                route=getattr(route, "path", None) or "unmatched",
+                status=status_holder["status"],
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            structlog.contextvars.clear_contextvars()
+
+    @staticmethod
+    async def _send_problem(
+        error: PlumeError, request_id: str, send: Send, status_holder: dict[str, Any]
+    ) -> None:
+        if status_holder["started"]:
+            # Too late for a clean answer: the client sees a cut response.
+            return
+        body = json.dumps(error.problem(request_id), ensure_ascii=False).encode()
+        headers = [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+        if isinstance(error, PayloadTooLarge):
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

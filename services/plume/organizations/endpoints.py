@@ -1,0 +1,66 @@
+"""HTTP routes for organisations: the operator's admin routes and a tenant's own view."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from plume.credentials.auth import AnyKey, OperatorAdmin
+from plume.organizations.schemas import (
+    AdminOrganizationOut,
+    OrganizationCreate,
+    OrganizationOut,
+    OrganizationUpdate,
+)
+from plume.organizations.service import OrganizationService
+from plume.pagination import Page, PageParams, next_cursor
+from plume.transaction import DBSession
+
+admin_router = APIRouter(prefix="/v1/admin/organizations", tags=["operator"])
+tenant_router = APIRouter(prefix="/v1/organization", tags=["tenant"])
+
+
+@admin_router.post("", status_code=status.HTTP_201_CREATED, summary="Create an EPCI or a commune")
+async def create_organization(
+    payload: OrganizationCreate, session: DBSession, principal: OperatorAdmin
+) -> AdminOrganizationOut:
+    service = OrganizationService(session, principal.scope)
+    organization = await service.create(payload)
+    return await service.admin_view(organization)
+
+
+@admin_router.get("", summary="List every organisation, newest first")
+async def list_organizations(
+    session: DBSession, principal: OperatorAdmin, page: PageParams
+) -> Page[AdminOrganizationOut]:
+    service = OrganizationService(session, principal.scope)
+    rows, cursor = next_cursor(
+        list(await service.list_page(page)), page, lambda o: (o.created_at, o.id)
+    )
+    return Page(items=[await service.admin_view(o) for o in rows], next_cursor=cursor)
+
+
+@admin_router.get("/{organization_id}", summary="Read one organisation")
+async def get_organization(
+    organization_id: uuid.UUID, session: DBSession, principal: OperatorAdmin
+) -> AdminOrganizationOut:
+    service = OrganizationService(session, principal.scope)
+    return await service.admin_view(await service.get(organization_id))
+
+
+@admin_router.patch("/{organization_id}", summary="Update name, status or policy")
+async def update_organization(
+    organization_id: uuid.UUID,
+    payload: OrganizationUpdate,
+    session: DBSession,
+    principal: OperatorAdmin,
+) -> AdminOrganizationOut:
+    service = OrganizationService(session, principal.scope)
+    organization = await service.update(organization_id, payload)
+    return await service.admin_view(organization)
+
+
+@tenant_router.get("", summary="The organisation this key acts for, with its effective policy")
+async def get_own_organization(principal: AnyKey) -> OrganizationOut:
+    return principal.organization

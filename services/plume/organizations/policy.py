@@ -1,0 +1,93 @@
+"""Organisation policy: validated per level, inherited and only ever narrowed down the tree."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DocumentKind = Literal["arrete", "deliberation", "courrier", "bulletin_article", "synthese", "chat"]
+Hosting = Literal["fr", "eu", "non_eu"]
+
+ALL_KINDS: tuple[str, ...] = (
+    "arrete",
+    "deliberation",
+    "courrier",
+    "bulletin_article",
+    "synthese",
+    "chat",
+)
+ALL_HOSTING: tuple[str, ...] = ("fr", "eu", "non_eu")
+
+# The operator's defaults, in force where the operator's own policy sets nothing.
+DEFAULT_POLICY: dict[str, Any] = {
+    "allowed_kinds": list(ALL_KINDS),
+    "allowed_hosting": ["fr", "eu"],
+    "tribunal_administratif": "Rouen",
+}
+
+
+class PolicyPatch(BaseModel):
+    """The keys an operator sets at one level; absent or null means inherit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_kinds: list[DocumentKind] | None = Field(default=None, max_length=len(ALL_KINDS))
+    allowed_hosting: list[Hosting] | None = Field(default=None, max_length=len(ALL_HOSTING))
+    tribunal_administratif: str | None = Field(default=None, min_length=1, max_length=80)
+
+    @field_validator("allowed_kinds", "allowed_hosting")
+    @classmethod
+    def _no_duplicates(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("Une valeur est répétée.")
+        return value
+
+    @field_validator("tribunal_administratif")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("Ne peut pas être vide.")
+        return value.strip() if value is not None else None
+
+
+class EffectivePolicy(BaseModel):
+    allowed_kinds: list[DocumentKind]
+    allowed_hosting: list[Hosting]
+    tribunal_administratif: str
+
+
+def merge_patch(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Apply a PATCH: a key set to null is removed (inherit again), others replace."""
+    merged = dict(stored)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
+    """Compute the policy in force at the end of `chain` (operator first, the tenant last).
+
+    Lists are intersected, so a lower level can narrow but never widen; the tribunal is the
+    nearest level's choice.
+    """
+    operator_level = {**DEFAULT_POLICY, **(chain[0] if chain else {})}
+    kinds = set(operator_level["allowed_kinds"])
+    hosting = set(operator_level["allowed_hosting"])
+    tribunal = operator_level["tribunal_administratif"]
+    for level in chain[1:]:
+        if level.get("allowed_kinds") is not None:
+            kinds &= set(level["allowed_kinds"])
+        if level.get("allowed_hosting") is not None:
+            hosting &= set(level["allowed_hosting"])
+        if level.get("tribunal_administratif"):
+            tribunal = level["tribunal_administratif"]
+    return EffectivePolicy(
+        allowed_kinds=[k for k in ALL_KINDS if k in kinds],
+        allowed_hosting=[h for h in ALL_HOSTING if h in hosting],
+        tribunal_administratif=tribunal,
+    )

@@ -1,0 +1,100 @@
+"""All SQL about organisations. Every query is filtered by the caller's TenantScope."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.db import TenantScope
+from plume.models import Organization, OrganizationKind
+from plume.pagination import PageRequest, paginate
+
+
+class OrganizationRepository:
+    def __init__(self, session: AsyncSession, scope: TenantScope) -> None:
+        self.session = session
+        self.scope = scope
+
+    async def get(self, organization_id: uuid.UUID) -> Organization | None:
+        statement = select(Organization).where(
+            Organization.id == organization_id, self.scope.clause(Organization.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get_by_slug(self, slug: str) -> Organization | None:
+        statement = select(Organization).where(
+            Organization.slug == slug, self.scope.clause(Organization.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get_operator(self) -> Organization | None:
+        statement = select(Organization).where(
+            Organization.kind == OrganizationKind.OPERATOR, self.scope.clause(Organization.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def find_identifier_owner(
+        self, *, insee_code: str | None, siren: str | None
+    ) -> Organization | None:
+        """Uniqueness is global: look across every tenant the caller may see."""
+        conditions = []
+        if insee_code is not None:
+            conditions.append(Organization.insee_code == insee_code)
+        if siren is not None:
+            conditions.append(Organization.siren == siren)
+        if not conditions:
+            return None
+        statement = select(Organization).where(
+            conditions[0] if len(conditions) == 1 else conditions[0] | conditions[1],
+            self.scope.clause(Organization.id),
+        )
+        return (await self.session.execute(statement.limit(1))).scalar_one_or_none()
+
+    async def list_page(
+        self, page: PageRequest, *, kind: OrganizationKind | None = None
+    ) -> Sequence[Organization]:
+        statement = select(Organization).where(self.scope.clause(Organization.id))
+        if kind is not None:
+            statement = statement.where(Organization.kind == kind)
+        statement = paginate(statement, page, Organization.created_at, Organization.id)
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def list_all(self) -> Sequence[Organization]:
+        statement = (
+            select(Organization)
+            .where(self.scope.clause(Organization.id))
+            .order_by(Organization.created_at, Organization.id)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def chain(self, organization: Organization) -> list[Organization]:
+        """The organisation and its ancestors, operator first (the tree is 3 levels deep)."""
+        chain = [organization]
+        current = organization
+        while current.parent_id is not None:
+            parent = await self.get(current.parent_id)
+            if parent is None:
+                break
+            chain.insert(0, parent)
+            current = parent
+        return chain
+
+    async def child_ids(self, organization_id: uuid.UUID) -> list[uuid.UUID]:
+        statement = select(Organization.id).where(
+            Organization.parent_id == organization_id, self.scope.clause(Organization.id)
+        )
+        return list((await self.session.execute(statement)).scalars().all())
+
+    async def add(self, organization: Organization) -> Organization:
+        self.session.add(organization)
+        await self.session.flush()
+        await self.session.refresh(organization)
+        return organization
+
+    async def save(self, organization: Organization) -> Organization:
+        await self.session.flush()
+        await self.session.refresh(organization)
+        return organization

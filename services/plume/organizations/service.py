@@ -1,0 +1,173 @@
+"""Decisions about the organisation tree: who may be whose parent, policy, status."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.db import TenantScope
+from plume.errors import Conflict, NotFound, invalid_field
+from plume.models import Organization, OrganizationKind, OrganizationStatus
+from plume.organizations.policy import EffectivePolicy, effective_policy, merge_patch
+from plume.organizations.repository import OrganizationRepository
+from plume.organizations.schemas import (
+    AdminOrganizationOut,
+    OrganizationCreate,
+    OrganizationOut,
+    OrganizationUpdate,
+)
+from plume.pagination import PageRequest
+
+OPERATOR_SLUG = "operator"
+OPERATOR_NAME = "Seine-Maritime Numérique"
+
+_KIND_LABEL = {
+    OrganizationKind.OPERATOR: "l'opérateur",
+    OrganizationKind.EPCI: "un EPCI",
+    OrganizationKind.COMMUNE: "une commune",
+}
+
+
+def organization_out(organization: Organization, policy: EffectivePolicy) -> OrganizationOut:
+    return OrganizationOut(
+        id=organization.id,
+        kind=organization.kind.value,
+        name=organization.name,
+        slug=organization.slug,
+        status=organization.status.value,
+        parent_id=organization.parent_id,
+        insee_code=organization.insee_code,
+        siren=organization.siren,
+        policy=policy,
+        created_at=organization.created_at,
+    )
+
+
+class OrganizationService:
+    def __init__(self, session: AsyncSession, scope: TenantScope) -> None:
+        self.repository = OrganizationRepository(session, scope)
+
+    async def get(self, organization_id: uuid.UUID) -> Organization:
+        organization = await self.repository.get(organization_id)
+        if organization is None:
+            raise NotFound("Aucune organisation ne porte cet identifiant.")
+        return organization
+
+    async def resolve(self, id_or_slug: str) -> Organization:
+        """Find an organisation by UUID or slug (INSEE code, SIREN or `operator`)."""
+        try:
+            return await self.get(uuid.UUID(id_or_slug))
+        except ValueError:
+            organization = await self.repository.get_by_slug(id_or_slug.strip().upper() or "-")
+            if organization is None:
+                organization = await self.repository.get_by_slug(id_or_slug.strip())
+            if organization is None:
+                raise NotFound(f"Aucune organisation « {id_or_slug} ».") from None
+            return organization
+
+    async def effective_policy(self, organization: Organization) -> EffectivePolicy:
+        chain = await self.repository.chain(organization)
+        return effective_policy([level.policy for level in chain])
+
+    async def admin_view(self, organization: Organization) -> AdminOrganizationOut:
+        base = organization_out(organization, await self.effective_policy(organization))
+        return AdminOrganizationOut(
+            **base.model_dump(), own_policy=organization.policy, updated_at=organization.updated_at
+        )
+
+    async def list_page(self, page: PageRequest) -> Sequence[Organization]:
+        return await self.repository.list_page(page)
+
+    async def create(self, payload: OrganizationCreate) -> Organization:
+        kind = OrganizationKind(payload.kind)
+        if kind is OrganizationKind.COMMUNE and payload.insee_code is None:
+            raise invalid_field("insee_code", "Obligatoire pour une commune.")
+        if kind is OrganizationKind.EPCI and payload.siren is None:
+            raise invalid_field("siren", "Obligatoire pour un EPCI.")
+
+        parent = await self._parent_for(kind, payload.parent_id)
+        insee_code = payload.insee_code if kind is OrganizationKind.COMMUNE else None
+        siren = payload.siren
+        owner = await self.repository.find_identifier_owner(insee_code=insee_code, siren=siren)
+        if owner is not None:
+            field = "insee_code" if insee_code and owner.insee_code == insee_code else "siren"
+            label = "code INSEE" if field == "insee_code" else "SIREN"
+            raise Conflict(
+                f"Une organisation existe déjà avec ce {label} : « {owner.name} » ({owner.id})."
+            )
+        organization = Organization(
+            kind=kind,
+            name=payload.name,
+            slug=insee_code if kind is OrganizationKind.COMMUNE else siren,
+            parent_id=parent.id,
+            insee_code=insee_code,
+            siren=siren,
+            status=OrganizationStatus.ACTIVE,
+            policy=payload.policy.model_dump(exclude_none=True) if payload.policy else {},
+        )
+        return await self.repository.add(organization)
+
+    async def _parent_for(
+        self, kind: OrganizationKind, parent_id: uuid.UUID | None
+    ) -> Organization:
+        if parent_id is None:
+            operator = await self.repository.get_operator()
+            if operator is None:
+                raise Conflict(
+                    "L'organisation opérateur n'existe pas ; lancez « plume bootstrap »."
+                )
+            return operator
+        parent = await self.repository.get(parent_id)
+        if parent is None:
+            raise invalid_field("parent_id", "Aucune organisation ne porte cet identifiant.")
+        allowed = (
+            {OrganizationKind.OPERATOR, OrganizationKind.EPCI}
+            if kind is OrganizationKind.COMMUNE
+            else {OrganizationKind.OPERATOR}
+        )
+        if parent.kind not in allowed:
+            rule = (
+                "Une commune est rattachée à un EPCI ou à l'opérateur"
+                if kind is OrganizationKind.COMMUNE
+                else "Un EPCI est rattaché à l'opérateur"
+            )
+            raise invalid_field("parent_id", f"{rule}, pas à {_KIND_LABEL[parent.kind]}.")
+        return parent
+
+    async def update(self, organization_id: uuid.UUID, payload: OrganizationUpdate) -> Organization:
+        organization = await self.get(organization_id)
+        fields = payload.model_fields_set
+        if "name" in fields and payload.name is not None:
+            organization.name = payload.name
+        if "status" in fields and payload.status is not None:
+            status = OrganizationStatus(payload.status)
+            if (
+                organization.kind is OrganizationKind.OPERATOR
+                and status is OrganizationStatus.SUSPENDED
+            ):
+                raise invalid_field("status", "L'opérateur ne peut pas être suspendu.")
+            organization.status = status
+        if "policy" in fields:
+            patch = payload.policy.model_dump(exclude_unset=True) if payload.policy else {}
+            if payload.policy is None:
+                organization.policy = {}
+            else:
+                organization.policy = merge_patch(organization.policy, patch)
+        return await self.repository.save(organization)
+
+    async def ensure_operator(self, name: str = OPERATOR_NAME) -> tuple[Organization, bool]:
+        """Create the single operator organisation if there is none."""
+        existing = await self.repository.get_operator()
+        if existing is not None:
+            return existing, False
+        operator = Organization(
+            kind=OrganizationKind.OPERATOR,
+            name=name,
+            slug=OPERATOR_SLUG,
+            parent_id=None,
+            status=OrganizationStatus.ACTIVE,
+            policy={},
+        )
+        return await self.repository.add(operator), True
