@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TypeVar
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.config import ConfigurationError, Settings, load_settings
@@ -275,6 +276,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except PlumeError as exc:
         field = f" ({exc.errors[0].field})" if exc.errors else ""
         print(f"plume: error{field}: {exc.detail}", file=sys.stderr)
+        sys.exit(1)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        print(f"plume: error ({field}): {message}", file=sys.stderr)
         sys.exit(1)
     except CommandError as exc:
         print(f"plume: error: {exc}", file=sys.stderr)

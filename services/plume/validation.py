@@ -87,11 +87,19 @@ def _message(error: dict[str, Any]) -> str:
     return "Valeur invalide."
 
 
+_NOT_JSON = (
+    "Le corps de la requête doit être un objet JSON, envoyé avec l'en-tête "
+    "« Content-Type: application/json »."
+)
+
+
 def invalid_request_from(errors: Sequence[Any]) -> InvalidRequest:
+    if any(e.get("type") in {"json_invalid", "json_type"} for e in errors) or any(
+        tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing" for e in errors
+    ):
+        return InvalidRequest(_NOT_JSON, errors=[FieldError(field="body", message=_NOT_JSON)])
     field_errors = [FieldError(field=_field_path(e["loc"]), message=_message(e)) for e in errors]
-    if any(e.get("type") in {"json_invalid", "json_type"} for e in errors):
-        detail = "Le corps de la requête n'est pas un JSON valide."
-    elif len(field_errors) == 1:
+    if len(field_errors) == 1:
         only = field_errors[0]
         detail = f"Le champ « {only.field} » est invalide : {only.message}"
     else:
