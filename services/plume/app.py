@@ -21,7 +21,6 @@ from plume.config import Settings, get_settings
 from plume.credentials import endpoints as credentials_endpoints
 from plume.db import create_engine, create_session_factory
 from plume.errors import (
-    PROBLEM_JSON,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -29,6 +28,7 @@ from plume.errors import (
     PayloadTooLarge,
     PlumeError,
     ServiceUnavailable,
+    render_error,
 )
 from plume.log import configure_logging
 from plume.middleware import BodyTooLarge, RequestContextMiddleware
@@ -49,11 +49,9 @@ in its security requirement. Errors are `application/problem+json` (RFC 9457).
 
 def problem_response(error: PlumeError, request: Request) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
+    body, media_type = render_error(error, request_id, request.url.path)
     return JSONResponse(
-        error.problem(request_id),
-        status_code=error.status,
-        headers=error.headers,
-        media_type=PROBLEM_JSON,
+        body, status_code=error.status, headers=error.headers, media_type=media_type
     )
 
 
@@ -66,6 +64,16 @@ def _is_database_unreachable(error: Exception) -> bool:
         # A failed connection is a bare OperationalError; its subclasses are query errors.
         return type(error.orig) is psycopg.OperationalError
     return False
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts at this path (Starlette reports only the first)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _install_exception_handlers(app: FastAPI) -> None:
@@ -85,7 +93,7 @@ def _install_exception_handlers(app: FastAPI) -> None:
         elif error.status_code == 404:
             mapped = NotFound("Aucune ressource à cette adresse.")
         elif error.status_code == 405:
-            mapped = MethodNotAllowed()
+            mapped = MethodNotAllowed(headers={"Allow": _allowed_methods(request)})
         elif error.status_code == 400:
             mapped = InvalidRequest("Le corps de la requête n'a pas pu être lu.")
         else:

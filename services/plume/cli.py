@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -153,11 +154,23 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> None:
         print(line)
 
 
+def _exit_cleanly_after_drain() -> None:
+    """uvicorn drains on SIGTERM/SIGINT, then re-raises the signal with the previous
+    handlers: make those end the process with status 0, as a successful stop."""
+
+    def stop(signum: int, frame: object) -> None:
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     settings.require_database_url()
     settings.require_secret_key()
+    _exit_cleanly_after_drain()
     # Workers are separate processes: they rebuild the app from the same environment.
     uvicorn.run(
         "plume.app:create_app",
@@ -199,6 +212,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
 
     import uvicorn
 
+    _exit_cleanly_after_drain()
     uvicorn.run(
         create_app(settings),
         host=args.host,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -79,7 +80,10 @@ class Settings(BaseSettings):
             value = secret.get_secret_value()
             if len(value) < MIN_SECRET_LENGTH:
                 raise ValueError(f"PLUME_{name.upper()}: must be at least 32 characters")
-            if value.lower() in _WEAK_SECRETS or len(set(value)) < 8:
+            leftover = re.sub(
+                "|".join(sorted(_WEAK_SECRETS, key=len, reverse=True)), "", value.lower()
+            )
+            if len(leftover) < 8 or len(set(value)) < 8:
                 raise ValueError(f"PLUME_{name.upper()}: is a well-known or trivial value")
         return self
 

@@ -86,6 +86,23 @@ class OrganizationSuspended(PlumeError):
     )
 
 
+class KindDisabled(PlumeError):
+    status = 403
+    code = "kind_disabled"
+    title = "Type de document désactivé"
+    default_detail = "Ce type de document est désactivé par la politique de votre organisation."
+
+
+class HostingNotAllowed(PlumeError):
+    status = 403
+    code = "hosting_not_allowed"
+    title = "Hébergement non autorisé"
+    default_detail = (
+        "Aucun fournisseur autorisé par la politique d'hébergement de votre organisation "
+        "ne peut traiter cette demande."
+    )
+
+
 class NotFound(PlumeError):
     status = 404
     code = "not_found"
@@ -121,6 +138,23 @@ class InvalidRequest(PlumeError):
     default_detail = "La requête contient des erreurs ; voir la liste des champs en cause."
 
 
+class ContentRefused(PlumeError):
+    status = 422
+    code = "content_refused"
+    title = "Contenu refusé par le fournisseur"
+    default_detail = "Le fournisseur d'IA a refusé de traiter ce contenu."
+
+
+class ProviderUnavailable(PlumeError):
+    status = 502
+    code = "provider_unavailable"
+    title = "Fournisseur d'IA indisponible"
+    default_detail = (
+        "Aucun des fournisseurs d'IA autorisés pour votre organisation n'a pu répondre. "
+        "Rien ne vous a été facturé ; réessayez dans quelques minutes."
+    )
+
+
 class ServiceUnavailable(PlumeError):
     status = 503
     code = "unavailable"
@@ -132,6 +166,40 @@ class ServiceUnavailable(PlumeError):
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail, headers={"Retry-After": "5"})
+
+
+# Routes that speak OpenAI's error shape rather than problem details.
+OPENAI_COMPATIBLE_PATHS = frozenset({"/v1/chat/completions", "/v1/models"})
+
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error(error: PlumeError) -> dict[str, Any]:
+    """The same error in OpenAI's shape, for the OpenAI-compatible routes."""
+    body: dict[str, Any] = {
+        "message": error.detail,
+        "type": _OPENAI_TYPES.get(error.status, "api_error"),
+        "code": error.code,
+        "param": error.errors[0].field if error.errors else None,
+    }
+    return {"error": body}
+
+
+def render_error(
+    error: PlumeError, request_id: str | None, path: str
+) -> tuple[dict[str, Any], str]:
+    """The body and media type of an error answer on `path`."""
+    if path in OPENAI_COMPATIBLE_PATHS:
+        return openai_error(error), "application/json"
+    return error.problem(request_id), PROBLEM_JSON
 
 
 def invalid_field(field: str, message: str) -> InvalidRequest:

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plume.errors import PROBLEM_JSON, InternalError, PayloadTooLarge, PlumeError
+from plume.errors import InternalError, PayloadTooLarge, PlumeError, render_error
 
 logger = structlog.get_logger("plume.http")
 
@@ -91,11 +91,17 @@ class RequestContextMiddleware:
             await self.app(scope, limited_receive, send_with_id)
         except BodyTooLarge as exc:
             await self._send_problem(
-                PayloadTooLarge(_limit_message(exc.limit)), request_id, send_with_id, status_holder
+                PayloadTooLarge(_limit_message(exc.limit)),
+                request_id,
+                scope["path"],
+                send_with_id,
+                status_holder,
             )
         except Exception:
             logger.exception("unhandled_error", path=scope["path"], method=scope["method"])
-            await self._send_problem(InternalError(), request_id, send_with_id, status_holder)
+            await self._send_problem(
+                InternalError(), request_id, scope["path"], send_with_id, status_holder
+            )
         finally:
             route = scope.get("route")
             logger.info(
@@ -109,14 +115,19 @@ class RequestContextMiddleware:
 
     @staticmethod
     async def _send_problem(
-        error: PlumeError, request_id: str, send: Send, status_holder: dict[str, Any]
+        error: PlumeError,
+        request_id: str,
+        path: str,
+        send: Send,
+        status_holder: dict[str, Any],
     ) -> None:
         if status_holder["started"]:
             # Too late for a clean answer: the client sees a cut response.
             return
-        body = json.dumps(error.problem(request_id), ensure_ascii=False).encode()
+        payload, media_type = render_error(error, request_id, path)
+        body = json.dumps(payload, ensure_ascii=False).encode()
         headers = [
-            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-type", media_type.encode()),
             (b"content-length", str(len(body)).encode()),
         ]
         headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]

@@ -1,0 +1,762 @@
+"""API keys as their users rely on them: minting, showing once, revoking, expiry, HMAC at rest,
+secret rotation, last use, self-service by a tenant admin, suspension, and the error format."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
+from pydantic import SecretStr
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from plume.app import create_app
+from plume.config import Settings
+from plume.db import create_engine, create_session_factory
+from plume.models import ApiKey, Organization
+from plume.transaction import get_db_session
+from tests.conftest import TEST_SECRET, make_settings, random_secret, reset_tenant_context
+from tests.factories import Factory, Key
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+_FRENCH_WORDS = {
+    *("de", "la", "le", "les", "du", "des", "un", "une", "ce", "cet", "cette", "à"),
+    *("est", "ne", "pas", "aucun", "aucune", "votre", "vous", "clé", "doit", "être"),
+    *("et", "ou", "en", "au", "aux", "par", "pour", "sur", "dans", "non", "valeur", "champ"),
+}
+
+
+def looks_french(text: str) -> bool:
+    words = set(re.findall(r"[a-zà-ÿ]+", text.lower()))
+    return bool(words & _FRENCH_WORDS) or any(char in text for char in "éèêàçù")
+
+
+def assert_problem(response: Response, status: int, code: str) -> dict[str, Any]:
+    """An RFC 9457 problem with the contract's fields, a French detail and the request id."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"]
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert looks_french(body["detail"]), body["detail"]
+    assert body["request_id"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    if status == 401:
+        assert response.headers["www-authenticate"].lower().startswith("bearer")
+    return body
+
+
+def assert_invalid(response: Response, field: str) -> dict[str, Any]:
+    body = assert_problem(response, 422, "invalid_request")
+    fields = {error["field"] for error in body["errors"]}
+    assert field in fields, body
+    assert all(looks_french(error["message"]) for error in body["errors"]), body
+    return body
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def hmac_sha256(secret: str, key: str) -> str:
+    return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+async def key_row(db: AsyncSession, key_id: str | uuid.UUID) -> Any:
+    """The stored columns, read afresh from the database (not from the identity map)."""
+    statement = select(
+        ApiKey.secret_hash,
+        ApiKey.secret_version,
+        ApiKey.prefix,
+        ApiKey.revoked_at,
+        ApiKey.expires_at,
+        ApiKey.last_used_at,
+    ).where(ApiKey.id == uuid.UUID(str(key_id)))
+    return (await db.execute(statement)).one()
+
+
+async def count_keys(db: AsyncSession) -> int:
+    return int(await db.scalar(select(func.count()).select_from(ApiKey)) or 0)
+
+
+def future(hours: int = 1) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
+
+
+@asynccontextmanager
+async def http(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://plume.test") as client:
+        yield client
+
+
+def app_on_test_connection(
+    settings: Settings,
+    connection: AsyncConnection,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> FastAPI:
+    """Like conftest's `app`, with other settings (e.g. another secret)."""
+    application = create_app(settings, session_factory=session_factory)
+
+    async def request_session() -> AsyncIterator[AsyncSession]:
+        async with session_factory() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            else:
+                await session.commit()
+            finally:
+                await reset_tenant_context(connection)
+
+    application.dependency_overrides[get_db_session] = request_session
+    return application
+
+
+@dataclass
+class Tenant:
+    commune: Organization
+    admin: Key
+    agent: Key
+    operator: Key
+
+
+@pytest.fixture
+async def tenant(factory: Factory) -> Tenant:
+    commune = await factory.commune("La Haye")
+    return Tenant(
+        commune=commune,
+        admin=await factory.key(commune, "tenant_admin"),
+        agent=await factory.key(commune, "agent"),
+        operator=await factory.operator_key(),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Minting, shown once, revoking
+# --------------------------------------------------------------------------------------
+
+
+async def test_operator_mints_a_key_that_is_shown_once(
+    client: AsyncClient, db: AsyncSession, tenant: Tenant
+) -> None:
+    response = await client.post(
+        f"/v1/admin/organizations/{tenant.commune.id}/api-keys",
+        json={"name": "Secrétariat de mairie", "role": "tenant_admin"},
+        headers=tenant.operator.headers,
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    secret = created["key"]
+    assert secret.startswith("plm_")
+    assert len(secret) >= 40
+    assert created["organization_id"] == str(tenant.commune.id)
+    assert created["role"] == "tenant_admin"
+    assert created["name"] == "Secrétariat de mairie"
+    assert created["status"] == "active"
+    assert created["revoked_at"] is None
+    assert created["last_used_at"] is None
+    assert created["created_by"] == tenant.operator.id
+    # The prefix identifies the key without revealing it.
+    assert created["prefix"].startswith("plm_")
+    assert secret.startswith(created["prefix"])
+    assert len(created["prefix"]) <= 16
+    assert "no-store" in response.headers.get("cache-control", "")
+
+    me = await client.get("/v1/organization", headers=bearer(secret))
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == str(tenant.commune.id)
+
+    # Never shown again: neither in the operator's list nor in the tenant's.
+    for url, headers in [
+        (f"/v1/admin/organizations/{tenant.commune.id}/api-keys", tenant.operator.headers),
+        ("/v1/organization/api-keys", bearer(secret)),
+    ]:
+        listing = await client.get(url, headers=headers)
+        assert listing.status_code == 200, listing.text
+        assert secret not in listing.text
+        items = {item["id"]: item for item in listing.json()["items"]}
+        assert all("key" not in item for item in items.values())
+        assert items[created["id"]]["prefix"] == created["prefix"]
+
+    # Nor stored anywhere in the row.
+    row_json = await db.scalar(
+        text("SELECT row_to_json(k)::text FROM api_keys k WHERE id = :id"),
+        {"id": uuid.UUID(created["id"])},
+    )
+    assert row_json is not None
+    assert secret not in row_json
+    assert secret[len(created["prefix"]) :] not in row_json
+
+
+async def test_every_minted_key_is_different(client: AsyncClient, tenant: Tenant) -> None:
+    seen: set[str] = set()
+    for _ in range(3):
+        response = await client.post(
+            f"/v1/admin/organizations/{tenant.commune.id}/api-keys",
+            json={"name": "Agent", "role": "agent"},
+            headers=tenant.operator.headers,
+        )
+        assert response.status_code == 201, response.text
+        seen.add(response.json()["key"])
+    assert len(seen) == 3
+
+
+async def test_revoked_key_is_refused_on_the_very_next_request(
+    client: AsyncClient, tenant: Tenant
+) -> None:
+    assert (await client.get("/v1/organization", headers=tenant.agent.headers)).status_code == 200
+
+    response = await client.delete(
+        f"/v1/admin/api-keys/{tenant.agent.id}", headers=tenant.operator.headers
+    )
+    assert response.status_code == 204, response.text
+    assert response.content == b""
+
+    refused = await client.get("/v1/organization", headers=tenant.agent.headers)
+    assert_problem(refused, 401, "unauthenticated")
+    # The other key of the same commune is unaffected.
+    assert (await client.get("/v1/organization", headers=tenant.admin.headers)).status_code == 200
+
+    listing = await client.get(
+        f"/v1/admin/organizations/{tenant.commune.id}/api-keys", headers=tenant.operator.headers
+    )
+    item = next(i for i in listing.json()["items"] if i["id"] == tenant.agent.id)
+    assert item["status"] == "revoked"
+    assert item["revoked_at"] is not None
+
+
+# --------------------------------------------------------------------------------------
+# Another instance of the application, on a database with real commits
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Committed:
+    operator: Key
+    commune: Organization
+    agent: Key
+    admin: Key
+    read: Callable[[str], Awaitable[Any]]
+
+
+@pytest.fixture
+async def committed(committed_database_url: str) -> AsyncIterator[Committed]:
+    engine = create_engine(committed_database_url, pool_size=1)
+    sessions = create_session_factory(engine)
+    async with sessions() as session, session.begin():
+        factory = Factory(session, TEST_SECRET)
+        commune = await factory.commune("Commune engagée")
+        operator = await factory.operator_key()
+        agent = await factory.key(commune, "agent")
+        admin = await factory.key(commune, "tenant_admin")
+
+    async def read(key_id: str) -> Any:
+        async with sessions() as session:
+            return await key_row(session, key_id)
+
+    try:
+        yield Committed(operator, commune, agent, admin, read)
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def instance(database_url: str) -> AsyncIterator[AsyncClient]:
+    """One more application process: its own engine and pool, production transactions."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with http(create_app(make_settings(database_url), engine=engine)) as client:
+            yield client
+    finally:
+        await engine.dispose()
+
+
+async def test_revocation_is_seen_at_once_by_another_instance(
+    committed_database_url: str, committed: Committed
+) -> None:
+    async with (
+        instance(committed_database_url) as first,
+        instance(committed_database_url) as second,
+    ):
+        # Both instances have served the key (any cache would now hold it).
+        for client in (first, second):
+            response = await client.get("/v1/organization", headers=committed.agent.headers)
+            assert response.status_code == 200, response.text
+
+        revoked = await first.delete(
+            f"/v1/admin/api-keys/{committed.agent.id}", headers=committed.operator.headers
+        )
+        assert revoked.status_code == 204, revoked.text
+
+        for client in (second, first):
+            refused = await client.get("/v1/organization", headers=committed.agent.headers)
+            assert_problem(refused, 401, "unauthenticated")
+        ok = await second.get("/v1/organization", headers=committed.admin.headers)
+        assert ok.status_code == 200, ok.text
+    assert (await committed.read(committed.agent.id)).revoked_at is not None
+
+
+async def test_last_used_at_is_set_on_first_use_and_not_rewritten_right_after(
+    committed_database_url: str, committed: Committed
+) -> None:
+    assert (await committed.read(committed.agent.id)).last_used_at is None
+    async with instance(committed_database_url) as client:
+        first = await client.get("/v1/organization", headers=committed.agent.headers)
+        assert first.status_code == 200, first.text
+        used = (await committed.read(committed.agent.id)).last_used_at
+        assert used is not None
+        assert abs(datetime.now(UTC) - used) < timedelta(minutes=1)
+
+        second = await client.get("/v1/organization", headers=committed.agent.headers)
+        assert second.status_code == 200, second.text
+        assert (await committed.read(committed.agent.id)).last_used_at == used
+
+        listing = await client.get("/v1/organization/api-keys", headers=committed.admin.headers)
+        item = next(i for i in listing.json()["items"] if i["id"] == committed.agent.id)
+        assert datetime.fromisoformat(item["last_used_at"]) == used
+
+
+async def test_last_used_at_older_than_a_minute_is_refreshed(
+    client: AsyncClient, db: AsyncSession, tenant: Tenant
+) -> None:
+    stale = datetime.now(UTC) - timedelta(minutes=5)
+    await db.execute(
+        update(ApiKey).where(ApiKey.id == uuid.UUID(tenant.agent.id)).values(last_used_at=stale)
+    )
+    response = await client.get("/v1/organization", headers=tenant.agent.headers)
+    assert response.status_code == 200, response.text
+    refreshed = (await key_row(db, tenant.agent.id)).last_used_at
+    assert refreshed > stale + timedelta(minutes=4)
+
+
+# --------------------------------------------------------------------------------------
+# Refused credentials
+# --------------------------------------------------------------------------------------
+
+BAD_AUTHORIZATION = {
+    "missing": None,
+    "empty": "",
+    "scheme only": "Bearer",
+    "blank token": "Bearer  ",
+    "not a plume key": "Bearer sk-" + "a" * 48,
+    "too short": "Bearer plm_abc",
+    "bad characters": "Bearer plm_" + "!$%&" * 12,
+    "very long": "Bearer plm_" + "a" * 5000,
+    "unknown well-formed": "Bearer plm_" + secrets.token_urlsafe(32),
+    "basic": "Basic dXNlcjpwYXNzd29yZA==",
+}
+
+
+@pytest.mark.parametrize("authorization", BAD_AUTHORIZATION.values(), ids=BAD_AUTHORIZATION)
+async def test_missing_malformed_or_unknown_keys_are_401(
+    client: AsyncClient, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    response = await client.get("/v1/organization", headers=headers)
+    assert_problem(response, 401, "unauthenticated")
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["Basic {key}", "Token {key}", "{key}", "Bearer {key}x", "Bearer x{key}", "Bearer {short}"],
+)
+async def test_a_real_key_in_the_wrong_form_is_401(
+    client: AsyncClient, tenant: Tenant, template: str
+) -> None:
+    secret = tenant.agent.secret
+    authorization = template.format(key=secret, short=secret[:-1])
+    response = await client.get("/v1/organization", headers={"Authorization": authorization})
+    assert_problem(response, 401, "unauthenticated")
+    # The same key, properly sent, works (the refusal was about the form).
+    assert (await client.get("/v1/organization", headers=bearer(secret))).status_code == 200
+
+
+async def test_the_401_carries_the_callers_request_id(client: AsyncClient) -> None:
+    response = await client.get("/v1/organization", headers={"X-Request-ID": "mairie-42"})
+    body = assert_problem(response, 401, "unauthenticated")
+    assert body["request_id"] == "mairie-42"
+
+
+async def test_expired_key_is_401(client: AsyncClient, db: AsyncSession, tenant: Tenant) -> None:
+    response = await client.post(
+        f"/v1/admin/organizations/{tenant.commune.id}/api-keys",
+        json={"name": "Stagiaire", "role": "agent", "expires_at": future()},
+        headers=tenant.operator.headers,
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert datetime.fromisoformat(created["expires_at"]) > datetime.now(UTC)
+    assert (await client.get("/v1/organization", headers=bearer(created["key"]))).status_code == 200
+
+    await db.execute(
+        update(ApiKey)
+        .where(ApiKey.id == uuid.UUID(created["id"]))
+        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    )
+    refused = await client.get("/v1/organization", headers=bearer(created["key"]))
+    assert_problem(refused, 401, "unauthenticated")
+
+    listing = await client.get(
+        f"/v1/admin/organizations/{tenant.commune.id}/api-keys", headers=tenant.operator.headers
+    )
+    item = next(i for i in listing.json()["items"] if i["id"] == created["id"])
+    assert item["status"] == "expired"
+
+
+# --------------------------------------------------------------------------------------
+# At rest: HMAC keyed by the server secret, and rotation of that secret
+# --------------------------------------------------------------------------------------
+
+
+async def test_the_stored_hash_is_an_hmac_keyed_by_the_server_secret(
+    client: AsyncClient, db: AsyncSession, tenant: Tenant
+) -> None:
+    # A key minted over HTTP (the app runs with TEST_SECRET) and one minted by the service.
+    response = await client.post(
+        f"/v1/admin/organizations/{tenant.commune.id}/api-keys",
+        json={"name": "Accueil", "role": "agent"},
+        headers=tenant.operator.headers,
+    )
+    assert response.status_code == 201, response.text
+    minted = [
+        (response.json()["id"], response.json()["key"]),
+        (tenant.agent.id, tenant.agent.secret),
+    ]
+    versions = set()
+    for key_id, secret in minted:
+        row = await key_row(db, key_id)
+        assert row.secret_hash == hmac_sha256(TEST_SECRET, secret)
+        assert row.secret_hash != hashlib.sha256(secret.encode()).hexdigest()
+        assert row.secret_version
+        assert TEST_SECRET not in row.secret_version
+        versions.add(row.secret_version)
+    # One secret, one version; another secret, another version.
+    assert len(versions) == 1
+    other = await Factory(db, random_secret()).key(tenant.commune)
+    assert (await key_row(db, other.id)).secret_version not in versions
+
+
+async def test_rotation_keeps_old_keys_working_and_rehashes_them(
+    connection: AsyncConnection,
+    session_factory: async_sessionmaker[AsyncSession],
+    db: AsyncSession,
+    database_url: str,
+) -> None:
+    s1, s2 = random_secret(), random_secret()
+    old_factory = Factory(db, s1)
+    commune = await old_factory.commune("Commune en rotation")
+    key = await old_factory.key(commune, "agent")
+    before = await key_row(db, key.id)
+    assert before.secret_hash == hmac_sha256(s1, key.secret)
+    version_s2 = (await key_row(db, (await Factory(db, s2).key(commune)).id)).secret_version
+    assert before.secret_version != version_s2
+
+    only_new = make_settings(database_url, secret_key=SecretStr(s2))
+    rotating = make_settings(
+        database_url, secret_key=SecretStr(s2), previous_secret_keys=[SecretStr(s1)]
+    )
+    async with (
+        http(app_on_test_connection(only_new, connection, session_factory)) as new_only,
+        http(app_on_test_connection(rotating, connection, session_factory)) as during_rotation,
+    ):
+        # The secret matters: without S1 among the previous secrets, the old key is unknown.
+        assert_problem(
+            await new_only.get("/v1/organization", headers=key.headers), 401, "unauthenticated"
+        )
+
+        response = await during_rotation.get("/v1/organization", headers=key.headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == str(commune.id)
+
+        after = await key_row(db, key.id)
+        assert after.secret_hash == hmac_sha256(s2, key.secret)
+        assert after.secret_version == version_s2
+
+        # Re-hashed: it now works with S2 alone.
+        for client in (new_only, during_rotation):
+            again = await client.get("/v1/organization", headers=key.headers)
+            assert again.status_code == 200, again.text
+
+
+# --------------------------------------------------------------------------------------
+# A commune's tenant admin manages its own keys; an agent cannot
+# --------------------------------------------------------------------------------------
+
+
+async def test_tenant_admin_lists_creates_and_revokes_its_own_keys(
+    client: AsyncClient, tenant: Tenant
+) -> None:
+    expires_at = future(hours=24)
+    response = await client.post(
+        "/v1/organization/api-keys",
+        json={"name": "Agent d'accueil", "role": "agent", "expires_at": expires_at},
+        headers=tenant.admin.headers,
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["key"].startswith("plm_")
+    assert created["organization_id"] == str(tenant.commune.id)
+    assert created["role"] == "agent"
+    assert created["created_by"] == tenant.admin.id
+    assert datetime.fromisoformat(created["expires_at"]) == datetime.fromisoformat(expires_at)
+
+    me = await client.get("/v1/organization", headers=bearer(created["key"]))
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == str(tenant.commune.id)
+
+    listing = await client.get("/v1/organization/api-keys", headers=tenant.admin.headers)
+    assert listing.status_code == 200, listing.text
+    ids = [item["id"] for item in listing.json()["items"]]
+    assert set(ids) == {tenant.admin.id, tenant.agent.id, created["id"]}
+    assert created["key"] not in listing.text
+
+    revoked = await client.delete(
+        f"/v1/organization/api-keys/{created['id']}", headers=tenant.admin.headers
+    )
+    assert revoked.status_code == 204, revoked.text
+    assert_problem(
+        await client.get("/v1/organization", headers=bearer(created["key"])),
+        401,
+        "unauthenticated",
+    )
+    listing = await client.get("/v1/organization/api-keys", headers=tenant.admin.headers)
+    item = next(i for i in listing.json()["items"] if i["id"] == created["id"])
+    assert item["status"] == "revoked"
+    assert (await client.get("/v1/organization", headers=tenant.admin.headers)).status_code == 200
+
+
+async def test_an_agent_cannot_manage_keys(
+    client: AsyncClient, db: AsyncSession, tenant: Tenant
+) -> None:
+    before = await count_keys(db)
+    attempts = [
+        ("GET", "/v1/organization/api-keys", None),
+        ("POST", "/v1/organization/api-keys", {"name": "Moi-même", "role": "tenant_admin"}),
+        ("DELETE", f"/v1/organization/api-keys/{tenant.admin.id}", None),
+        ("DELETE", f"/v1/organization/api-keys/{tenant.agent.id}", None),
+    ]
+    for method, url, body in attempts:
+        response = await client.request(method, url, json=body, headers=tenant.agent.headers)
+        assert_problem(response, 403, "forbidden")
+    assert await count_keys(db) == before
+    for key in (tenant.admin, tenant.agent):
+        assert (await key_row(db, key.id)).revoked_at is None
+        assert (await client.get("/v1/organization", headers=key.headers)).status_code == 200
+
+
+# --------------------------------------------------------------------------------------
+# Validation of a new key
+# --------------------------------------------------------------------------------------
+
+
+def mint_routes(tenant: Tenant, operator_org: Organization) -> list[tuple[str, str, Key]]:
+    return [
+        (
+            "operator, for a commune",
+            f"/v1/admin/organizations/{tenant.commune.id}/api-keys",
+            tenant.operator,
+        ),
+        (
+            "operator, for itself",
+            f"/v1/admin/organizations/{operator_org.id}/api-keys",
+            tenant.operator,
+        ),
+        ("tenant admin", "/v1/organization/api-keys", tenant.admin),
+    ]
+
+
+async def test_operator_admin_cannot_be_requested_over_http(
+    client: AsyncClient,
+    db: AsyncSession,
+    factory: Factory,
+    tenant: Tenant,
+    subtests: pytest.Subtests,
+) -> None:
+    before = await count_keys(db)
+    for label, url, caller in mint_routes(tenant, await factory.operator()):
+        for role in ("operator_admin", "superadmin"):
+            with subtests.test(route=label, role=role):
+                response = await client.post(
+                    url, json={"name": "Pouvoir", "role": role}, headers=caller.headers
+                )
+                body = assert_invalid(response, "role")
+                assert "key" not in body
+    assert await count_keys(db) == before
+
+
+async def test_the_refusal_of_a_role_is_worded_entirely_in_french(
+    client: AsyncClient, tenant: Tenant
+) -> None:
+    """The allowed values are listed in French (« ou »), not with pydantic's English « or »."""
+    response = await client.post(
+        f"/v1/admin/organizations/{tenant.commune.id}/api-keys",
+        json={"name": "Pouvoir", "role": "operator_admin"},
+        headers=tenant.operator.headers,
+    )
+    body = assert_invalid(response, "role")
+    for message in [body["detail"], *(error["message"] for error in body["errors"])]:
+        assert "tenant_admin" in message
+        assert not re.search(r"\bor\b", message), message
+
+
+async def test_expires_at_must_be_a_future_instant_with_an_offset(
+    client: AsyncClient,
+    db: AsyncSession,
+    factory: Factory,
+    tenant: Tenant,
+    subtests: pytest.Subtests,
+) -> None:
+    before = await count_keys(db)
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    naive = (datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None).isoformat()
+    for label, url, caller in mint_routes(tenant, await factory.operator()):
+        for case, value in [("past", past), ("no offset", naive), ("not a date", "demain")]:
+            with subtests.test(route=label, case=case):
+                response = await client.post(
+                    url,
+                    json={"name": "Temporaire", "role": "agent", "expires_at": value},
+                    headers=caller.headers,
+                )
+                assert_invalid(response, "expires_at")
+    assert await count_keys(db) == before
+
+
+async def test_a_new_key_needs_a_name_and_no_unknown_fields(
+    client: AsyncClient, tenant: Tenant
+) -> None:
+    url = f"/v1/admin/organizations/{tenant.commune.id}/api-keys"
+    headers = tenant.operator.headers
+    assert_invalid(await client.post(url, json={"role": "agent"}, headers=headers), "name")
+    assert_invalid(
+        await client.post(url, json={"name": "   ", "role": "agent"}, headers=headers), "name"
+    )
+    assert_invalid(
+        await client.post(
+            url, json={"name": "x", "role": "agent", "secret": "plm_x"}, headers=headers
+        ),
+        "secret",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Suspension
+# --------------------------------------------------------------------------------------
+
+
+async def set_status(
+    client: AsyncClient, operator: Key, organization_id: uuid.UUID, status: str
+) -> None:
+    response = await client.patch(
+        f"/v1/admin/organizations/{organization_id}",
+        json={"status": status},
+        headers=operator.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == status
+
+
+async def test_a_suspended_communes_keys_are_403(
+    client: AsyncClient, factory: Factory, tenant: Tenant
+) -> None:
+    neighbour = await factory.key(await factory.commune("Voisine"), "agent")
+    await set_status(client, tenant.operator, tenant.commune.id, "suspended")
+
+    for key, url in [
+        (tenant.agent, "/v1/organization"),
+        (tenant.admin, "/v1/organization"),
+        (tenant.admin, "/v1/organization/api-keys"),
+    ]:
+        assert_problem(await client.get(url, headers=key.headers), 403, "organization_suspended")
+    assert (await client.get("/v1/organization", headers=neighbour.headers)).status_code == 200
+
+    await set_status(client, tenant.operator, tenant.commune.id, "active")
+    assert (await client.get("/v1/organization", headers=tenant.agent.headers)).status_code == 200
+
+
+async def test_a_suspended_epci_makes_its_communes_keys_403(
+    client: AsyncClient, factory: Factory
+) -> None:
+    operator = await factory.operator_key()
+    epci = await factory.epci("Communauté suspendue")
+    member = await factory.commune("Commune membre", parent=epci)
+    other_epci = await factory.epci("Communauté active")
+    outsider = await factory.commune("Commune d'ailleurs", parent=other_epci)
+    epci_admin = await factory.key(epci, "tenant_admin")
+    member_agent = await factory.key(member, "agent")
+    member_admin = await factory.key(member, "tenant_admin")
+    outsider_agent = await factory.key(outsider, "agent")
+
+    await set_status(client, operator, epci.id, "suspended")
+    for key in (epci_admin, member_agent, member_admin):
+        response = await client.get("/v1/organization", headers=key.headers)
+        assert_problem(response, 403, "organization_suspended")
+    assert (await client.get("/v1/organization", headers=outsider_agent.headers)).status_code == 200
+    # The commune itself is not suspended: its status is untouched, its EPCI's applies.
+    own = await client.get(f"/v1/admin/organizations/{member.id}", headers=operator.headers)
+    assert own.json()["status"] == "active"
+
+    await set_status(client, operator, epci.id, "active")
+    assert (await client.get("/v1/organization", headers=member_agent.headers)).status_code == 200
+
+
+# --------------------------------------------------------------------------------------
+# The error format, across the statuses these routes answer
+# --------------------------------------------------------------------------------------
+
+
+async def test_errors_are_french_problem_details(client: AsyncClient, tenant: Tenant) -> None:
+    cases: list[tuple[Response, int, str]] = [
+        (await client.get("/v1/organization"), 401, "unauthenticated"),
+        (
+            await client.get("/v1/admin/organizations", headers=tenant.admin.headers),
+            403,
+            "forbidden",
+        ),
+        (
+            await client.delete(
+                f"/v1/organization/api-keys/{uuid.uuid4()}", headers=tenant.admin.headers
+            ),
+            404,
+            "not_found",
+        ),
+        (await client.get("/v1/nulle-part", headers=tenant.admin.headers), 404, "not_found"),
+        (
+            await client.put("/v1/organization/api-keys", headers=tenant.admin.headers),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            await client.post(
+                "/v1/organization/api-keys",
+                content=b"{nope",
+                headers={**tenant.admin.headers, "Content-Type": "application/json"},
+            ),
+            422,
+            "invalid_request",
+        ),
+    ]
+    request_ids = set()
+    for response, status, code in cases:
+        body = assert_problem(response, status, code)
+        assert body["type"].endswith(code) or body["type"] == "about:blank"
+        request_ids.add(body["request_id"])
+    assert len(request_ids) == len(cases)  # one id per request

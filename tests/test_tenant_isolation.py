@@ -1,0 +1,835 @@
+"""Cross-tenant isolation: every route, acted on by another tenant, and row-level security.
+
+Tenant A is a commune attached to the operator (`commune_a`) and an EPCI (`epci_a`) with two
+communes (`a1`, `a2`); tenant B is another commune (`commune_b`) and another EPCI (`epci_b`)
+with its commune (`b1`). B's keys are pointed at A's resources on every route: the answer
+is 404 exactly as for a resource that does not exist (never 403, never the data). Operator
+routes refuse every non-operator key with 403 `forbidden`.
+
+`ROUTES` lists every (method, path) the application serves; a meta-test fails when a route
+appears that this suite does not cover.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from httpx import AsyncClient, Response
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from plume.db import APP_ROLE, TenantScope, enter_tenant_context
+from plume.models import ApiKey, Organization, OrganizationStatus
+from tests.conftest import reset_tenant_context
+from tests.factories import Factory, Key, fresh_insee
+
+# --------------------------------------------------------------------------------------
+# The routes this suite covers, and who may call them.
+# --------------------------------------------------------------------------------------
+
+PUBLIC = "public"  # no key
+ANY_KEY = "any_key"  # every role, its own organisation
+TENANT_ADMIN = "tenant_admin"  # tenant_admin (and operator_admin)
+OPERATOR = "operator"  # operator_admin only
+
+ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/v1/organization"): ANY_KEY,
+    ("GET", "/v1/organization/api-keys"): TENANT_ADMIN,
+    ("POST", "/v1/organization/api-keys"): TENANT_ADMIN,
+    ("DELETE", "/v1/organization/api-keys/{key_id}"): TENANT_ADMIN,
+    ("GET", "/v1/admin/organizations"): OPERATOR,
+    ("POST", "/v1/admin/organizations"): OPERATOR,
+    ("GET", "/v1/admin/organizations/{organization_id}"): OPERATOR,
+    ("PATCH", "/v1/admin/organizations/{organization_id}"): OPERATOR,
+    ("GET", "/v1/admin/organizations/{organization_id}/api-keys"): OPERATOR,
+    ("POST", "/v1/admin/organizations/{organization_id}/api-keys"): OPERATOR,
+    ("DELETE", "/v1/admin/api-keys/{key_id}"): OPERATOR,
+}
+
+# Cross-tenant tests register the route they attack here (at import, so order-independent).
+CROSS_TENANT_COVERAGE: dict[tuple[str, str], list[str]] = {}
+
+F = TypeVar("F", bound=Callable[..., Awaitable[None]])
+
+
+def covers(method: str, path: str) -> Callable[[F], F]:
+    def register(test: F) -> F:
+        CROSS_TENANT_COVERAGE.setdefault((method, path), []).append(test.__name__)
+        return test
+
+    return register
+
+
+def routes_of(*categories: str) -> list[tuple[str, str]]:
+    return [route for route, category in ROUTES.items() if category in categories]
+
+
+def route_id(route: tuple[str, str]) -> str:
+    return f"{route[0]} {route[1]}"
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+_FRENCH_WORDS = {
+    *("de", "la", "le", "les", "du", "des", "un", "une", "ce", "cet", "cette", "à"),
+    *("est", "ne", "pas", "aucun", "aucune", "votre", "vous", "clé", "doit", "être"),
+    *("et", "ou", "en", "au", "aux", "par", "pour", "sur", "dans", "non", "valeur", "champ"),
+}
+
+
+def looks_french(text: str) -> bool:
+    words = set(re.findall(r"[a-zà-ÿ]+", text.lower()))
+    return bool(words & _FRENCH_WORDS) or any(char in text for char in "éèêàçù")
+
+
+def assert_problem(response: Response, status: int, code: str) -> dict[str, Any]:
+    """An RFC 9457 problem with the contract's fields, a French detail and the request id."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"]
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert looks_french(body["detail"]), body["detail"]
+    assert body["request_id"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+def without_request_id(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "request_id"}
+
+
+def fill(path: str, *, organization_id: uuid.UUID | str, key_id: uuid.UUID | str) -> str:
+    """The concrete URL of a route template; an unknown placeholder is a KeyError."""
+    return path.format_map({"organization_id": organization_id, "key_id": key_id})
+
+
+def body_for(method: str, path: str) -> dict[str, Any] | None:
+    """A valid body for each write route, so that only authorization can refuse it."""
+    if (method, path) == ("POST", "/v1/admin/organizations"):
+        return {"kind": "commune", "name": "Commune intruse", "insee_code": fresh_insee()}
+    if (method, path) == ("PATCH", "/v1/admin/organizations/{organization_id}"):
+        return {"status": "suspended", "name": "Renommée par un intrus"}
+    if method == "POST" and path.endswith("/api-keys"):
+        return {"name": "Clé intruse", "role": "tenant_admin"}
+    return None
+
+
+async def call(
+    client: AsyncClient,
+    method: str,
+    url: str,
+    key: Key | None = None,
+    *,
+    json: dict[str, Any] | None = None,
+    params: dict[str, str] | None = None,
+) -> Response:
+    return await client.request(
+        method, url, headers=key.headers if key else None, json=json, params=params
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The two tenants
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    operator: Organization
+    commune_a: Organization
+    epci_a: Organization
+    a1: Organization
+    a2: Organization
+    commune_b: Organization
+    epci_b: Organization
+    b1: Organization
+    keys: dict[str, Key]
+
+    def key(self, name: str) -> Key:
+        return self.keys[name]
+
+    def org(self, name: str) -> Organization:
+        organization = getattr(self, name)
+        assert isinstance(organization, Organization)
+        return organization
+
+    def key_ids_of(self, organization: Organization) -> set[str]:
+        return {k.id for k in self.keys.values() if k.organization.id == organization.id}
+
+
+KEYS = {
+    "operator": ("operator", "operator_admin"),
+    "commune_a.admin": ("commune_a", "tenant_admin"),
+    "commune_a.agent": ("commune_a", "agent"),
+    "epci_a.admin": ("epci_a", "tenant_admin"),
+    "epci_a.agent": ("epci_a", "agent"),
+    "a1.admin": ("a1", "tenant_admin"),
+    "a1.agent": ("a1", "agent"),
+    "a2.admin": ("a2", "tenant_admin"),
+    "commune_b.admin": ("commune_b", "tenant_admin"),
+    "commune_b.agent": ("commune_b", "agent"),
+    "epci_b.admin": ("epci_b", "tenant_admin"),
+    "epci_b.agent": ("epci_b", "agent"),
+    "b1.admin": ("b1", "tenant_admin"),
+}
+
+
+@pytest.fixture
+async def world(factory: Factory) -> World:
+    operator = await factory.operator()
+    epci_a = await factory.epci("Communauté de communes A")
+    epci_b = await factory.epci("Communauté de communes B")
+    orgs = {
+        "operator": operator,
+        "commune_a": await factory.commune("Commune A"),
+        "epci_a": epci_a,
+        "a1": await factory.commune("Commune A1", parent=epci_a),
+        "a2": await factory.commune("Commune A2", parent=epci_a),
+        "commune_b": await factory.commune("Commune B"),
+        "epci_b": epci_b,
+        "b1": await factory.commune("Commune B1", parent=epci_b),
+    }
+    keys = {name: await factory.key(orgs[org], role) for name, (org, role) in KEYS.items()}
+    return World(**orgs, keys=keys)
+
+
+async def key_state(db: AsyncSession) -> dict[uuid.UUID, tuple[uuid.UUID, Any]]:
+    rows = await db.execute(select(ApiKey.id, ApiKey.organization_id, ApiKey.revoked_at))
+    return {row.id: (row.organization_id, row.revoked_at) for row in rows}
+
+
+async def organization_state(db: AsyncSession) -> dict[uuid.UUID, tuple[str, Any]]:
+    rows = await db.execute(select(Organization.id, Organization.name, Organization.status))
+    return {row.id: (row.name, row.status) for row in rows}
+
+
+# --------------------------------------------------------------------------------------
+# Meta: the suite covers every route the application serves
+# --------------------------------------------------------------------------------------
+
+
+def served_routes(app: FastAPI) -> set[tuple[str, str]]:
+    served = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    # Routes hidden from the schema are still reachable: count them too.
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            served |= {(method, route.path) for method in route.methods - {"HEAD", "OPTIONS"}}
+    return served
+
+
+def test_every_served_route_is_covered_by_this_suite(app: FastAPI) -> None:
+    served = served_routes(app)
+    uncovered = served - set(ROUTES)
+    assert not uncovered, (
+        f"New routes not covered by the tenant-isolation suite: {sorted(uncovered)}. "
+        "Add them to ROUTES and write their cross-tenant tests."
+    )
+    stale = set(ROUTES) - served
+    assert not stale, f"ROUTES lists routes the application no longer serves: {sorted(stale)}"
+
+
+def test_every_authenticated_route_has_a_cross_tenant_test() -> None:
+    tenant_routes = set(routes_of(ANY_KEY, TENANT_ADMIN))
+    missing = tenant_routes - set(CROSS_TENANT_COVERAGE)
+    assert not missing, f"No cross-tenant test registered with @covers for {sorted(missing)}"
+    unknown = set(CROSS_TENANT_COVERAGE) - set(ROUTES)
+    assert not unknown, f"@covers names routes missing from ROUTES: {sorted(unknown)}"
+
+
+def test_the_openapi_declares_the_roles_of_each_route(app: FastAPI) -> None:
+    """Operator routes require operator_admin only; tenant key routes refuse agents."""
+    paths = app.openapi()["paths"]
+    for (method, path), category in ROUTES.items():
+        security = paths[path][method.lower()].get("security", [])
+        scopes = {
+            scope for requirement in security for names in requirement.values() for scope in names
+        }
+        if category == PUBLIC:
+            assert not scopes, (method, path)
+        elif category == OPERATOR:
+            assert scopes == {"operator_admin"}, (method, path, scopes)
+        elif category == TENANT_ADMIN:
+            assert "agent" not in scopes, (method, path, scopes)
+            assert "tenant_admin" in scopes, (method, path, scopes)
+        else:
+            assert {"agent", "tenant_admin"} <= scopes, (method, path, scopes)
+
+
+# --------------------------------------------------------------------------------------
+# Every route, for everyone
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", routes_of(PUBLIC), ids=route_id)
+async def test_public_routes_need_no_key_and_reveal_no_tenant(
+    client: AsyncClient, world: World, route: tuple[str, str]
+) -> None:
+    method, path = route
+    response = await call(client, method, path)
+    assert response.status_code == 200, response.text
+    for organization in (world.commune_a, world.epci_a, world.commune_b):
+        assert str(organization.id) not in response.text
+        assert organization.name not in response.text
+
+
+@pytest.mark.parametrize("route", routes_of(ANY_KEY, TENANT_ADMIN, OPERATOR), ids=route_id)
+async def test_every_other_route_requires_a_key(
+    client: AsyncClient, route: tuple[str, str]
+) -> None:
+    method, path = route
+    url = fill(path, organization_id=uuid.uuid4(), key_id=uuid.uuid4())
+    response = await call(client, method, url, json=body_for(method, path))
+    assert_problem(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"].lower().startswith("bearer")
+
+
+NON_OPERATOR_KEYS = ["commune_a.admin", "commune_a.agent", "epci_a.admin", "epci_a.agent"]
+
+
+async def test_operator_routes_refuse_every_non_operator_key(
+    client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
+) -> None:
+    """403 `forbidden` whatever the target: its own organisation or key, or another tenant's."""
+    organizations_before = await organization_state(db)
+    keys_before = await key_state(db)
+    for method, path in routes_of(OPERATOR):
+        for name in NON_OPERATOR_KEYS:
+            caller = world.key(name)
+            targets = {
+                "own": (caller.organization.id, caller.id),
+                "other tenant": (world.commune_b.id, world.key("commune_b.admin").id),
+            }
+            if "{" not in path:
+                targets = {"none": targets["own"]}
+            for target, (organization_id, key_id) in targets.items():
+                with subtests.test(route=f"{method} {path}", caller=name, target=target):
+                    url = fill(path, organization_id=organization_id, key_id=key_id)
+                    response = await call(client, method, url, caller, json=body_for(method, path))
+                    body = assert_problem(response, 403, "forbidden")
+                    assert "key" not in body
+                    assert world.commune_b.name not in response.text
+    # Nothing was created, renamed, suspended or revoked.
+    assert await organization_state(db) == organizations_before
+    assert await key_state(db) == keys_before
+
+
+async def test_key_management_refuses_agents(
+    client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
+) -> None:
+    """An agent (even an EPCI's, even for its own communes) gets 403 on key management."""
+    keys_before = await key_state(db)
+    for method, path in routes_of(TENANT_ADMIN):
+        for name, admin in [
+            ("commune_a.agent", "commune_a.admin"),
+            ("epci_a.agent", "epci_a.admin"),
+            ("a1.agent", "a1.admin"),
+        ]:
+            caller = world.key(name)
+            targets: list[tuple[str | None, str]] = [
+                (None, caller.id),  # its own organisation, its own key
+                (str(caller.organization.id), world.key(admin).id),
+            ]
+            if caller.organization.id == world.epci_a.id:
+                targets.append((str(world.a1.id), world.key("a1.agent").id))  # its commune
+            for organization_id, key_id in targets:
+                params = {"organization_id": organization_id} if organization_id else None
+                with subtests.test(route=f"{method} {path}", caller=name, params=params):
+                    url = fill(path, organization_id=caller.organization.id, key_id=key_id)
+                    response = await call(
+                        client, method, url, caller, json=body_for(method, path), params=params
+                    )
+                    assert_problem(response, 403, "forbidden")
+                    assert "items" not in response.json()
+    assert await key_state(db) == keys_before
+
+
+# --------------------------------------------------------------------------------------
+# GET /v1/organization
+# --------------------------------------------------------------------------------------
+
+
+@covers("GET", "/v1/organization")
+async def test_own_organization_ignores_attempts_to_name_another(
+    client: AsyncClient, world: World
+) -> None:
+    for name in ("commune_b.admin", "commune_b.agent", "epci_b.admin", "epci_b.agent", "b1.admin"):
+        caller = world.key(name)
+        target = world.a1 if name.startswith("epci") else world.commune_a
+        response = await client.get(
+            "/v1/organization",
+            params={"organization_id": str(target.id), "id": str(target.id)},
+            headers={**caller.headers, "X-Organization-Id": str(target.id)},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["id"] == str(caller.organization.id), name
+        assert body["name"] == caller.organization.name
+        assert str(target.id) not in response.text
+        assert target.name not in response.text
+
+
+# --------------------------------------------------------------------------------------
+# /v1/organization/api-keys, with and without ?organization_id=
+# --------------------------------------------------------------------------------------
+
+# (caller, organisation it must not reach)
+FOREIGN_ORGANIZATIONS = [
+    ("commune_b.admin", "commune_a"),
+    ("commune_b.admin", "epci_a"),
+    ("commune_b.admin", "a1"),
+    ("commune_b.admin", "operator"),
+    ("epci_b.admin", "a1"),  # another EPCI's commune
+    ("epci_b.admin", "epci_a"),
+    ("epci_b.admin", "commune_a"),
+    ("epci_a.admin", "commune_a"),  # a commune that is not one of its own
+    ("epci_a.admin", "b1"),
+    ("epci_a.admin", "operator"),
+    ("a1.admin", "epci_a"),  # its parent EPCI
+    ("a1.admin", "a2"),  # a sibling commune
+    ("commune_a.admin", "commune_b"),
+]
+
+
+@covers("GET", "/v1/organization/api-keys")
+async def test_listing_another_tenants_keys_is_not_found(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    as_if_missing: dict[str, dict[str, Any]] = {}
+    for caller_name, target_name in FOREIGN_ORGANIZATIONS:
+        caller, target = world.key(caller_name), world.org(target_name)
+        with subtests.test(caller=caller_name, target=target_name):
+            if caller_name not in as_if_missing:
+                unknown = await call(
+                    client,
+                    "GET",
+                    "/v1/organization/api-keys",
+                    caller,
+                    params={"organization_id": str(uuid.uuid4())},
+                )
+                problem = assert_problem(unknown, 404, "not_found")
+                as_if_missing[caller_name] = without_request_id(problem)
+            response = await call(
+                client,
+                "GET",
+                "/v1/organization/api-keys",
+                caller,
+                params={"organization_id": str(target.id)},
+            )
+            body = assert_problem(response, 404, "not_found")
+            # Exactly as if the organisation did not exist.
+            assert without_request_id(body) == as_if_missing[caller_name]
+            for key_id in world.key_ids_of(target):
+                assert key_id not in response.text
+
+
+@covers("GET", "/v1/organization/api-keys")
+async def test_listing_without_organization_id_shows_only_own_keys(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    for name in ("commune_a.admin", "commune_b.admin", "epci_a.admin", "epci_b.admin", "a1.admin"):
+        caller = world.key(name)
+        with subtests.test(caller=name):
+            response = await call(client, "GET", "/v1/organization/api-keys", caller)
+            assert response.status_code == 200, response.text
+            items = response.json()["items"]
+            assert {item["id"] for item in items} == world.key_ids_of(caller.organization)
+            assert {item["organization_id"] for item in items} == {str(caller.organization.id)}
+
+
+@covers("GET", "/v1/organization/api-keys")
+async def test_epci_admin_lists_its_own_communes_keys(client: AsyncClient, world: World) -> None:
+    caller = world.key("epci_a.admin")
+    for commune in (world.a1, world.a2):
+        response = await call(
+            client,
+            "GET",
+            "/v1/organization/api-keys",
+            caller,
+            params={"organization_id": str(commune.id)},
+        )
+        assert response.status_code == 200, response.text
+        items = response.json()["items"]
+        assert {item["id"] for item in items} == world.key_ids_of(commune)
+        assert all("key" not in item for item in items)
+
+
+@covers("POST", "/v1/organization/api-keys")
+async def test_minting_a_key_for_another_tenant_is_not_found(
+    client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
+) -> None:
+    keys_before = await key_state(db)
+    for caller_name, target_name in FOREIGN_ORGANIZATIONS:
+        caller, target = world.key(caller_name), world.org(target_name)
+        with subtests.test(caller=caller_name, target=target_name):
+            response = await call(
+                client,
+                "POST",
+                "/v1/organization/api-keys",
+                caller,
+                json={"name": "Clé intruse", "role": "tenant_admin"},
+                params={"organization_id": str(target.id)},
+            )
+            body = assert_problem(response, 404, "not_found")
+            assert "key" not in body
+    assert await key_state(db) == keys_before
+
+
+@covers("POST", "/v1/organization/api-keys")
+async def test_organization_cannot_be_smuggled_in_the_body(
+    client: AsyncClient, db: AsyncSession, world: World
+) -> None:
+    keys_before = await key_state(db)
+    response = await call(
+        client,
+        "POST",
+        "/v1/organization/api-keys",
+        world.key("commune_b.admin"),
+        json={"name": "Clé intruse", "role": "agent", "organization_id": str(world.commune_a.id)},
+    )
+    body = assert_problem(response, 422, "invalid_request")
+    assert "organization_id" in {error["field"] for error in body["errors"]}
+    assert await key_state(db) == keys_before
+
+
+@covers("POST", "/v1/organization/api-keys")
+async def test_epci_admin_mints_keys_for_its_communes_only(
+    client: AsyncClient, world: World
+) -> None:
+    caller = world.key("epci_a.admin")
+    response = await call(
+        client,
+        "POST",
+        "/v1/organization/api-keys",
+        caller,
+        json={"name": "Secrétariat A1", "role": "tenant_admin"},
+        params={"organization_id": str(world.a1.id)},
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["organization_id"] == str(world.a1.id)
+    new_key = {"Authorization": f"Bearer {created['key']}"}
+
+    # The new key acts for the commune, and only the commune: not for the EPCI above it.
+    me = await client.get("/v1/organization", headers=new_key)
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == str(world.a1.id)
+    parent = await client.get(
+        "/v1/organization/api-keys",
+        headers=new_key,
+        params={"organization_id": str(world.epci_a.id)},
+    )
+    assert_problem(parent, 404, "not_found")
+
+
+# (caller, key it must not reach)
+FOREIGN_KEYS = [
+    ("commune_b.admin", "commune_a.agent"),
+    ("commune_b.admin", "commune_a.admin"),
+    ("commune_b.admin", "a1.agent"),
+    ("commune_b.admin", "operator"),
+    ("epci_b.admin", "a1.agent"),  # another EPCI's commune
+    ("epci_b.admin", "epci_a.admin"),
+    ("epci_b.admin", "commune_a.agent"),
+    ("epci_a.admin", "commune_a.agent"),  # a commune that is not one of its own
+    ("epci_a.admin", "b1.admin"),
+    ("epci_a.admin", "operator"),
+    ("a1.admin", "epci_a.admin"),  # its parent EPCI
+    ("a1.admin", "epci_a.agent"),
+    ("a1.admin", "a2.admin"),  # a sibling commune
+]
+
+
+@covers("DELETE", "/v1/organization/api-keys/{key_id}")
+async def test_revoking_another_tenants_key_is_not_found(
+    client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
+) -> None:
+    keys_before = await key_state(db)
+    as_if_missing: dict[str, dict[str, Any]] = {}
+    for caller_name, victim_name in FOREIGN_KEYS:
+        caller, victim = world.key(caller_name), world.key(victim_name)
+        with subtests.test(caller=caller_name, victim=victim_name):
+            if caller_name not in as_if_missing:
+                unknown = await call(
+                    client, "DELETE", f"/v1/organization/api-keys/{uuid.uuid4()}", caller
+                )
+                problem = assert_problem(unknown, 404, "not_found")
+                as_if_missing[caller_name] = without_request_id(problem)
+            # With and without naming the victim's organisation.
+            for params in (None, {"organization_id": str(victim.organization.id)}):
+                response = await call(
+                    client,
+                    "DELETE",
+                    f"/v1/organization/api-keys/{victim.id}",
+                    caller,
+                    params=params,
+                )
+                body = assert_problem(response, 404, "not_found")
+                assert without_request_id(body) == as_if_missing[caller_name]
+    assert await key_state(db) == keys_before
+    for _, victim_name in FOREIGN_KEYS:
+        still = await client.get("/v1/organization", headers=world.key(victim_name).headers)
+        assert still.status_code == 200, (victim_name, still.text)
+
+
+@covers("DELETE", "/v1/organization/api-keys/{key_id}")
+async def test_epci_admin_revokes_its_communes_keys(client: AsyncClient, world: World) -> None:
+    caller = world.key("epci_a.admin")
+    for victim in (world.key("a1.agent"), world.key("a2.admin")):
+        response = await call(client, "DELETE", f"/v1/organization/api-keys/{victim.id}", caller)
+        assert response.status_code == 204, response.text
+        gone = await client.get("/v1/organization", headers=victim.headers)
+        assert_problem(gone, 401, "unauthenticated")
+    # Its neighbours' keys are untouched.
+    for name in ("a1.admin", "commune_a.agent", "b1.admin"):
+        ok = await client.get("/v1/organization", headers=world.key(name).headers)
+        assert ok.status_code == 200, ok.text
+
+
+# --------------------------------------------------------------------------------------
+# Operator routes: the operator sees every tenant (the 404s above are not universal)
+# --------------------------------------------------------------------------------------
+
+
+@covers("GET", "/v1/admin/organizations/{organization_id}")
+@covers("GET", "/v1/admin/organizations/{organization_id}/api-keys")
+@covers("GET", "/v1/admin/organizations")
+async def test_operator_reaches_every_tenant(client: AsyncClient, world: World) -> None:
+    operator = world.key("operator")
+    listing = await call(client, "GET", "/v1/admin/organizations", operator)
+    assert listing.status_code == 200, listing.text
+    listed = {item["id"] for item in listing.json()["items"]}
+    for name in ("commune_a", "epci_a", "a1", "a2", "commune_b", "epci_b", "b1"):
+        organization = world.org(name)
+        assert str(organization.id) in listed
+        one = await call(client, "GET", f"/v1/admin/organizations/{organization.id}", operator)
+        assert one.status_code == 200, one.text
+        assert one.json()["id"] == str(organization.id)
+        keys = await call(
+            client, "GET", f"/v1/admin/organizations/{organization.id}/api-keys", operator
+        )
+        assert keys.status_code == 200, keys.text
+        assert {item["id"] for item in keys.json()["items"]} == world.key_ids_of(organization)
+
+
+@covers("POST", "/v1/admin/organizations/{organization_id}/api-keys")
+@covers("DELETE", "/v1/admin/api-keys/{key_id}")
+@covers("PATCH", "/v1/admin/organizations/{organization_id}")
+@covers("POST", "/v1/admin/organizations")
+async def test_operator_answers_404_for_what_does_not_exist(
+    client: AsyncClient, world: World
+) -> None:
+    operator = world.key("operator")
+    missing = uuid.uuid4()
+    for method, path in routes_of(OPERATOR):
+        if "{" not in path:
+            continue
+        url = fill(path, organization_id=missing, key_id=missing)
+        response = await call(client, method, url, operator, json=body_for(method, path))
+        assert_problem(response, 404, "not_found")
+    # A commune under an unknown parent is refused, not attached elsewhere.
+    response = await call(
+        client,
+        "POST",
+        "/v1/admin/organizations",
+        operator,
+        json={
+            "kind": "commune",
+            "name": "Orpheline",
+            "insee_code": fresh_insee(),
+            "parent_id": str(missing),
+        },
+    )
+    assert response.status_code in (404, 422), response.text
+    assert response.json()["code"] in ("not_found", "invalid_request")
+
+
+# --------------------------------------------------------------------------------------
+# Row-level security: the database's own wall, even for a superuser connection
+# --------------------------------------------------------------------------------------
+
+
+async def scalars(connection: AsyncConnection, sql: str, **params: Any) -> list[Any]:
+    return list((await connection.execute(text(sql), params)).scalars().all())
+
+
+async def test_the_suite_connects_as_a_superuser_who_sees_every_row(
+    connection: AsyncConnection, world: World
+) -> None:
+    """The premise of the proofs below: without the switch, everything is visible."""
+    assert await connection.scalar(
+        text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    )
+    organizations = set(await scalars(connection, "SELECT id FROM organizations"))
+    assert {world.org(name).id for name in ("commune_a", "commune_b", "a1", "b1")} <= organizations
+    key_orgs = set(await scalars(connection, "SELECT organization_id FROM api_keys"))
+    assert {world.commune_a.id, world.commune_b.id} <= key_orgs
+
+
+async def test_rls_limits_unscoped_queries_to_a_communes_scope(
+    db: AsyncSession, connection: AsyncConnection, world: World
+) -> None:
+    commune_a = world.commune_a
+    try:
+        await enter_tenant_context(db, TenantScope(frozenset({commune_a.id})))
+        assert await connection.scalar(text("SELECT current_user")) == APP_ROLE
+        assert await connection.scalar(
+            text("SELECT rolsuper FROM pg_roles WHERE rolname = session_user")
+        )
+        # Deliberately unscoped queries: no WHERE clause at all.
+        assert await scalars(connection, "SELECT id FROM organizations") == [commune_a.id]
+        key_orgs = await scalars(connection, "SELECT organization_id FROM api_keys")
+        assert set(key_orgs) == {commune_a.id}
+        assert len(key_orgs) == len(world.key_ids_of(commune_a))
+        # Even naming another tenant's row outright finds nothing.
+        assert not await scalars(
+            connection, "SELECT id FROM organizations WHERE id = :id", id=world.commune_b.id
+        )
+        assert not await scalars(
+            connection,
+            "SELECT id FROM api_keys WHERE organization_id = :id",
+            id=world.commune_b.id,
+        )
+        # And the ORM through the same session is held to the same rows.
+        orm = (await db.execute(select(Organization.id))).scalars().all()
+        assert list(orm) == [commune_a.id]
+    finally:
+        await reset_tenant_context(connection)
+    # Back to the superuser: the rows were there all along.
+    assert world.commune_b.id in await scalars(connection, "SELECT id FROM organizations")
+
+
+async def test_rls_gives_an_epci_admin_its_communes_and_the_operator_everything(
+    db: AsyncSession, connection: AsyncConnection, world: World
+) -> None:
+    epci_scope = frozenset({world.epci_a.id, world.a1.id, world.a2.id})
+    try:
+        await enter_tenant_context(db, TenantScope(epci_scope))
+        assert set(await scalars(connection, "SELECT id FROM organizations")) == epci_scope
+        assert set(await scalars(connection, "SELECT organization_id FROM api_keys")) == epci_scope
+    finally:
+        await reset_tenant_context(connection)
+    try:
+        await enter_tenant_context(db, TenantScope.everything())
+        visible = set(await scalars(connection, "SELECT id FROM organizations"))
+        everyone = {world.org(name).id for name in ("operator", "commune_a", "epci_a", "a1")}
+        assert everyone | {world.commune_b.id, world.epci_b.id, world.b1.id} <= visible
+    finally:
+        await reset_tenant_context(connection)
+
+
+async def test_rls_shows_nothing_when_no_scope_is_set(
+    db: AsyncSession, connection: AsyncConnection, world: World
+) -> None:
+    """A forgotten scope fails closed."""
+    assert world.commune_a.id in await scalars(connection, "SELECT id FROM organizations")
+    try:
+        await connection.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+        assert await connection.scalar(text("SELECT current_user")) == APP_ROLE
+        assert await scalars(connection, "SELECT id FROM organizations") == []
+        assert await scalars(connection, "SELECT organization_id FROM api_keys") == []
+        # Settings present but empty (what the end of a request leaves behind): still nothing.
+        await connection.execute(
+            text(
+                "SELECT set_config('plume.all_organizations', '', true),"
+                " set_config('plume.organizations', '', true)"
+            )
+        )
+        assert await scalars(connection, "SELECT id FROM organizations") == []
+        assert await scalars(connection, "SELECT organization_id FROM api_keys") == []
+        # 'off' is not 'on'.
+        await connection.execute(text("SELECT set_config('plume.all_organizations', 'off', true)"))
+        assert await scalars(connection, "SELECT id FROM organizations") == []
+    finally:
+        await reset_tenant_context(connection)
+
+
+_INSERT_KEY = (
+    "INSERT INTO api_keys (id, organization_id, name, role, prefix, secret_hash,"
+    " secret_version) VALUES (:id, :organization_id, 'Clé SQL', 'agent', 'plm_sqlsql',"
+    " :secret_hash, 'v0')"
+)
+
+
+def _rls_refusal(error: DBAPIError) -> bool:
+    return isinstance(error.orig, psycopg.errors.InsufficientPrivilege) and (
+        "row-level security" in str(error.orig)
+    )
+
+
+async def test_rls_with_check_refuses_writing_rows_out_of_scope(
+    db: AsyncSession, connection: AsyncConnection, world: World
+) -> None:
+    commune_a, commune_b = world.commune_a, world.commune_b
+    try:
+        await enter_tenant_context(db, TenantScope(frozenset({commune_a.id})))
+
+        # Positive control: a row inside the scope may be written (grants are in place).
+        savepoint = await connection.begin_nested()
+        await connection.execute(
+            text(_INSERT_KEY),
+            {"id": uuid.uuid4(), "organization_id": commune_a.id, "secret_hash": "a" * 64},
+        )
+        await savepoint.rollback()
+
+        # An api_keys row for an organisation outside the scope is refused by WITH CHECK.
+        savepoint = await connection.begin_nested()
+        with pytest.raises(DBAPIError) as refused:
+            await connection.execute(
+                text(_INSERT_KEY),
+                {"id": uuid.uuid4(), "organization_id": commune_b.id, "secret_hash": "b" * 64},
+            )
+        await savepoint.rollback()
+        assert _rls_refusal(refused.value), refused.value
+
+        # Moving one of its own keys to another tenant is refused too.
+        savepoint = await connection.begin_nested()
+        with pytest.raises(DBAPIError) as moved:
+            await connection.execute(
+                text("UPDATE api_keys SET organization_id = :b WHERE organization_id = :a"),
+                {"a": commune_a.id, "b": commune_b.id},
+            )
+        await savepoint.rollback()
+        assert _rls_refusal(moved.value), moved.value
+
+        # Updating another tenant's rows touches nothing: they are invisible.
+        revoked = await connection.execute(
+            text("UPDATE api_keys SET revoked_at = now() WHERE organization_id = :b"),
+            {"b": commune_b.id},
+        )
+        assert revoked.rowcount == 0
+        suspended = await connection.execute(
+            text("UPDATE organizations SET status = 'suspended' WHERE id = :b"),
+            {"b": commune_b.id},
+        )
+        assert suspended.rowcount == 0
+    finally:
+        await reset_tenant_context(connection)
+    rows = await db.execute(select(ApiKey.revoked_at).where(ApiKey.organization_id == commune_b.id))
+    assert all(revoked_at is None for revoked_at in rows.scalars())
+    status = await db.scalar(select(Organization.status).where(Organization.id == commune_b.id))
+    assert status is OrganizationStatus.ACTIVE
+    count = await db.scalar(
+        text("SELECT count(*) FROM api_keys WHERE organization_id = :b"), {"b": commune_b.id}
+    )
+    assert count == len(world.key_ids_of(commune_b))
