@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -67,12 +68,21 @@ def _is_database_unreachable(error: Exception) -> bool:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route accepts at this path (Starlette reports only the first)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        pattern = getattr(route, "path_regex", None)
-        if pattern is not None and pattern.match(request.url.path):
-            methods |= set(getattr(route, "methods", None) or ())
+    """Every method some operation accepts at this path, from the OpenAPI description
+    (Starlette would report only the first matching route's)."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        request.app.state, "allowed_methods", None
+    )
+    if table is None:
+        table = [
+            (
+                re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$"),
+                {method.upper() for method in operations},
+            )
+            for path, operations in request.app.openapi()["paths"].items()
+        ]
+        request.app.state.allowed_methods = table
+    methods = set().union(*(m for pattern, m in table if pattern.match(request.url.path)))
     return ", ".join(sorted(methods))
 
 
