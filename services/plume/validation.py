@@ -75,7 +75,8 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "too_long":
         return f"Doit contenir au plus {ctx.get('max_length')} éléments."
     if kind in {"enum", "literal_error"}:
-        return f"Valeur non reconnue ; valeurs possibles : {ctx.get('expected', '')}."
+        expected = str(ctx.get("expected", "")).replace("' or '", "' ou '")
+        return f"Valeur non reconnue ; valeurs possibles : {expected}."
     if kind == "greater_than":
         return f"Doit être strictement supérieur à {ctx.get('gt')}."
     if kind == "greater_than_equal":
