@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -26,7 +26,6 @@ from plume.app import create_app
 from plume.config import Environment, Settings
 from plume.db import create_engine
 from plume.migrations import upgrade
-from plume.transaction import get_db_session
 from tests.factories import Factory
 
 TEST_SECRET = "test-secret-" + "k3y" * 10
@@ -138,10 +137,25 @@ async def connection(engine: object) -> AsyncIterator[AsyncConnection]:
             await transaction.rollback()
 
 
+class SavepointSession(AsyncSession):
+    """A session inside the test's transaction: its commits release savepoints.
+
+    On close it undoes what the end of a real transaction would have undone (the role and
+    scope set with SET LOCAL), so the test's own queries run with the connection's role.
+    """
+
+    async def close(self) -> None:
+        await super().close()
+        bind = self.bind
+        if isinstance(bind, AsyncConnection) and not bind.closed:
+            await reset_tenant_context(bind)
+
+
 @pytest.fixture
 def session_factory(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(
         bind=connection,
+        class_=SavepointSession,
         expire_on_commit=False,
         autoflush=False,
         join_transaction_mode="create_savepoint",
@@ -172,23 +186,7 @@ def app(
     connection: AsyncConnection,
     session_factory: async_sessionmaker[AsyncSession],
 ) -> FastAPI:
-    application = create_app(settings, session_factory=session_factory)
-
-    async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
-        # As in production, but the "commit" releases a savepoint of the test transaction.
-        async with session_factory() as session:
-            try:
-                yield session
-            except BaseException:
-                await session.rollback()
-                raise
-            else:
-                await session.commit()
-            finally:
-                await reset_tenant_context(connection)
-
-    application.dependency_overrides[get_db_session] = request_session
-    return application
+    return create_app(settings, session_factory=session_factory)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plume import health
+from plume.chat import endpoints as chat_endpoints
 from plume.config import Settings, get_settings
 from plume.credentials import endpoints as credentials_endpoints
 from plume.db import create_engine, create_session_factory
@@ -35,6 +36,9 @@ from plume.log import configure_logging
 from plume.middleware import BodyTooLarge, RequestContextMiddleware
 from plume.migrations import head_revision
 from plume.organizations import endpoints as organizations_endpoints
+from plume.provider_calls import CallHook, ProviderCalls
+from plume.routing.config import load_routing
+from plume.routing.router import ProviderRouter
 from plume.validation import invalid_request_from
 
 logger = structlog.get_logger("plume.app")
@@ -129,6 +133,7 @@ def create_app(
     *,
     engine: AsyncEngine | None = None,
     session_factory: async_sessionmaker[AsyncSession] | None = None,
+    provider_router: ProviderRouter | None = None,
 ) -> FastAPI:
     """Build the ASGI application. Tests pass their own engine or session factory."""
     settings = settings or get_settings()
@@ -145,6 +150,7 @@ def create_app(
             )
             app.state.engine = owned_engine
             app.state.session_factory = create_session_factory(owned_engine)
+            app.state.provider_calls = ProviderCalls(app.state.session_factory, call_hooks)
         logger.info("started", env=settings.env.value)
         yield
         if owned_engine is not None:
@@ -163,6 +169,16 @@ def create_app(
         create_session_factory(engine) if engine is not None else None
     )
     app.state.migration_head = head_revision()
+    app.state.provider_router = provider_router or ProviderRouter(
+        load_routing(settings.models_file)
+    )
+    # Later issues register hooks here (quotas, usage, audit, metrics).
+    call_hooks: list[CallHook] = []
+    app.state.provider_calls = (
+        ProviderCalls(app.state.session_factory, call_hooks)
+        if app.state.session_factory is not None
+        else None
+    )
 
     _install_exception_handlers(app)
     if settings.cors_origins:
@@ -181,6 +197,7 @@ def create_app(
     )
 
     app.include_router(health.router)
+    app.include_router(chat_endpoints.router)
     app.include_router(organizations_endpoints.admin_router)
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)

@@ -168,8 +168,11 @@ def _exit_cleanly_after_drain() -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
+    from plume.routing.config import load_routing
+
     settings.require_database_url()
     settings.require_secret_key()
+    load_routing(settings.models_file)  # a bad routing file stops start-up here, in one line
     _exit_cleanly_after_drain()
     # Workers are separate processes: they rebuild the app from the same environment.
     uvicorn.run(
@@ -189,6 +192,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from plume.app import create_app
     from plume.migrations import upgrade
 
+    from plume.routing.config import load_routing
+
+    load_routing(settings.models_file)
     if settings.database_url is None:
         from plume.embedded import start_embedded_postgres
 

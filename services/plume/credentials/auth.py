@@ -148,3 +148,24 @@ TenantAdmin = Annotated[
     Principal, Security(authenticate, scopes=["tenant_admin", "operator_admin"])
 ]
 OperatorAdmin = Annotated[Principal, Security(authenticate, scopes=["operator_admin"])]
+
+
+async def authenticate_briefly(
+    request: Request,
+    security_scopes: SecurityScopes,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    """Authenticate in a short transaction of its own, for provider-backed routes: the
+    request must hold no database connection while the provider works."""
+    token = credentials.credentials if credentials is not None else None
+    factory = request.app.state.session_factory
+    async with factory() as session, session.begin():
+        principal = await authenticate_token(session, request.app.state.settings, token)
+    required = [ApiKeyRole(role) for role in security_scopes.scopes]
+    if required and _ROLE_RANK[principal.role] < min(_ROLE_RANK[r] for r in required):
+        raise Forbidden()
+    request.state.principal = principal
+    return principal
+
+
+ProviderCaller = Annotated[Principal, Security(authenticate_briefly, scopes=_ALL)]

@@ -105,7 +105,7 @@ class RoutingConfig(BaseModel):
     model_groups: list[ModelGroup] = Field(min_length=1)
     num_retries: int = Field(default=1, ge=0, le=5)
     cooldown_s: float = Field(default=30, ge=0)
-    allowed_fails: int = Field(default=1, ge=0)
+    allowed_fails: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> RoutingConfig:

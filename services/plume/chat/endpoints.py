@@ -1,0 +1,54 @@
+"""OpenAI-compatible routes: chat completions (plain and streamed) and the model list."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from plume.chat.schemas import ChatCompletionRequest, ModelList
+from plume.chat.service import CHAT_KIND, ChatService
+from plume.credentials.auth import ProviderCaller
+from plume.provider_calls import CallContext
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+
+
+def _service(request: Request) -> ChatService:
+    return ChatService(request.app.state.provider_router, request.app.state.provider_calls)
+
+
+@router.get("/models", summary="The model groups this tenant may use (OpenAI format)")
+async def list_models(request: Request, principal: ProviderCaller) -> ModelList:
+    return _service(request).models(principal)
+
+
+@router.post(
+    "/chat/completions",
+    summary="OpenAI-compatible chat completion (plain or `stream: true`)",
+    response_model=None,
+)
+async def chat_completions(
+    payload: ChatCompletionRequest, request: Request, principal: ProviderCaller
+) -> JSONResponse | StreamingResponse:
+    service = _service(request)
+    route = service.plan(principal, payload)
+    context = CallContext(
+        principal=principal,
+        kind=CHAT_KIND,
+        route=route,
+        request_id=getattr(request.state, "request_id", None),
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    await service.calls.before(context)
+    if payload.stream:
+        events = await service.open_stream(context, payload)
+        return StreamingResponse(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    body, completion = await service.complete(context, payload)
+    return JSONResponse(
+        body,
+        headers={"X-Plume-Provider": completion.provider, "X-Plume-Model-Group": route.group.name},
+    )

@@ -1,0 +1,165 @@
+"""Chat completions: policy, routing and the OpenAI-compatible answer shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from plume.chat.schemas import ChatCompletionRequest, ModelCard, ModelList
+from plume.credentials.auth import Principal
+from plume.errors import KindDisabled, PlumeError, openai_error
+from plume.provider_calls import CallContext, CallOutcome, ProviderCalls
+from plume.routing.router import Completion, ProviderRouter, Route, StreamState
+from plume.routing.tokens import count_message_tokens
+
+CHAT_KIND = "chat"
+
+
+def _sse(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}\n\n".encode()
+
+
+class ChatService:
+    def __init__(self, router: ProviderRouter, calls: ProviderCalls) -> None:
+        self.router = router
+        self.calls = calls
+
+    def models(self, principal: Principal) -> ModelList:
+        hosting = frozenset(principal.policy.allowed_hosting)
+        return ModelList(
+            data=[
+                ModelCard(id=group.name, created=0, owned_by="plume")
+                for group in self.router.usable_groups(hosting)
+            ]
+        )
+
+    def plan(self, principal: Principal, payload: ChatCompletionRequest) -> Route:
+        if CHAT_KIND not in principal.policy.allowed_kinds:
+            raise KindDisabled(
+                "Le dialogue avec l'IA (« chat ») est désactivé par la politique de votre "
+                "organisation."
+            )
+        return self.router.route(payload.model, frozenset(principal.policy.allowed_hosting))
+
+    async def complete(
+        self, context: CallContext, payload: ChatCompletionRequest
+    ) -> tuple[dict[str, Any], Completion]:
+        messages = [m.for_provider() for m in payload.messages]
+        try:
+            completion = await self.router.complete(
+                context.route,
+                messages,
+                max_tokens=payload.requested_max_tokens(),
+                sampling=payload.sampling(),
+            )
+        except PlumeError as error:
+            await self.calls.after(context, CallOutcome("failure", error_code=error.code))
+            raise
+        except asyncio.CancelledError:
+            await self.calls.after(context, CallOutcome("client_disconnected"))
+            raise
+        await self.calls.after(context, CallOutcome("success", completion))
+        return self._completion_body(context, completion), completion
+
+    def _completion_body(self, context: CallContext, completion: Completion) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-{context.request_id}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": context.route.group.name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": completion.text},
+                    "finish_reason": completion.finish_reason or "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "total_tokens": completion.total_tokens,
+            },
+        }
+
+    async def open_stream(
+        self, context: CallContext, payload: ChatCompletionRequest
+    ) -> AsyncIterator[bytes]:
+        """Start the provider stream; errors before the first token become HTTP errors."""
+        messages = [m.for_provider() for m in payload.messages]
+        state = StreamState()
+        deltas = self.router.stream(
+            context.route,
+            messages,
+            state,
+            max_tokens=payload.requested_max_tokens(),
+            sampling=payload.sampling(),
+        )
+        try:
+            first: str | None = await anext(deltas)
+        except StopAsyncIteration:
+            first = None
+        except PlumeError as error:
+            await self.calls.after(context, CallOutcome("failure", error_code=error.code))
+            raise
+        except asyncio.CancelledError:
+            await self.calls.after(context, CallOutcome("client_disconnected"))
+            raise
+        include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
+        return self._events(
+            context, deltas, first, state, count_message_tokens(messages), include_usage
+        )
+
+    async def _events(
+        self,
+        context: CallContext,
+        deltas: AsyncIterator[str],
+        first: str | None,
+        state: StreamState,
+        prompt_estimate: int,
+        include_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        base = {
+            "id": f"chatcmpl-{context.request_id}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": context.route.group.name,
+        }
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+            return _sse({**base, "choices": [choice]})
+
+        outcome = "failure"
+        error_code: str | None = None
+        try:
+            yield chunk({"role": "assistant", "content": first or ""})
+            async for delta in deltas:
+                yield chunk({"content": delta})
+            yield chunk({}, state.finish_reason or "stop")
+            completion = self.router.settle_stream(state, prompt_estimate, context.started)
+            if include_usage and completion is not None:
+                usage = {
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                    "total_tokens": completion.total_tokens,
+                }
+                yield _sse({**base, "choices": [], "usage": usage})
+            yield _sse("[DONE]")
+            outcome = "success"
+        except PlumeError as error:
+            error_code = error.code
+            yield _sse(openai_error(error))
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome = "client_disconnected"
+            await deltas.aclose()  # type: ignore[attr-defined]
+            raise
+        finally:
+            completion = self.router.settle_stream(state, prompt_estimate, context.started)
+            await self.calls.after(
+                context,
+                CallOutcome(outcome, completion, error_code),  # type: ignore[arg-type]
+            )

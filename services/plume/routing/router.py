@@ -1,0 +1,425 @@
+"""Plume's one interface to LiteLLM: a Router per hosting policy, retries, cooldowns and
+fallbacks, results priced from the routing file.
+
+Nothing else in Plume imports `litellm`.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import litellm
+import structlog
+from litellm.exceptions import (
+    BadRequestError,
+    ContentPolicyViolationError,
+    ContextWindowExceededError,
+)
+from litellm.router import Router
+
+from plume.errors import (
+    ContentRefused,
+    HostingNotAllowed,
+    InvalidRequest,
+    NotFound,
+    ProviderUnavailable,
+)
+from plume.routing.config import Deployment, ModelGroup, RoutingConfig
+from plume.routing.offline import PROVIDER_NAME, OfflineProvider
+from plume.routing.tokens import count_text_tokens
+
+logger = structlog.get_logger("plume.routing")
+
+_HOSTING_LABELS = {"fr": "France", "eu": "Union européenne", "non_eu": "hors UE"}
+_MILLION = Decimal(1_000_000)
+
+offline_provider = OfflineProvider()
+
+
+def _configure_litellm() -> None:
+    """Keep LiteLLM's per-call work lean: no callbacks, no logging of messages."""
+    litellm.custom_provider_map = [{"provider": PROVIDER_NAME, "custom_handler": offline_provider}]
+    litellm.suppress_debug_info = True
+    litellm.turn_off_message_logging = True
+    litellm.drop_params = True
+    litellm.callbacks = []
+    litellm.success_callback = []
+    litellm.failure_callback = []
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+_configure_litellm()
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a request may go: its group, then the allowed fallback groups, in order."""
+
+    group: ModelGroup
+    chain: tuple[str, ...]
+    hosting: frozenset[str]
+
+    @property
+    def max_output_tokens(self) -> int:
+        return self.group.max_output_tokens
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    finish_reason: str | None
+    provider: str
+    model: str
+    deployment_id: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_eur: Decimal
+    fallbacks: int
+    latency_s: float
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What a stream has produced so far; complete once `finished` is set."""
+
+    text_parts: list[str] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+    deployment_id: str | None = None
+    fallbacks: int = 0
+    finished: bool = False
+
+
+def _price(deployment: Deployment, prompt_tokens: int, completion_tokens: int) -> Decimal:
+    price = deployment.price_per_million_tokens
+    cost = (price.input * prompt_tokens + price.output * completion_tokens) / _MILLION
+    return cost.quantize(Decimal("0.000001"))
+
+
+def _fallbacks_used(route: Route, deployment_id: str) -> int:
+    """How many groups of the chain were given up before the one that answered.
+
+    LiteLLM's own header only says whether some fallback served, not how far down."""
+    group = deployment_id.rsplit("/", 1)[0]
+    return route.chain.index(group) if group in route.chain else 0
+
+
+def _is_content_refusal(error: Exception) -> bool:
+    if isinstance(error, ContentPolicyViolationError):
+        return True
+    if isinstance(error, BadRequestError):
+        text = f"{getattr(error, 'code', '')} {getattr(error, 'message', '')}".lower()
+        return "content_policy" in text or "content_filter" in text or "safety system" in text
+    return False
+
+
+class ProviderRouter:
+    def __init__(self, config: RoutingConfig, environ: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        environ = os.environ if environ is None else environ
+        self._deployments: dict[str, Deployment] = {}
+        self._group_deployments: dict[str, list[str]] = {}
+        self._keys: dict[str, str | None] = {}
+        for group in config.model_groups:
+            ids: list[str] = []
+            for index, deployment in enumerate(group.deployments):
+                deployment_id = f"{group.name}/{index}"
+                key = environ.get(deployment.api_key_env) if deployment.api_key_env else None
+                if deployment.api_key_env and not key:
+                    logger.info(
+                        "deployment_skipped",
+                        group=group.name,
+                        model=deployment.model,
+                        reason=f"{deployment.api_key_env} is unset",
+                    )
+                    continue
+                self._deployments[deployment_id] = deployment
+                self._keys[deployment_id] = key
+                ids.append(deployment_id)
+            self._group_deployments[group.name] = ids
+        self._routers: dict[frozenset[str], Router] = {}
+
+    # -- planning ----------------------------------------------------------------------
+
+    def _chain(self, group: ModelGroup) -> list[str]:
+        """The group, then its fallbacks transitively, breadth first, each once."""
+        order = [group.name]
+        queue = list(group.fallbacks)
+        while queue:
+            name = queue.pop(0)
+            if name in order:
+                continue
+            order.append(name)
+            follower = self.config.group(name)
+            if follower is not None:
+                queue.extend(follower.fallbacks)
+        return order
+
+    def _allowed_ids(self, group_name: str, hosting: frozenset[str]) -> list[str]:
+        return [
+            deployment_id
+            for deployment_id in self._group_deployments.get(group_name, [])
+            if self._deployments[deployment_id].hosting in hosting
+        ]
+
+    def route(self, requested: str | None, hosting: frozenset[str]) -> Route:
+        """Resolve a request's group under a hosting policy, or refuse it."""
+        if requested is None:
+            group = self.config.default_group
+        else:
+            found = self.config.group(requested)
+            if found is None:
+                names = ", ".join(g.name for g in self.usable_groups(hosting)) or "aucun"
+                raise NotFound(
+                    f"Le modèle « {requested} » n'existe pas. Modèles disponibles : {names}."
+                )
+            group = found
+        chain = tuple(name for name in self._chain(group) if self._allowed_ids(name, hosting))
+        if not chain:
+            allowed = ", ".join(_HOSTING_LABELS[h] for h in sorted(hosting)) or "aucun"
+            raise HostingNotAllowed(
+                f"Aucun fournisseur du modèle « {group.name} » ni de ses modèles de secours "
+                f"n'est hébergé là où la politique de votre organisation l'autorise "
+                f"(hébergements autorisés : {allowed})."
+            )
+        return Route(group=group, chain=chain, hosting=hosting)
+
+    def usable_groups(self, hosting: frozenset[str]) -> list[ModelGroup]:
+        return [
+            group
+            for group in self.config.model_groups
+            if any(self._allowed_ids(name, hosting) for name in self._chain(group))
+        ]
+
+    def deployment(self, deployment_id: str) -> Deployment:
+        return self._deployments[deployment_id]
+
+    # -- LiteLLM -----------------------------------------------------------------------
+
+    def _router(self, hosting: frozenset[str]) -> Router:
+        """One Router per hosting policy, holding only the deployments it allows, so a
+        forbidden deployment can never be picked, by a retry or by a fallback."""
+        existing = self._routers.get(hosting)
+        if existing is not None:
+            return existing
+        model_list: list[dict[str, Any]] = []
+        for group in self.config.model_groups:
+            for deployment_id in self._allowed_ids(group.name, hosting):
+                deployment = self._deployments[deployment_id]
+                params: dict[str, Any] = {
+                    "model": deployment.model,
+                    "timeout": deployment.timeout_s,
+                    "stream_timeout": deployment.timeout_s,
+                    "max_retries": 0,  # the Router retries, not the provider SDK
+                }
+                if deployment.api_base:
+                    params["api_base"] = deployment.api_base
+                key = self._keys[deployment_id]
+                if key:
+                    params["api_key"] = key
+                elif not deployment.is_offline:
+                    params["api_key"] = "none"  # local OpenAI-compatible servers need one
+                model_list.append(
+                    {
+                        "model_name": group.name,
+                        "litellm_params": params,
+                        "model_info": {"id": deployment_id},
+                    }
+                )
+        available = {entry["model_name"] for entry in model_list}
+        fallbacks = [
+            {group.name: [name for name in self._chain(group)[1:] if name in available]}
+            for group in self.config.model_groups
+            if group.name in available
+        ]
+        router: Router = Router(
+            model_list=model_list,
+            fallbacks=[entry for entry in fallbacks if next(iter(entry.values()))],
+            enable_weighted_failover=True,
+            num_retries=self.config.num_retries,
+            retry_after=0,
+            allowed_fails=self.config.allowed_fails,
+            cooldown_time=self.config.cooldown_s,
+            cache_responses=False,
+        )
+        self._routers[hosting] = router
+        return router
+
+    def _call_arguments(
+        self,
+        route: Route,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None,
+        sampling: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        cap = route.max_output_tokens
+        arguments: dict[str, Any] = {
+            "model": route.chain[0],
+            "messages": messages,
+            "max_tokens": min(max_tokens, cap) if max_tokens else cap,
+            # The request's own list replaces the Router's: exactly the allowed chain.
+            "fallbacks": [{route.chain[0]: list(route.chain[1:])}] if len(route.chain) > 1 else [],
+            **sampling,
+        }
+        return arguments
+
+    async def complete(
+        self,
+        route: Route,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        sampling: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        started = time.perf_counter()
+        arguments = self._call_arguments(route, messages, max_tokens, sampling or {})
+        try:
+            response = await self._router(route.hosting).acompletion(**arguments)
+        except Exception as exc:
+            raise self._translate(exc, route, started) from None
+        hidden = getattr(response, "_hidden_params", {}) or {}
+        deployment_id = str(hidden.get("model_id"))
+        deployment = self._deployments[deployment_id]
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        if usage is None:
+            completion_tokens = count_text_tokens(text)
+        completion = Completion(
+            text=text,
+            finish_reason=choice.finish_reason,
+            provider=deployment.provider_name,
+            model=deployment.model,
+            deployment_id=deployment_id,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_eur=_price(deployment, prompt_tokens, completion_tokens),
+            fallbacks=_fallbacks_used(route, deployment_id),
+            latency_s=time.perf_counter() - started,
+        )
+        logger.info(
+            "provider_call",
+            provider=completion.provider,
+            model=completion.model,
+            outcome="success",
+            fallbacks=completion.fallbacks,
+            latency_ms=round(completion.latency_s * 1000, 1),
+        )
+        return completion
+
+    async def stream(
+        self,
+        route: Route,
+        messages: list[dict[str, Any]],
+        state: StreamState,
+        *,
+        max_tokens: int | None = None,
+        sampling: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[str]:
+        """Yield text deltas; `state` holds usage and the deployment when it ends.
+
+        Closing the iterator early (client gone) closes the provider's stream.
+        """
+        started = time.perf_counter()
+        arguments = self._call_arguments(route, messages, max_tokens, sampling or {})
+        try:
+            response = await self._router(route.hosting).acompletion(
+                **arguments, stream=True, stream_options={"include_usage": True}
+            )
+        except Exception as exc:
+            raise self._translate(exc, route, started) from None
+        hidden = getattr(response, "_hidden_params", {}) or {}
+        state.deployment_id = str(hidden.get("model_id"))
+        state.fallbacks = _fallbacks_used(route, state.deployment_id)
+        try:
+            async for chunk in response:
+                usage = getattr(chunk, "usage", None)
+                if usage is not None and getattr(usage, "total_tokens", None):
+                    state.prompt_tokens = int(usage.prompt_tokens or 0)
+                    state.completion_tokens = int(usage.completion_tokens or 0)
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                if choice.finish_reason:
+                    state.finish_reason = choice.finish_reason
+                delta = choice.delta.content if choice.delta is not None else None
+                if delta:
+                    state.text_parts.append(delta)
+                    yield delta
+            state.finished = True
+        except Exception as exc:
+            raise self._translate(exc, route, started) from None
+        finally:
+            # An abandoned stream must be closed, or the provider keeps generating.
+            closer = getattr(response, "aclose", None)
+            if closer is not None and not state.finished:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await closer()
+
+    def settle_stream(
+        self, state: StreamState, prompt_estimate: int, started: float
+    ) -> Completion | None:
+        """The stream's usage: the provider's figures, else estimates of what was produced."""
+        if state.deployment_id is None or state.deployment_id not in self._deployments:
+            return None
+        deployment = self._deployments[state.deployment_id]
+        text = "".join(state.text_parts)
+        prompt_tokens = state.prompt_tokens if state.prompt_tokens is not None else prompt_estimate
+        completion_tokens = (
+            state.completion_tokens
+            if state.completion_tokens is not None
+            else count_text_tokens(text)
+        )
+        return Completion(
+            text=text,
+            finish_reason=state.finish_reason,
+            provider=deployment.provider_name,
+            model=deployment.model,
+            deployment_id=state.deployment_id,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_eur=_price(deployment, prompt_tokens, completion_tokens),
+            fallbacks=state.fallbacks,
+            latency_s=time.perf_counter() - started,
+        )
+
+    def _translate(self, error: Exception, route: Route, started: float) -> Exception:
+        status = getattr(error, "status_code", None)
+        logger.warning(
+            "provider_call",
+            group=route.chain[0],
+            outcome="failure",
+            error_type=type(error).__name__,
+            status=status,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        if _is_content_refusal(error):
+            return ContentRefused(
+                "Le fournisseur d'IA a refusé de traiter ce contenu (politique de contenu du "
+                "fournisseur). Reformulez la demande ou retirez le passage en cause."
+            )
+        if isinstance(error, ContextWindowExceededError):
+            return InvalidRequest(
+                "La demande est trop longue pour les modèles disponibles : réduisez le texte "
+                "fourni ou le nombre de messages."
+            )
+        return ProviderUnavailable()
