@@ -159,3 +159,16 @@ def running_fake_provider(slow_seconds: float = 3.0) -> Iterator[FakeProvider]:
     finally:
         server.should_exit = True
         thread.join(timeout=5)
+
+
+def main() -> None:
+    """Serve a FakeProvider in this process: `python -m tests.fake_provider PORT`."""
+    import sys
+
+    provider = FakeProvider()
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else provider.port
+    uvicorn.run(provider.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+
+
+if __name__ == "__main__":
+    main()

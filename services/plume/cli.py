@@ -191,7 +191,6 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from plume import demo
     from plume.app import create_app
     from plume.migrations import upgrade
-
     from plume.routing.config import load_routing
 
     load_routing(settings.models_file)

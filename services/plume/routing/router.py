@@ -48,10 +48,14 @@ offline_provider = OfflineProvider()
 
 
 def _configure_litellm() -> None:
-    """Keep LiteLLM's per-call work lean: no callbacks, no logging of messages."""
+    """Keep LiteLLM's per-call work lean: no callbacks, no debug output.
+
+    `turn_off_message_logging` is deliberately left off: with no callback registered nothing
+    receives the messages, and turning it on makes LiteLLM deep-copy every request to redact
+    it (measured: about 3 ms of CPU per call).
+    """
     litellm.custom_provider_map = [{"provider": PROVIDER_NAME, "custom_handler": offline_provider}]
     litellm.suppress_debug_info = True
-    litellm.turn_off_message_logging = True
     litellm.drop_params = True
     litellm.callbacks = []
     litellm.success_callback = []
