@@ -7,14 +7,15 @@ is 404 exactly as for a resource that does not exist (never 403, never the data)
 routes refuse every non-operator key with 403 `forbidden`.
 
 `ROUTES` lists every (method, path) the application serves; a meta-test fails when a route
-appears that this suite does not cover.
+appears that this suite does not cover. The OpenAI-compatible routes answer errors in
+OpenAI's shape rather than as problem details.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,12 +26,14 @@ from fastapi.routing import APIRoute
 from httpx import AsyncClient, Response
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from plume.config import Settings
 from plume.db import APP_ROLE, TenantScope, enter_tenant_context
 from plume.models import ApiKey, Organization, OrganizationStatus
 from tests.conftest import reset_tenant_context
 from tests.factories import Factory, Key, fresh_insee
+from tests.routing_helpers import app_client, assert_openai_error, group, offline, router_for
 
 # --------------------------------------------------------------------------------------
 # The routes this suite covers, and who may call them.
@@ -55,7 +58,12 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/admin/organizations/{organization_id}/api-keys"): OPERATOR,
     ("POST", "/v1/admin/organizations/{organization_id}/api-keys"): OPERATOR,
     ("DELETE", "/v1/admin/api-keys/{key_id}"): OPERATOR,
+    ("GET", "/v1/models"): ANY_KEY,
+    ("POST", "/v1/chat/completions"): ANY_KEY,
 }
+
+# These answer errors in OpenAI's shape, `{"error": {"message", "type", "code"}}`.
+OPENAI_COMPATIBLE = {("GET", "/v1/models"), ("POST", "/v1/chat/completions")}
 
 # Cross-tenant tests register the route they attack here (at import, so order-independent).
 CROSS_TENANT_COVERAGE: dict[tuple[str, str], list[str]] = {}
@@ -128,6 +136,8 @@ def body_for(method: str, path: str) -> dict[str, Any] | None:
         return {"status": "suspended", "name": "Renommée par un intrus"}
     if method == "POST" and path.endswith("/api-keys"):
         return {"name": "Clé intruse", "role": "tenant_admin"}
+    if (method, path) == ("POST", "/v1/chat/completions"):
+        return {"messages": [{"role": "user", "content": "Bonjour"}]}
     return None
 
 
@@ -300,7 +310,10 @@ async def test_every_other_route_requires_a_key(
     method, path = route
     url = fill(path, organization_id=uuid.uuid4(), key_id=uuid.uuid4())
     response = await call(client, method, url, json=body_for(method, path))
-    assert_problem(response, 401, "unauthenticated")
+    if route in OPENAI_COMPATIBLE:
+        assert_openai_error(response, 401, "unauthenticated")
+    else:
+        assert_problem(response, 401, "unauthenticated")
     assert response.headers["www-authenticate"].lower().startswith("bearer")
 
 
@@ -604,6 +617,135 @@ async def test_epci_admin_revokes_its_communes_keys(client: AsyncClient, world: 
     for name in ("a1.admin", "commune_a.agent", "b1.admin"):
         ok = await client.get("/v1/organization", headers=world.key(name).headers)
         assert ok.status_code == 200, ok.text
+
+
+# --------------------------------------------------------------------------------------
+# GET /v1/models and POST /v1/chat/completions
+#
+# These routes hold no tenant resource: the model groups are the operator's configuration,
+# shared by every tenant, and a chat completion creates nothing another request could
+# address (no id to read back). So there is nothing of another tenant to reach; what must
+# hold is that the caller's OWN effective policy decides what it sees and may use, never
+# another tenant's and never an organisation named in the request.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def offline_client(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[AsyncClient]:
+    """The offline provider (no network) deployed under each hosting class."""
+    router = router_for(
+        group("local-fr", offline("fr"), default=True),
+        group("local-eu", offline("eu")),
+        group("local-abroad", offline("non_eu")),
+    )
+    async with app_client(settings, session_factory, router) as http:
+        yield http
+
+
+async def set_policy(
+    client: AsyncClient, world: World, organization: Organization, **policy: Any
+) -> None:
+    response = await call(
+        client,
+        "PATCH",
+        f"/v1/admin/organizations/{organization.id}",
+        world.key("operator"),
+        json={"policy": policy},
+    )
+    assert response.status_code == 200, response.text
+
+
+async def listed_models(
+    client: AsyncClient,
+    key: Key,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> list[str]:
+    response = await client.get(
+        "/v1/models", headers={**key.headers, **(headers or {})}, params=params
+    )
+    assert response.status_code == 200, response.text
+    return [model["id"] for model in response.json()["data"]]
+
+
+def chat_request(model: str, **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": "Bonjour"}], **extra}
+
+
+@covers("GET", "/v1/models")
+@covers("POST", "/v1/chat/completions")
+async def test_every_role_may_use_the_openai_compatible_routes(
+    offline_client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    for name in KEYS:
+        caller = world.key(name)
+        with subtests.test(caller=name):
+            assert await listed_models(offline_client, caller) == ["local-fr", "local-eu"]
+            response = await call(
+                offline_client,
+                "POST",
+                "/v1/chat/completions",
+                caller,
+                json=chat_request("local-fr"),
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["choices"][0]["message"]["content"]
+
+
+@covers("GET", "/v1/models")
+@covers("POST", "/v1/chat/completions")
+async def test_a_tenant_sees_and_uses_only_what_its_own_policy_allows(
+    offline_client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    await set_policy(offline_client, world, world.commune_a, allowed_hosting=["fr"])
+    await set_policy(offline_client, world, world.epci_a, allowed_hosting=["fr"])
+    await set_policy(offline_client, world, world.commune_b, allowed_hosting=["eu"])
+    await set_policy(offline_client, world, world.b1, allowed_kinds=["arrete"])
+    # (caller, groups it may use, whether it may chat)
+    expected = [
+        ("commune_a.agent", ["local-fr"], True),
+        ("a1.agent", ["local-fr"], True),  # narrowed by its EPCI
+        ("epci_a.admin", ["local-fr"], True),
+        ("commune_b.agent", ["local-eu"], True),
+        ("epci_b.agent", ["local-fr", "local-eu"], True),  # its commune's policy is not its own
+        ("b1.admin", ["local-fr", "local-eu"], False),
+        ("operator", ["local-fr", "local-eu"], True),
+    ]
+    for name, groups, may_chat in expected:
+        caller = world.key(name)
+        elsewhere = world.commune_b if name.startswith(("commune_a", "a1", "epci_a")) else world.a1
+        # Naming another organisation anywhere in the request changes nothing.
+        smuggled = {"organization_id": str(elsewhere.id)}
+        with subtests.test(caller=name):
+            assert await listed_models(offline_client, caller) == groups
+            assert (
+                await listed_models(
+                    offline_client,
+                    caller,
+                    params=smuggled,
+                    headers={"X-Organization-Id": str(elsewhere.id)},
+                )
+                == groups
+            )
+            for model in ("local-fr", "local-eu", "local-abroad"):
+                response = await call(
+                    offline_client,
+                    "POST",
+                    "/v1/chat/completions",
+                    caller,
+                    json=chat_request(model, user=str(elsewhere.id), **smuggled),
+                    params=smuggled,
+                )
+                if not may_chat:
+                    assert_openai_error(response, 403, "kind_disabled")
+                elif model in groups:
+                    assert response.status_code == 200, response.text
+                else:
+                    assert_openai_error(response, 403, "hosting_not_allowed")
+                assert elsewhere.name not in response.text
+                assert str(elsewhere.id) not in response.text
 
 
 # --------------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ from plume.chat import endpoints as chat_endpoints
 from plume.config import Settings, get_settings
 from plume.credentials import endpoints as credentials_endpoints
 from plume.db import create_engine, create_session_factory
+from plume.drafting import endpoints as drafting_endpoints
+from plume.drafting.jobs import SyntheseWorker
+from plume.drafting.service import DraftingService
 from plume.errors import (
     InternalError,
     InvalidRequest,
@@ -128,6 +131,13 @@ def _install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(psycopg.OperationalError, on_database_error)
 
 
+def _wire_services(app: FastAPI, call_hooks: list[CallHook]) -> None:
+    """Services that need the session factory, which may only exist once the app starts."""
+    app.state.provider_calls = ProviderCalls(app.state.session_factory, call_hooks)
+    app.state.drafting = DraftingService(app.state.provider_router, app.state.provider_calls)
+    app.state.synthese_worker = SyntheseWorker(app.state.session_factory, app.state.drafting)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -150,9 +160,12 @@ def create_app(
             )
             app.state.engine = owned_engine
             app.state.session_factory = create_session_factory(owned_engine)
-            app.state.provider_calls = ProviderCalls(app.state.session_factory, call_hooks)
+            _wire_services(app, call_hooks)
+        worker: SyntheseWorker = app.state.synthese_worker
+        worker.start()
         logger.info("started", env=settings.env.value)
         yield
+        await worker.stop()
         if owned_engine is not None:
             await owned_engine.dispose()
         logger.info("stopped")
@@ -174,11 +187,8 @@ def create_app(
     )
     # Later issues register hooks here (quotas, usage, audit, metrics).
     call_hooks: list[CallHook] = []
-    app.state.provider_calls = (
-        ProviderCalls(app.state.session_factory, call_hooks)
-        if app.state.session_factory is not None
-        else None
-    )
+    if app.state.session_factory is not None:
+        _wire_services(app, call_hooks)
 
     _install_exception_handlers(app)
     if settings.cors_origins:
@@ -198,6 +208,7 @@ def create_app(
 
     app.include_router(health.router)
     app.include_router(chat_endpoints.router)
+    app.include_router(drafting_endpoints.router)
     app.include_router(organizations_endpoints.admin_router)
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)

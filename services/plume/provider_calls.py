@@ -13,8 +13,9 @@ lock is held across it. A request is:
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import anyio
 import structlog
@@ -26,6 +27,7 @@ from plume.routing.router import Completion, Route
 
 logger = structlog.get_logger("plume.provider_calls")
 
+T = TypeVar("T")
 Outcome = Literal["success", "failure", "client_disconnected"]
 
 
@@ -70,8 +72,17 @@ class ProviderCalls:
             for hook in self.hooks:
                 await hook.before_call(session, context)
 
-    async def after(self, context: CallContext, outcome: CallOutcome) -> None:
-        """Phase 3: settle, whatever happened; never interrupted by a client's departure."""
+    async def after(
+        self,
+        context: CallContext,
+        outcome: CallOutcome,
+        work: Callable[[AsyncSession], Awaitable[T]] | None = None,
+    ) -> T | None:
+        """Phase 3: settle, whatever happened; never interrupted by a client's departure.
+
+        `work` (e.g. storing the draft) runs in the same transaction as the hooks, so the
+        result, its usage and its audit entry are committed together or not at all.
+        """
         completion = outcome.completion
         logger.info(
             "provider_request",
@@ -84,10 +95,14 @@ class ProviderCalls:
             completion_tokens=completion.completion_tokens if completion else None,
             duration_ms=round((time.perf_counter() - context.started) * 1000, 1),
         )
-        if not self.hooks:
-            return
+        if not self.hooks and work is None:
+            return None
+        result: T | None = None
         with anyio.CancelScope(shield=True):
             async with self.session_factory() as session, session.begin():
                 await enter_tenant_context(session, context.principal.scope)
+                if work is not None:
+                    result = await work(session)
                 for hook in self.hooks:
                     await hook.after_call(session, context, outcome)
+        return result

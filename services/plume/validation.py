@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,10 +41,22 @@ _MESSAGES: dict[str, str] = {
 }
 
 
-def _field_path(loc: Sequence[int | str]) -> str:
+_TYPE_NAME = re.compile(r"^(str|int|float|bool|bytes|none|[A-Z]\w*|\w+\[.*\])$")
+
+# Tags of discriminated unions, which pydantic puts in the location of a member's errors.
+_UNION_TAGS = frozenset({"arrete", "deliberation", "courrier", "bulletin_article", "synthese"})
+
+
+def _field_path(loc: Sequence[int | str], kind: str = "") -> str:
     parts = list(loc)
     if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
         parts = parts[1:]
+    if kind in {"union_tag_invalid", "union_tag_not_found"}:
+        return ".".join(str(p) for p in parts) + ("." if parts else "") + "kind"
+    if parts and parts[0] in _UNION_TAGS:
+        parts = parts[1:]
+    # Pydantic names the member of a union it tried ('str', 'list[TextPart]'): not a field.
+    parts = [p for p in parts if isinstance(p, int) or not _TYPE_NAME.match(p)]
     path = ""
     for part in parts:
         if isinstance(part, int):
@@ -58,6 +71,10 @@ def _message(error: dict[str, Any]) -> str:
     ctx = error.get("ctx") or {}
     if kind in _MESSAGES:
         return _MESSAGES[kind]
+    if kind == "union_tag_invalid":
+        return f"Type non reconnu ; valeurs possibles : {ctx.get('expected_tags', '')}."
+    if kind == "union_tag_not_found":
+        return "Ce champ est obligatoire."
     if kind == "value_error":
         # Our validators raise ValueError with a French sentence.
         return str(ctx.get("error") or error.get("msg", "Valeur invalide.")).removeprefix(
@@ -88,6 +105,7 @@ def _message(error: dict[str, Any]) -> str:
     return "Valeur invalide."
 
 
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "dict_type", "model_type", "model_class"})
 _NOT_JSON = (
     "Le corps de la requête doit être un objet JSON, envoyé avec l'en-tête "
     "« Content-Type: application/json »."
@@ -96,10 +114,13 @@ _NOT_JSON = (
 
 def invalid_request_from(errors: Sequence[Any]) -> InvalidRequest:
     if any(e.get("type") in {"json_invalid", "json_type"} for e in errors) or any(
-        tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing" for e in errors
+        tuple(e.get("loc", ())) == ("body",) and e.get("type") in _NOT_AN_OBJECT for e in errors
     ):
         return InvalidRequest(_NOT_JSON, errors=[FieldError(field="body", message=_NOT_JSON)])
-    field_errors = [FieldError(field=_field_path(e["loc"]), message=_message(e)) for e in errors]
+    field_errors = [
+        FieldError(field=_field_path(e["loc"], str(e.get("type", ""))), message=_message(e))
+        for e in errors
+    ]
     if len(field_errors) == 1:
         only = field_errors[0]
         detail = f"Le champ « {only.field} » est invalide : {only.message}"

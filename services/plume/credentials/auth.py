@@ -47,6 +47,8 @@ class Principal:
     organization: OrganizationOut
     policy: EffectivePolicy
     scope: TenantScope
+    # The EPCI a commune belongs to, for documents written in its name.
+    epci_name: str | None = None
 
     @property
     def organization_id(self) -> uuid.UUID:
@@ -62,7 +64,7 @@ def hashers(settings: Settings) -> list[KeyHasher]:
 
 async def _find_key(
     repository: ApiKeyRepository, token: str, candidates: list[KeyHasher]
-) -> tuple[ApiKey, Organization] | None:
+) -> tuple[ApiKey, list[Organization]] | None:
     for index, hasher in enumerate(candidates):
         found = await repository.find_by_hash(hasher.hash(token))
         if found is None:
@@ -96,15 +98,14 @@ async def authenticate_token(
     found = await _find_key(keys, token, hashers(settings))
     if found is None:
         raise Unauthenticated()
-    key, organization = found
+    key, chain = found
+    organization = chain[-1]
     now = datetime.now(UTC)
     if key.revoked_at is not None:
         raise Unauthenticated("Cette clé d'API a été révoquée.")
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthenticated("Cette clé d'API a expiré.")
 
-    organizations = OrganizationRepository(session, system)
-    chain = await organizations.chain(organization)
     if any(level.status is OrganizationStatus.SUSPENDED for level in chain):
         raise OrganizationSuspended()
     if key.last_used_at is None or now - key.last_used_at > timedelta(
@@ -114,7 +115,7 @@ async def authenticate_token(
 
     children: list[uuid.UUID] = []
     if key.role is ApiKeyRole.TENANT_ADMIN and organization.kind is OrganizationKind.EPCI:
-        children = await organizations.child_ids(organization.id)
+        children = await OrganizationRepository(session, system).child_ids(organization.id)
     policy = effective_policy([level.policy for level in chain])
     return Principal(
         key_id=key.id,
@@ -122,6 +123,7 @@ async def authenticate_token(
         organization=organization_out(organization, policy),
         policy=policy,
         scope=_scope_for(key.role, organization, children),
+        epci_name=next((o.name for o in chain if o.kind is OrganizationKind.EPCI), None),
     )
 
 
@@ -169,3 +171,24 @@ async def authenticate_briefly(
 
 
 ProviderCaller = Annotated[Principal, Security(authenticate_briefly, scopes=_ALL)]
+
+
+async def principal_for_background_work(
+    session: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID | None
+) -> Principal | None:
+    """The principal a background job acts as: the key that asked, scoped to its own
+    organisation, with the organisation's policy as it is now (it may have changed)."""
+    organizations = OrganizationRepository(session, TenantScope.everything())
+    organization = await organizations.get(organization_id)
+    if organization is None:
+        return None
+    chain = await organizations.chain(organization)
+    policy = effective_policy([level.policy for level in chain])
+    return Principal(
+        key_id=key_id or uuid.UUID(int=0),
+        role=ApiKeyRole.AGENT,
+        organization=organization_out(organization, policy),
+        policy=policy,
+        scope=TenantScope(frozenset([organization.id])),
+        epci_name=next((o.name for o in chain if o.kind is OrganizationKind.EPCI), None),
+    )

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from plume.db import TenantScope
 from plume.models import ApiKey, Organization
@@ -27,14 +28,24 @@ class ApiKeyRepository:
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def find_by_hash(self, secret_hash: str) -> tuple[ApiKey, Organization] | None:
+    async def find_by_hash(self, secret_hash: str) -> tuple[ApiKey, list[Organization]] | None:
+        """The key and its organisation's chain, operator first, in one round trip (the
+        tree is at most three levels deep)."""
+        parent = aliased(Organization)
+        grandparent = aliased(Organization)
         statement = (
-            select(ApiKey, Organization)
+            select(ApiKey, Organization, parent, grandparent)
             .join(Organization, Organization.id == ApiKey.organization_id)
+            .outerjoin(parent, parent.id == Organization.parent_id)
+            .outerjoin(grandparent, grandparent.id == parent.parent_id)
             .where(ApiKey.secret_hash == secret_hash, self.scope.clause(ApiKey.organization_id))
         )
         row = (await self.session.execute(statement)).one_or_none()
-        return (row[0], row[1]) if row is not None else None
+        if row is None:
+            return None
+        key, organization, parent_row, grandparent_row = row
+        chain = [level for level in (grandparent_row, parent_row) if level is not None]
+        return key, [*chain, organization]
 
     async def list_page(self, organization_id: uuid.UUID, page: PageRequest) -> Sequence[ApiKey]:
         statement = select(ApiKey).where(

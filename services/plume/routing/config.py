@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import structlog
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from plume.config import ConfigurationError
 
@@ -104,24 +104,26 @@ class RoutingConfig(BaseModel):
 
     model_groups: list[ModelGroup] = Field(min_length=1)
     num_retries: int = Field(default=1, ge=0, le=5)
-    cooldown_s: float = Field(default=30, ge=0)
+    # LiteLLM reads 0 as its own default (5 s): a cooldown cannot be switched off.
+    cooldown_s: float = Field(default=30, gt=0)
     allowed_fails: int = Field(default=0, ge=0)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> RoutingConfig:
+    def problems(self) -> list[tuple[tuple[int | str, ...], str]]:
+        """Inconsistencies between groups, each with the location of the field at fault."""
+        found: list[tuple[tuple[int | str, ...], str]] = []
         names = [g.name for g in self.model_groups]
-        duplicates = {n for n in names if names.count(n) > 1}
-        if duplicates:
-            raise ValueError(f"duplicate group name {sorted(duplicates)[0]!r}")
-        if sum(g.default for g in self.model_groups) > 1:
-            raise ValueError("more than one group is marked default")
-        for group in self.model_groups:
-            for fallback in group.fallbacks:
+        for index, group in enumerate(self.model_groups):
+            if names.index(group.name) != index:
+                found.append((("model_groups", index, "name"), f"duplicate group {group.name!r}"))
+            if group.default and any(g.default for g in self.model_groups[:index]):
+                found.append((("model_groups", index, "default"), "another group is default"))
+            for position, fallback in enumerate(group.fallbacks):
+                where = ("model_groups", index, "fallbacks", position)
                 if fallback not in names:
-                    raise ValueError(f"group {group.name!r}: unknown fallback group {fallback!r}")
-                if fallback == group.name:
-                    raise ValueError(f"group {group.name!r} falls back to itself")
-        return self
+                    found.append((where, f"unknown group {fallback!r}"))
+                elif fallback == group.name:
+                    found.append((where, "a group cannot fall back to itself"))
+        return found
 
     @property
     def default_group(self) -> ModelGroup:
@@ -173,17 +175,26 @@ def parse_routing(text: str, source: str) -> RoutingConfig:
             f"PLUME_MODELS_FILE: {source}: expected a mapping with model_groups"
         )
     try:
-        return RoutingConfig.model_validate(data)
+        config = RoutingConfig.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        loc = tuple(error["loc"])
-        line = _line_of(root, loc)
-        field = _field_path(loc) or "(file)"
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "missing":
             message = "is required"
-        where = f"{source}:{line}" if line else source
-        raise ConfigurationError(f"PLUME_MODELS_FILE: {where}: {field}: {message}") from None
+        raise _located(root, source, tuple(error["loc"]), message) from None
+    for loc, message in config.problems()[:1]:
+        raise _located(root, source, loc, message)
+    return config
+
+
+def _located(
+    root: yaml.Node | None, source: str, loc: tuple[int | str, ...], message: str
+) -> ConfigurationError:
+    line = _line_of(root, loc)
+    where = f"{source}:{line}" if line else source
+    return ConfigurationError(
+        f"PLUME_MODELS_FILE: {where}: {_field_path(loc) or '(file)'}: {message}"
+    )
 
 
 def load_routing_file(path: Path) -> RoutingConfig:

@@ -12,6 +12,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -125,6 +126,15 @@ def _fallbacks_used(route: Route, deployment_id: str) -> int:
     return route.chain.index(group) if group in route.chain else 0
 
 
+def _provider_reason(error: Exception) -> str:
+    """The provider's own words, without LiteLLM's prefixes and fallback narration."""
+    message = str(getattr(error, "message", "") or "")
+    message = re.sub(r"^(litellm\.\w+: )+", "", message)
+    message = message.split(" Received Model Group=")[0].split("model group '")[0]
+    message = re.sub(r"^\w+Exception - ", "", message).strip()
+    return message[:300]
+
+
 def _is_content_refusal(error: Exception) -> bool:
     if isinstance(error, ContentPolicyViolationError):
         return True
@@ -196,6 +206,11 @@ class ProviderRouter:
                 )
             group = found
         chain = tuple(name for name in self._chain(group) if self._allowed_ids(name, hosting))
+        if not chain and not any(self._group_deployments.get(n) for n in self._chain(group)):
+            raise ProviderUnavailable(
+                f"Aucun fournisseur n'est configuré pour le modèle « {group.name} » ni pour ses "
+                "modèles de secours : l'opérateur doit renseigner leurs clés d'API."
+            )
         if not chain:
             allowed = ", ".join(_HOSTING_LABELS[h] for h in sorted(hosting)) or "aucun"
             raise HostingNotAllowed(
@@ -211,6 +226,16 @@ class ProviderRouter:
             for group in self.config.model_groups
             if any(self._allowed_ids(name, hosting) for name in self._chain(group))
         ]
+
+    def context_window(self, route: Route, default: int = 8192) -> int:
+        """The smallest context window among the deployments that may serve the route."""
+        windows = [
+            self._deployments[deployment_id].context_window or default
+            for name in route.chain
+            for deployment_id in self._allowed_ids(name, route.hosting)
+            if not self._deployments[deployment_id].is_offline
+        ]
+        return min(windows) if windows else default
 
     def deployment(self, deployment_id: str) -> Deployment:
         return self._deployments[deployment_id]
@@ -341,9 +366,37 @@ class ProviderRouter:
     ) -> AsyncIterator[str]:
         """Yield text deltas; `state` holds usage and the deployment when it ends.
 
-        Closing the iterator early (client gone) closes the provider's stream.
+        A stream that ends without a word (a provider answering 200 with a body LiteLLM
+        cannot read) counts as a failure: since nothing reached the client yet, the next
+        group of the chain is tried. Closing the iterator early closes the provider's stream.
         """
         started = time.perf_counter()
+        remaining = route
+        while True:
+            async for delta in self._stream_once(
+                remaining, route, messages, state, started, max_tokens, sampling
+            ):
+                yield delta
+            if state.text_parts:
+                return
+            answered = (state.deployment_id or "").rsplit("/", 1)[0]
+            position = remaining.chain.index(answered) if answered in remaining.chain else 0
+            logger.warning("provider_call", group=answered, outcome="empty_stream")
+            if position + 1 >= len(remaining.chain):
+                raise ProviderUnavailable()
+            remaining = Route(remaining.group, remaining.chain[position + 1 :], route.hosting)
+            state.finished = False
+
+    async def _stream_once(
+        self,
+        route: Route,
+        original: Route,
+        messages: list[dict[str, Any]],
+        state: StreamState,
+        started: float,
+        max_tokens: int | None,
+        sampling: Mapping[str, Any] | None,
+    ) -> AsyncIterator[str]:
         arguments = self._call_arguments(route, messages, max_tokens, sampling or {})
         try:
             response = await self._router(route.hosting).acompletion(
@@ -353,7 +406,7 @@ class ProviderRouter:
             raise self._translate(exc, route, started) from None
         hidden = getattr(response, "_hidden_params", {}) or {}
         state.deployment_id = str(hidden.get("model_id"))
-        state.fallbacks = _fallbacks_used(route, state.deployment_id)
+        state.fallbacks = _fallbacks_used(original, state.deployment_id)
         try:
             async for chunk in response:
                 usage = getattr(chunk, "usage", None)
@@ -417,9 +470,11 @@ class ProviderRouter:
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         if _is_content_refusal(error):
+            reason = _provider_reason(error)
             return ContentRefused(
                 "Le fournisseur d'IA a refusé de traiter ce contenu (politique de contenu du "
                 "fournisseur). Reformulez la demande ou retirez le passage en cause."
+                + (f" Motif donné par le fournisseur : « {reason} »." if reason else "")
             )
         if isinstance(error, ContextWindowExceededError):
             return InvalidRequest(

@@ -1,0 +1,176 @@
+"""HTTP routes for drafts: create (plain, streamed, or as a job), read, list, review, export."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import anyio
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from plume.credentials.auth import AnyKey, ProviderCaller
+from plume.drafting.export import ExportableDraft, export
+from plume.drafting.schemas import (
+    DraftOut,
+    DraftRequest,
+    ReviewRequest,
+    SyntheseRequest,
+    request_fields,
+)
+from plume.drafting.service import DraftingService, draft_out
+from plume.errors import PayloadTooLarge
+from plume.models import DraftStatus
+from plume.pagination import Page, PageParams, next_cursor
+from plume.provider_calls import CallContext
+from plume.transaction import DBSession
+
+router = APIRouter(prefix="/v1/drafts", tags=["drafting"])
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _service(request: Request) -> DraftingService:
+    service: DraftingService = request.app.state.drafting
+    return service
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Draft a document; `stream: true` answers Server-Sent Events",
+    response_model=DraftOut,
+    responses={202: {"model": DraftOut, "description": "A long synthèse, drafted as a job"}},
+)
+async def create_draft(
+    payload: Annotated[DraftRequest, Body()], request: Request, principal: ProviderCaller
+) -> Response:
+    settings = request.app.state.settings
+    if payload.kind != "synthese":
+        # Only synthèses may use the larger body allowed on this route.
+        length = int(request.headers.get("content-length") or 0)
+        if length > settings.max_body_bytes:
+            raise PayloadTooLarge(
+                "Le corps de la requête dépasse la taille autorisée pour ce type de document "
+                f"({settings.max_body_bytes // 1024} Kio) ; seules les synthèses acceptent "
+                "des textes plus longs."
+            )
+    service = _service(request)
+    route = service.plan(principal, payload.kind, payload.model_group)
+    context = CallContext(
+        principal=principal,
+        kind=payload.kind,
+        route=route,
+        request_id=getattr(request.state, "request_id", None),
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    fields = request_fields(payload)
+    await service.calls.before(context)
+    if isinstance(payload, SyntheseRequest):
+        plan = await service.plan_synthese(route, payload)
+        if plan.long:
+            if payload.stream:
+                return StreamingResponse(
+                    service.synthese_stream(context, payload, plan),
+                    media_type="text/event-stream",
+                    headers=_SSE_HEADERS,
+                )
+            draft = await service.enqueue_synthese(context, fields)
+            request.app.state.synthese_worker.wake.set()
+            return JSONResponse(
+                draft.model_dump(mode="json"),
+                status_code=status.HTTP_202_ACCEPTED,
+                headers={"Location": f"/v1/drafts/{draft.id}", "Retry-After": "5"},
+            )
+    if payload.stream:
+        return StreamingResponse(
+            service.stream(context, payload.kind, fields, payload.max_output_tokens),
+            media_type="text/event-stream",
+            headers=_SSE_HEADERS,
+        )
+    draft = await service.create(context, payload.kind, fields, payload.max_output_tokens)
+    return JSONResponse(
+        draft.model_dump(mode="json"),
+        status_code=status.HTTP_201_CREATED,
+        headers={"Location": f"/v1/drafts/{draft.id}"},
+    )
+
+
+@router.get("", summary="List your organisation's drafts, newest first")
+async def list_drafts(
+    request: Request,
+    session: DBSession,
+    principal: AnyKey,
+    page: PageParams,
+    kind: Annotated[
+        Literal["arrete", "deliberation", "courrier", "bulletin_article", "synthese"] | None,
+        Query(),
+    ] = None,
+    status_filter: Annotated[
+        Literal["draft", "processing", "approved", "rejected", "failed"] | None,
+        Query(alias="status"),
+    ] = None,
+) -> Page[DraftOut]:
+    rows = await _service(request).list_page(
+        session,
+        principal,
+        page,
+        kind,
+        DraftStatus(status_filter) if status_filter else None,
+    )
+    items, cursor = next_cursor(list(rows), page, lambda d: (d.created_at, d.id))
+    return Page(items=[draft_out(d) for d in items], next_cursor=cursor)
+
+
+@router.get("/{draft_id}", summary="Read a draft (poll it while a synthèse is processing)")
+async def get_draft(
+    draft_id: uuid.UUID, request: Request, session: DBSession, principal: AnyKey
+) -> DraftOut:
+    draft = await _service(request).get(session, principal.scope, draft_id)
+    return draft_out(draft)
+
+
+@router.post("/{draft_id}/review", summary="Approve or reject a draft, as a named person")
+async def review_draft(
+    draft_id: uuid.UUID,
+    payload: ReviewRequest,
+    request: Request,
+    session: DBSession,
+    principal: AnyKey,
+) -> DraftOut:
+    draft = await _service(request).review(session, principal, draft_id, payload)
+    return draft_out(draft)
+
+
+@router.get("/{draft_id}/export", summary="The document as Markdown, Word (docx) or OpenDocument")
+async def export_draft(
+    draft_id: uuid.UUID,
+    request: Request,
+    session: DBSession,
+    principal: AnyKey,
+    format: Annotated[Literal["md", "docx", "odt"], Query()] = "md",
+) -> Response:
+    draft = await _service(request).get(session, principal.scope, draft_id)
+    out = draft_out(draft)
+    exportable = ExportableDraft(
+        id=str(out.id),
+        kind=out.kind,
+        title=out.title or out.kind,
+        text=out.text,
+        sections=out.sections,
+        ai_notice=out.ai_notice,
+        status=out.status,
+        commune_name=principal.organization.name,
+        created_at=out.created_at,
+        reviewer_name=out.review.reviewer.name if out.review else None,
+        reviewer_title=out.review.reviewer.title if out.review else None,
+        reviewed_at=out.review.reviewed_at if out.review else None,
+        acte_nature=out.acte_nature,
+    )
+    # Building a long docx takes seconds: keep it off the event loop.
+    content, media_type, filename = await anyio.to_thread.run_sync(export, exportable, format)
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,153 @@
+"""The synthèse job worker: every API process runs one; PostgreSQL hands out the jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from plume.credentials.auth import principal_for_background_work
+from plume.db import TenantScope, enter_tenant_context
+from plume.drafting.repository import DraftRepository, SyntheseJobQueue
+from plume.drafting.schemas import SyntheseRequest
+from plume.drafting.service import (
+    DraftingService,
+    FinishedDocument,
+    JobSettings,
+    Usage,
+    apply_document,
+)
+from plume.errors import PlumeError
+from plume.models import DraftStatus
+from plume.provider_calls import CallContext, CallOutcome
+from plume.routing.router import Completion
+
+logger = structlog.get_logger("plume.jobs")
+
+
+class SyntheseWorker:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        service: DraftingService,
+        settings: JobSettings | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.service = service
+        self.settings = settings or JobSettings()
+        self.wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="plume-synthese-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run(self) -> None:
+        while True:
+            try:
+                worked = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("synthese_worker_error")
+                worked = False
+            if not worked:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.settings.poll_interval_s)
+
+    async def run_once(self) -> bool:
+        """Claim and process one job; False when there was none."""
+        async with self.session_factory() as session, session.begin():
+            claimed = await SyntheseJobQueue(session).claim(self.settings.lease)
+        if claimed is None:
+            return False
+        await self._process(*claimed)
+        return True
+
+    async def _process(self, draft_id: uuid.UUID, organization_id: uuid.UUID) -> None:
+        # The job names its tenant; it is read under that tenant's own scope.
+        scope = TenantScope(frozenset([organization_id]))
+        async with self.session_factory() as session, session.begin():
+            await enter_tenant_context(session, scope)
+            draft = await DraftRepository(session, scope).get(draft_id)
+            if draft is None or draft.status is not DraftStatus.PROCESSING:
+                return
+            key_id = draft.created_by_key_id
+            attempts = draft.attempts
+            request = dict(draft.request)
+            group = draft.model_group
+        async with self.session_factory() as session, session.begin():
+            principal = await principal_for_background_work(session, organization_id, key_id)
+        if principal is None:
+            return
+        if attempts > self.settings.max_attempts:
+            await self._fail(
+                principal.scope,
+                draft_id,
+                f"Abandonnée après {self.settings.max_attempts} tentatives interrompues.",
+            )
+            return
+        try:
+            route = self.service.plan(principal, "synthese", group)
+            payload = SyntheseRequest.model_validate({**request, "kind": "synthese"})
+            plan = await self.service.plan_synthese(route, payload)
+            context = CallContext(
+                principal=principal, kind="synthese", route=route, request_id=None
+            )
+
+            async def heartbeat(done: int, total: int) -> None:
+                async with self.session_factory() as session, session.begin():
+                    await SyntheseJobQueue(session).extend(
+                        draft_id, self.settings.lease, {"done": done, "total": total}
+                    )
+
+            document, usage, completion = await self.service.summarise(
+                context, payload, plan, heartbeat
+            )
+        except PlumeError as error:
+            await self._fail(principal.scope, draft_id, error.detail)
+            return
+        await self._complete(context, draft_id, document, usage, completion)
+
+    async def _complete(
+        self,
+        context: CallContext,
+        draft_id: uuid.UUID,
+        document: FinishedDocument,
+        usage: Usage,
+        completion: Completion,
+    ) -> None:
+        async def work(session: AsyncSession) -> None:
+            repository = DraftRepository(session, context.principal.scope)
+            draft = await repository.get(draft_id, for_update=True)
+            if draft is None or draft.status is not DraftStatus.PROCESSING:
+                return
+            apply_document(draft, document, usage)
+            draft.status = DraftStatus.DRAFT
+            draft.locked_until = None
+            await repository.save(draft)
+
+        await self.service.calls.after(context, CallOutcome("success", completion), work)
+        logger.info("synthese_done", draft_id=str(draft_id))
+
+    async def _fail(self, scope: TenantScope, draft_id: uuid.UUID, reason: str) -> None:
+        async with self.session_factory() as session, session.begin():
+            await enter_tenant_context(session, scope)
+            repository = DraftRepository(session, scope)
+            draft = await repository.get(draft_id, for_update=True)
+            if draft is None or draft.status is not DraftStatus.PROCESSING:
+                return
+            draft.status = DraftStatus.FAILED
+            draft.failure_reason = reason
+            draft.locked_until = None
+            await repository.save(draft)
+        logger.warning("synthese_failed", draft_id=str(draft_id))

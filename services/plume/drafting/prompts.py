@@ -1,0 +1,67 @@
+"""French prompts, rendered from the Jinja2 templates beside this module.
+
+The request's content travels as JSON inside <donnees>…</donnees>: the templates tell the model
+it is data, never instructions, and the closing tag can never appear inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from plume.drafting.document import TenantIdentity
+
+_TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    undefined=StrictUndefined,
+    autoescape=False,  # noqa: S701 - prompts are plain text for a model, not HTML
+    keep_trailing_newline=True,
+)
+_DATA = re.compile(r"<donnees>\s*(.*?)\s*</donnees>", re.DOTALL)
+_KIND_LINE = re.compile(r"^Type de document : (\w+)\s*$", re.MULTILINE)
+
+
+def fence(payload: dict[str, Any]) -> str:
+    """JSON that cannot close the data fence: '</' is written '<\\/' (still valid JSON)."""
+    return json.dumps(payload, ensure_ascii=False, indent=1).replace("</", "<\\/")
+
+
+def build_messages(
+    kind: str,
+    identity: TenantIdentity,
+    request: dict[str, Any],
+    *,
+    template: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> list[dict[str, str]]:
+    data = fence({"kind": kind, "identity": identity.model_dump(), "request": request})
+    context = {
+        "identity": identity,
+        "request": request,
+        "kind": kind,
+        "data": data,
+        **(extra or {}),
+    }
+    system = _TEMPLATES.get_template("system.j2").render(**context)
+    user = _TEMPLATES.get_template(f"{template or kind}.j2").render(**context)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def read_fenced_request(messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """The kind and data of a drafting prompt, as the offline provider needs them."""
+    if not messages:
+        return None
+    system = str(messages[0].get("content") or "")
+    kind = _KIND_LINE.search(system)
+    match = _DATA.search(str(messages[-1].get("content") or ""))
+    if kind is None or match is None:
+        return None
+    try:
+        data = json.loads(match.group(1))
+    except json.JSONDecodeError:
+        return None
+    return (kind.group(1), data) if isinstance(data, dict) else None

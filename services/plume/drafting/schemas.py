@@ -1,0 +1,196 @@
+"""Drafting requests, one schema per document kind, and the draft as the API answers it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from plume.drafting.document import ActeNature, DraftWarning, Sections
+
+SUBJECT_MAX = 500
+TEXT_MAX = 20_000
+ITEM_MAX = 5_000
+SOURCE_MAX = 8_000_000
+
+Subject = Annotated[str, Field(min_length=1, max_length=SUBJECT_MAX)]
+LongText = Annotated[str, Field(min_length=1, max_length=TEXT_MAX)]
+Item = Annotated[str, Field(min_length=1, max_length=ITEM_MAX)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("Ne peut pas être vide.")
+    return value.strip()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Signatory(_Strict):
+    name: ShortText
+    title: ShortText
+
+    _clean = field_validator("name", "title")(_not_blank)
+
+
+class Recipient(_Strict):
+    name: ShortText
+    address: Annotated[str, Field(max_length=1000)] | None = None
+
+    _clean = field_validator("name")(_not_blank)
+
+
+class Vote(_Strict):
+    for_: int = Field(alias="for", ge=0, le=1000)
+    against: int = Field(ge=0, le=1000)
+    abstentions: int = Field(default=0, ge=0, le=1000)
+
+
+class _DraftBase(_Strict):
+    model_group: Annotated[str, Field(max_length=64)] | None = None
+    stream: bool = False
+    max_output_tokens: int | None = Field(default=None, gt=0, le=64_000)
+
+    @field_validator("subject", "context", mode="after", check_fields=False)
+    @classmethod
+    def _text_not_blank(cls, value: str) -> str:
+        return _not_blank(value)
+
+    @field_validator(
+        "provisions", "decisions", "points", "key_points", "legal_bases", check_fields=False
+    )
+    @classmethod
+    def _items_not_blank(cls, value: list[str]) -> list[str]:
+        cleaned = [item.strip() for item in value]
+        if any(not item for item in cleaned):
+            raise ValueError("Un élément de la liste est vide.")
+        return cleaned
+
+
+class ArreteRequest(_DraftBase):
+    kind: Literal["arrete"]
+    subject: Subject
+    context: LongText = Field(description="The facts that motivate the act")
+    provisions: list[Item] = Field(min_length=1, max_length=50)
+    legal_bases: list[Item] = Field(default_factory=list, max_length=30)
+    start_date: date | None = None
+    end_date: date | None = None
+    location: Annotated[str, Field(max_length=500)] | None = None
+    signatory: Signatory | None = None
+
+    @field_validator("end_date")
+    @classmethod
+    def _dates_in_order(cls, value: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("start_date")
+        if value is not None and start is not None and value < start:
+            raise ValueError("La date de fin précède la date de début.")
+        return value
+
+
+class DeliberationRequest(_DraftBase):
+    kind: Literal["deliberation"]
+    subject: Subject
+    context: LongText = Field(description="The exposé")
+    decisions: list[Item] = Field(min_length=1, max_length=50)
+    session_date: date | None = None
+    vote: Vote | None = None
+    legal_bases: list[Item] = Field(default_factory=list, max_length=30)
+    rapporteur: Annotated[str, Field(max_length=200)] | None = None
+    signatory: Signatory | None = None
+
+
+class CourrierRequest(_DraftBase):
+    kind: Literal["courrier"]
+    subject: Subject
+    recipient: Recipient
+    points: list[Item] = Field(min_length=1, max_length=30)
+    tone: Literal["formel", "cordial"] = "formel"
+    signatory: Signatory | None = None
+
+
+class BulletinArticleRequest(_DraftBase):
+    kind: Literal["bulletin_article"]
+    subject: Subject
+    key_points: list[Item] = Field(min_length=1, max_length=30)
+    length_words: int | None = Field(default=None, ge=30, le=3000)
+    audience: Annotated[str, Field(max_length=200)] | None = None
+
+
+class SyntheseRequest(_DraftBase):
+    kind: Literal["synthese"]
+    source_text: str = Field(min_length=1, max_length=SOURCE_MAX)
+    target_words: int | None = Field(default=None, ge=30, le=5000)
+    format: Literal["points_cles", "resume"] = "resume"
+
+
+DraftRequest = Annotated[
+    ArreteRequest
+    | DeliberationRequest
+    | CourrierRequest
+    | BulletinArticleRequest
+    | SyntheseRequest,
+    Field(discriminator="kind"),
+]
+
+
+class Reviewer(_Strict):
+    name: ShortText
+    title: ShortText
+
+    _clean = field_validator("name", "title")(_not_blank)
+
+
+class ReviewRequest(_Strict):
+    decision: Literal["approved", "rejected"]
+    reviewer: Reviewer
+    comment: Annotated[str, Field(max_length=5000)] | None = None
+
+
+class ReviewOut(BaseModel):
+    decision: Literal["approved", "rejected"]
+    reviewer: Reviewer
+    comment: str | None
+    reviewed_at: datetime
+    reviewed_by: uuid.UUID | None = Field(description="Id of the key that sent the review")
+
+
+class UsageOut(BaseModel):
+    provider: str | None
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_eur: float
+    energy_kwh: float | None = None
+    gwp_kgco2eq: float | None = None
+    fallbacks: int
+
+
+class DraftOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    status: Literal["draft", "processing", "approved", "rejected", "failed"]
+    title: str | None
+    text: str
+    sections: Sections | None
+    warnings: list[DraftWarning]
+    acte_nature: ActeNature | None
+    usage: UsageOut | None
+    ai_notice: str
+    review: ReviewOut | None
+    failure_reason: str | None = None
+    model_group: str | None = None
+    created_at: datetime
+    created_by: uuid.UUID | None
+
+
+def request_fields(payload: BaseModel) -> dict[str, Any]:
+    """The request's content, without transport options, as the templates see it."""
+    return payload.model_dump(
+        mode="json", by_alias=True, exclude={"stream", "model_group", "max_output_tokens"}
+    )
