@@ -557,3 +557,56 @@ def test_every_warning_has_a_known_code_and_a_french_message() -> None:
             assert warning.message.endswith((".", "»")), warning.message
             seen.add(warning.code)
     assert seen == set(CHECK_CODES)
+
+
+@pytest.mark.parametrize(
+    ("heading", "title"),
+    [
+        (
+            "# Arrêté du maire n° [À COMPLÉTER]\n\n## Fermeture du chemin rural",
+            "Fermeture du chemin rural",
+        ),
+        ("# Délibération n° 2027-015 : Tarifs de la cantine", "Tarifs de la cantine"),
+        (
+            "ARRÊTÉ MUNICIPAL N° 12\n\nPortant fermeture du chemin rural",
+            "Portant fermeture du chemin rural",
+        ),
+        ("# Arrêté portant fermeture du chemin rural", "Arrêté portant fermeture du chemin rural"),
+        ("# Arrêté du maire n° 2027-___", "Arrêté du maire n° 2027-___"),
+    ],
+)
+def test_title_is_the_object_rather_than_the_act_header(heading: str, title: str) -> None:
+    text = heading + ARRETE[ARRETE.index("\n\nLe Maire de la commune") :]
+    assert parse_act("arrete", text)[0].title == title
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "**ARRÊTE**\n\n**Article 1er** : x\n\nFait " + "à a " * 20_000,
+        "# Arrêté du maire de " + "La Haye de " * 20_000,
+        "recours " + "tribunal administratif " * 5_000,
+        "le conseil municipal " + "a " * 50_000 + " décide :",
+        "**ARRÊTE**\n\n**Article 1er** : " + "chargé " * 30_000,
+        "Vu x\n" * 20_000 + "**Article 1er** : y\n" * 2_000,
+    ],
+    ids=["fait", "header", "tribunal", "decide", "charge", "many-lines"],
+)
+@pytest.mark.parametrize("kind", ["arrete", "deliberation"])
+def test_pathological_texts_are_handled_quickly(kind: str, text: str) -> None:
+    started = time.perf_counter()
+    sections, _ = parse_act(kind, text)
+    check_act(kind, sections, text, "Rouen")
+    assert time.perf_counter() - started < 2
+
+
+def test_an_appeal_mention_without_the_word_recours_counts() -> None:
+    text = replaced(
+        ARRETE,
+        RECOURS_ARRETE,
+        "Le présent arrêté peut être contesté devant le tribunal administratif de Rouen dans un "
+        "délai de deux mois à compter de sa publication.",
+    )
+    sections, _ = parse_act("arrete", text)
+    assert sections.mentions[0].startswith("Le présent arrêté peut être contesté")
+    assert codes("arrete", text) == []

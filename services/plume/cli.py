@@ -212,7 +212,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     for key in keys:
         print(f"  {key.organization} ({key.slug}), {key.role}:\n    {key.key}")
     agent = next(k for k in keys if k.role == "agent")
-    print(f"\nTry:\n  curl -s -H 'Authorization: Bearer {agent.key}' {base}/v1/organization\n")
+    auth = f"-H 'Authorization: Bearer {agent.key}'"
+    print(f"\nTry:\n  curl -s {auth} {base}/v1/organization")
+    print(
+        f"  curl -s {auth} -H 'Content-Type: application/json' "
+        f"-d @../shared/corpus/requests/arrete-vide-greniers.json {base}/v1/drafts\n"
+    )
     print(f"API documentation: {base}/docs\nCtrl-C stops the service.\n", flush=True)
 
     import uvicorn

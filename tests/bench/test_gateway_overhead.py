@@ -98,7 +98,10 @@ def stack(database_server: DatabaseServer) -> Iterator[tuple[str, str, str]]:
         key = run("keys", "create", "--organization", insee, "--role", "agent", "--name", "bench")
         log = open(Path(tmp) / "plume.log", "wb")  # noqa: SIM115
         plume = subprocess.Popen(
-            [PLUME, "serve", "--port", str(plume_port)], env=env, stderr=log, stdout=log
+            [PLUME, "serve", "--port", str(plume_port), "--workers", "2"],
+            env=env,
+            stderr=log,
+            stdout=log,
         )
         try:
             _wait_ready(f"http://127.0.0.1:{provider_port}/v1/models", provider)

@@ -52,10 +52,12 @@ _PUBLICATION = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"(?<=[.;!?])\s+")
-_RECOURS = re.compile(r"\brecours\b", re.IGNORECASE)
+_APPEAL_SENTENCE = re.compile(r"\brecours\b|tribunal\s+administratif|\bcontest", re.IGNORECASE)
+# Bounded gaps: an unbounded lazy scan is quadratic on a long line with many "à".
 _SIGNATURE_PLACE_DATE = re.compile(
-    r"\bfait\b[^\n]*?\b(?:[àa]|en)\s+[^\n]+?\ble\b|\bfait\s+et\s+d[ée]lib[ée]r[ée]"
-    r"|^(?:[àa])\s+[^\n,]{1,60},\s*le\b",
+    r"^(?:ainsi\s+)?fait\b.{0,80}?\b(?:[àa]|en)\s.{0,120}?\ble\b"
+    r"|^(?:ainsi\s+)?fait\s+et\s+d[ée]lib[ée]r[ée]"
+    r"|^[àa]\s+[^\n,]{1,60},\s*le\b",
     re.IGNORECASE | re.MULTILINE,
 )
 _SIGNATORY_TITLE = re.compile(r"\b(?:maire|adjointe?|pr[ée]sidente?|conseill[eè]re?)\b", re.I)
@@ -191,7 +193,7 @@ def _has_vote(text: str) -> bool:
 def _mentions_publication(passage: str) -> bool:
     # "à compter de sa publication" in the appeal mention says nothing about publishing.
     sentences = _SENTENCE_END.split(passage)
-    return any(_PUBLICATION.search(s) for s in sentences if not _RECOURS.search(s))
+    return any(_PUBLICATION.search(s) for s in sentences if not _APPEAL_SENTENCE.search(s))
 
 
 def _signature_complete(signature: str | None) -> bool:
@@ -225,7 +227,7 @@ def _appeal_warnings(kind: str, text: str, tribunal: str) -> list[DraftWarning]:
         for p in paragraphs
         if p and _APPEAL_PARAGRAPH.search(p) and not _MOTIVATION_PARAGRAPH.match(p)
     ]
-    if not any(_RECOURS.search(p) for p in relevant):
+    if not relevant:
         return [
             DraftWarning(
                 code=MISSING_APPEAL_MENTION,

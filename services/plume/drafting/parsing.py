@@ -72,7 +72,9 @@ _MENTION_ANYWHERE = re.compile(
     r"|^(?:document|texte|projet)\b.{0,60}\bintelligence\s+artificielle",
     _I,
 )
-_RECOURS = re.compile(r"\brecours\b", _I)
+# "… peut être contesté devant le tribunal administratif de Rouen dans un délai de deux mois"
+# is an appeal mention too, without the word "recours".
+_APPEAL_VERB = re.compile(r"\brecours\b|\bcontest|\bd[ée]f[ée]r[ée]|\battaqu", _I)
 _APPEAL_DETAIL = re.compile(r"tribunal\s+administratif|\b(?:deux|2)\s+mois\b", _I)
 _MENTION_START = re.compile(
     r"^(?:ampliation"
@@ -429,7 +431,7 @@ class _Builder:
             return _Class.CLOSING_HEADING, None
         if _MENTION_ANYWHERE.search(text) or _MENTION_START.match(text):
             return _Class.MENTION, None
-        if _RECOURS.search(text) and _APPEAL_DETAIL.search(text):
+        if _APPEAL_VERB.search(text) and _APPEAL_DETAIL.search(text):
             return _Class.MENTION, None
         if _CHATTER.match(text):
             return _Class.CHATTER, None

@@ -257,6 +257,11 @@ class ProviderRouter:
                     "timeout": deployment.timeout_s,
                     "stream_timeout": deployment.timeout_s,
                     "max_retries": 0,  # the Router retries, not the provider SDK
+                    # Prices from the routing file: LiteLLM then skips its price-map lookups.
+                    "input_cost_per_token": float(deployment.price_per_million_tokens.input)
+                    / 1_000_000,
+                    "output_cost_per_token": float(deployment.price_per_million_tokens.output)
+                    / 1_000_000,
                 }
                 if deployment.api_base:
                     params["api_base"] = deployment.api_base
