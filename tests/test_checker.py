@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -610,3 +611,31 @@ def test_an_appeal_mention_without_the_word_recours_counts() -> None:
     sections, _ = parse_act("arrete", text)
     assert sections.mentions[0].startswith("Le présent arrêté peut être contesté")
     assert codes("arrete", text) == []
+
+
+def test_a_note_before_the_act_does_not_hide_its_title() -> None:
+    text = "Note : projet à relire.\n\n" + ARRETE
+    sections, _ = parse_act("arrete", text)
+    assert sections.title is not None
+    assert sections.title.startswith("Interdiction de la circulation")
+    assert sections.mentions == [RECOURS_ARRETE.strip("*")]
+
+
+@pytest.mark.parametrize("kind", ["arrete", "deliberation"])
+def test_mangled_acts_never_raise(kind: str) -> None:
+    rng = random.Random(4)
+    source = (ARRETE if kind == "arrete" else DELIBERATION).splitlines()
+    for _ in range(300):
+        lines = [line for line in source if rng.random() > 0.2]
+        if rng.random() < 0.3:
+            rng.shuffle(lines)
+        lines = [
+            line[: rng.randrange(len(line) + 1)] if rng.random() < 0.1 else line for line in lines
+        ]
+        text = "\n".join(lines)
+        sections, warnings = parse_act(kind, text)
+        # parse_act swallows its own bugs: an article still in the text must still be found.
+        if any(line.startswith("**Article 2** : ") for line in lines):
+            assert sections.articles
+        for warning in check_act(kind, sections, text, "Rouen") + warnings:
+            assert warning.code in (*CHECK_CODES, UNPARSED_ANSWER)

@@ -174,8 +174,8 @@ def check_act(
     if not _signature_complete(sections.signature):
         warn(
             MISSING_SIGNATURE,
-            "Le bloc de signature est absent ou incomplet : ajoutez « Fait à <commune>, le … » "
-            "suivi de la qualité et du nom du signataire (« Le Maire, Prénom Nom »).",
+            "Le bloc de signature est absent ou incomplet : ajoutez « Fait à …, le … » suivi "
+            "de la qualité et du nom du signataire (« Le Maire, » puis son nom).",
         )
 
     warnings.extend(_appeal_warnings(kind, text, tribunal))
@@ -215,10 +215,14 @@ def _fold(text: str) -> str:
 
 
 def _appeal_warnings(kind: str, text: str, tribunal: str) -> list[DraftWarning]:
-    act = "l'arrêté" if kind == "arrete" else "la délibération"
+    act, subject = (
+        ("l'arrêté", "Le présent arrêté")
+        if kind == "arrete"
+        else ("la délibération", "La présente délibération")
+    )
     expected = _tribunal_label(tribunal)
     model_sentence = (
-        f"« Le présent acte peut faire l'objet d'un recours contentieux devant le {expected} "
+        f"« {subject} peut faire l'objet d'un recours contentieux devant le {expected} "
         "dans un délai de deux mois à compter de sa publication ou de sa notification. »"
     )
     paragraphs = [_MARKDOWN.sub("", p).strip() for p in _PARAGRAPH_BREAK.split(text)]

@@ -34,7 +34,7 @@ _SPACES = re.compile(r"[ \t\u00a0\u202f]+")
 
 _ARTICLE = re.compile(
     r"^art(?:icle|\.)\s*"
-    r"(?P<num>premi[eè]re?|unique|\d{1,3}\s*(?:er|ᵉʳ)?|(?-i:[IVX]{1,5})"
+    r"(?P<num>premier|premi[eè]re|unique|\d{1,3}\s*(?:er|ᵉʳ)?|(?-i:[IVX]{1,5})"
     r"|un|deux|trois|quatre|cinq|six|sept|huit|neuf|dix)"
     r"(?P<sep>\s*[:.–—-]+\s*|\s*$|\s+)(?P<rest>.*)$",
     _I | re.S,
@@ -86,10 +86,11 @@ _MENTION_START = re.compile(
     r"|publi[ée]e?\s+(?:le|sur|au|en)\b|affich[ée]e?\s+(?:le|en|du)\b"
     r"|date\s+(?:de\s+(?:la\s+)?|d['’])?(?:publication|affichage|transmission|notification"
     r"|mise\s+en\s+ligne)"
-    r"|notifi[ée]e?\s+(?:le|[àa])\b|mise?\s+en\s+ligne\s+le"
-    r"|(?:mentions?|avertissement|note)\s*:)",
+    r"|notifi[ée]e?\s+(?:le|[àa])\b|mise?\s+en\s+ligne\s+le)",
     _I,
 )
+# A "Note :" before the act is the model talking; after the dispositif it is a closing note.
+_NOTE = re.compile(r"^(?:mentions?|avertissement|note)\s*:", _I)
 _CLOSING_HEADING = re.compile(
     r"^(?:mentions?(?:\s+l[ée]gales|\s+obligatoires)?"
     r"|voies?\s+et\s+d[ée]lais?\s+de\s+recours|d[ée]lais?\s+et\s+voies?\s+de\s+recours|recours"
@@ -221,11 +222,15 @@ def parse_act(kind: str, text: str) -> tuple[Sections, list[DraftWarning]]:
 
 
 def parse_act_parts(kind: str, text: str) -> ActParts:
-    """The finer-grained parse behind parse_act."""
+    """The finer-grained parse behind parse_act; never raises either."""
     builder = _Builder(deliberation=kind == "deliberation")
-    for line in _lines(text or ""):
-        builder.feed(line)
-    return builder.result()
+    try:
+        for line in _lines(text or ""):
+            builder.feed(line)
+        return builder.result()
+    except Exception:
+        # A parser bug must not fail the draft: the text is kept and the agent is told.
+        return ActParts(warnings=[DraftWarning(code=UNPARSED_ANSWER, message=UNPARSED_MESSAGE)])
 
 
 # --- Implementation ----------------------------------------------------------------------------
@@ -364,8 +369,10 @@ def _normalise_number(raw: str) -> str:
         number = int(label)
     elif label in _NUMBER_WORDS:
         number = _NUMBER_WORDS[label]
-    else:
+    elif label and all(char in _ROMAN for char in label):
         number = _roman(label)
+    else:
+        return raw.strip()
     return "1er" if number == 1 else str(number)
 
 
@@ -433,6 +440,8 @@ class _Builder:
             return _Class.MENTION, None
         if _APPEAL_VERB.search(text) and _APPEAL_DETAIL.search(text):
             return _Class.MENTION, None
+        if _NOTE.match(text):
+            return (_Class.MENTION if self.state in _AFTER_DISPOSITIF else _Class.TEXT), None
         if _CHATTER.match(text):
             return _Class.CHATTER, None
         if self.deliberation:

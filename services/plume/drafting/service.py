@@ -131,7 +131,13 @@ def finish_document(
     if kind in ACT_KINDS:
         sections, parse_warnings = parse_act(kind, text)
         warnings += parse_warnings
-        warnings += check_act(kind, sections, text, identity.tribunal_administratif)
+        unparsed = any(w.code == "unparsed_answer" for w in parse_warnings)
+        warnings += [
+            w
+            for w in check_act(kind, sections, text, identity.tribunal_administratif)
+            # An answer with no article at all is already said to be unparsed.
+            if not (unparsed and w.code == "missing_articles")
+        ]
         rule_based = actes.classify(kind, fields)
         acte_nature = actes.merge_suggestion(
             rule_based, None if offline or suggestion is None else suggestion.group(1)
