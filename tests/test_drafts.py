@@ -40,7 +40,7 @@ from plume.app import create_app
 from plume.config import Settings
 from plume.drafting.document import AI_NOTICE
 from plume.drafting.repository import SyntheseJobQueue
-from plume.models import Draft, DraftStatus
+from plume.models import Draft
 from plume.routing.config import parse_routing
 from plume.routing.router import ProviderRouter
 from plume.routing.tokens import count_message_tokens
@@ -211,7 +211,9 @@ class ActProvider(RecordingProvider):
             "total_tokens": prompt_tokens + len(text.split()),
         }
         if body.get("stream"):
-            return StreamingResponse(self._lines(model, text, usage), media_type="text/event-stream")
+            return StreamingResponse(
+                self._lines(model, text, usage), media_type="text/event-stream"
+            )
         return JSONResponse(
             {
                 "id": "chatcmpl-act",
@@ -229,9 +231,7 @@ class ActProvider(RecordingProvider):
             }
         )
 
-    async def _lines(
-        self, model: str, text: str, usage: dict[str, int]
-    ) -> AsyncIterator[bytes]:
+    async def _lines(self, model: str, text: str, usage: dict[str, int]) -> AsyncIterator[bytes]:
         base = {"id": "chatcmpl-act", "object": "chat.completion.chunk", "model": model}
         for line in text.splitlines(keepends=True):
             chunk = {**base, "choices": [{"index": 0, "delta": {"content": line}}]}
@@ -324,7 +324,8 @@ def assert_problem(response: Response, status: int, code: str) -> dict[str, Any]
     body: dict[str, Any] = response.json()
     assert body["status"] == status
     assert body["code"] == code, body
-    assert body["type"] and body["title"]
+    assert body["type"]
+    assert body["title"]
     assert looks_french(body["detail"]), body["detail"]
     assert body["request_id"] == response.headers["x-request-id"]
     return body
@@ -446,7 +447,8 @@ def assert_reviewable_act(name: str, request: dict[str, Any], draft: dict[str, A
         for provision in request["provisions"]:
             assert any(provision.rstrip(".") in a["text"] for a in sections["articles"]), provision
     signature = sections["signature"]
-    assert signature and f"Fait à {COMMUNE}" in signature, signature
+    assert signature, sections
+    assert f"Fait à {COMMUNE}" in signature, signature
     assert request["signatory"]["name"] in signature
     appeal = [m for m in sections["mentions"] if "recours" in m]
     assert appeal, sections["mentions"]
@@ -459,7 +461,8 @@ def assert_reviewable_act(name: str, request: dict[str, Any], draft: dict[str, A
             assert any(expected in m for m in sections["mentions"]), sections["mentions"]
         assert "Séance du" in draft["text"]
     nature = draft["acte_nature"]
-    assert nature and nature["label"], draft
+    assert nature, draft
+    assert nature["label"], nature
     assert nature["code"].startswith(EXPECTED_NATURE[name]), (name, nature)
     if not EXPECTED_NATURE[name].endswith("."):
         assert nature["code"] == EXPECTED_NATURE[name], (name, nature)
@@ -473,15 +476,18 @@ async def test_every_corpus_request_gives_a_reviewable_offline_draft(
     response = await post_draft(client, agent, request)
     assert response.status_code == 201, response.text
     draft = response.json()
-    assert DRAFT_KEYS <= set(draft), set(draft)
+    assert set(draft) >= DRAFT_KEYS, set(draft)
     assert response.headers["location"] == f"/v1/drafts/{draft['id']}"
     assert draft["kind"] == request["kind"]
     assert draft["status"] == "draft"
     assert draft["review"] is None
     assert draft["created_by"] == agent.id
-    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$", draft["created_at"])
+    assert re.match(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)$", draft["created_at"]
+    )
     text = draft["text"]
-    assert text.strip() and looks_french(text)
+    assert text.strip()
+    assert looks_french(text)
     assert "[À COMPLÉTER]" not in draft["ai_notice"]
     assert draft["ai_notice"] == AI_NOTICE
     assert "intelligence artificielle" in draft["ai_notice"]
@@ -552,15 +558,17 @@ async def test_every_corpus_request_through_the_fake_provider_keeps_a_plain_answ
             usage = draft["usage"]
             assert usage["provider"] == "fake"
             assert "ok-draft" in usage["model"]
-            assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+            assert usage["prompt_tokens"] > 0
+            assert usage["completion_tokens"] > 0
             assert usage["cost_eur"] > 0
             assert "offline_draft" not in codes(draft)
             if request["kind"] in ACTS:
                 found = codes(draft)
                 assert "unparsed_answer" in found, found
-                assert {"missing_visas", "missing_articles", "missing_appeal_mention"} <= set(
-                    found
-                ), found
+                # Unparsed, then what the checker misses (articles: already said).
+                assert found[0] == "unparsed_answer", found
+                assert {"missing_visas", "missing_appeal_mention"} <= set(found), found
+                assert len(found) == len(set(found)), found
                 assert all(looks_french(w["message"]) for w in draft["warnings"])
                 assert draft["sections"]["articles"] == []
                 # Rules on the request's own content still classify it.
@@ -572,8 +580,10 @@ async def test_every_corpus_request_through_the_fake_provider_keeps_a_plain_answ
             assert len(bodies) == before + 1
             body = bodies[-1]
             system, user = system_prompt(body), user_prompt(body)
-            assert COMMUNE in system and "Seine-Maritime" in system
-            assert "<donnees>" in system and "jamais une instruction" in system
+            assert COMMUNE in system
+            assert "Seine-Maritime" in system
+            assert "<donnees>" in system
+            assert "jamais une instruction" in system
             assert user.rstrip().endswith("</donnees>")
             data = fenced(user)
             assert data["kind"] == request["kind"]
@@ -598,7 +608,8 @@ async def test_a_well_formed_act_is_parsed_and_its_actes_line_used(
     assert draft["acte_nature"] == {"code": "6.1", "label": "Police municipale"}
     sections = draft["sections"]
     assert sections["title"].startswith("Réglementation temporaire de la circulation")
-    assert len(sections["visas"]) == 2 and CGCT in sections["visas"][0]
+    assert len(sections["visas"]) == 2
+    assert CGCT in sections["visas"][0]
     assert len(sections["considerants"]) == 2
     assert [a["number"] for a in sections["articles"]] == ["1er", "2", "3"]
     assert sections["articles"][0]["text"].startswith("Du 1er au 12 mars 2027")
@@ -717,7 +728,11 @@ async def test_invalid_requests_are_422_naming_the_field(
             {k: v for k, v in arrete.items() if k not in ("subject", "context")},
             {"subject", "context"},
         ),
-        ("missing decisions", {"kind": "deliberation", "subject": "S", "context": "C"}, {"decisions"}),
+        (
+            "missing decisions",
+            {"kind": "deliberation", "subject": "S", "context": "C"},
+            {"decisions"},
+        ),
         ("missing recipient", {"kind": "courrier", "subject": "S", "points": ["p"]}, {"recipient"}),
         ("missing source", {"kind": "synthese"}, {"source_text"}),
         ("provisions not a list", {**arrete, "provisions": "Tout"}, {"provisions"}),
@@ -749,15 +764,11 @@ async def test_invalid_requests_are_422_naming_the_field(
     assert listing.json()["items"] == []
 
 
-async def test_body_limits_1_mib_except_8_mib_for_a_synthese(
-    client: AsyncClient, agent: Key
-) -> None:
+async def test_a_body_over_1_mib_is_413_unless_a_synthese(client: AsyncClient, agent: Key) -> None:
     mib = 1024 * 1024
     arrete = CORPUS["arrete-travaux-eau-potable"]
-    # A body over 1 MiB whose fields are each within their limits (escaped characters).
-    escaped = json.dumps(
-        {**arrete, "provisions": ["é" * 4_000] * 50}, ensure_ascii=True
-    ).encode()
+    # Over 1 MiB although each field is within its own limit (escaped characters).
+    escaped = json.dumps({**arrete, "provisions": ["é" * 4_000] * 50}, ensure_ascii=True).encode()
     assert len(escaped) > mib
     response = await client.post(
         "/v1/drafts",
@@ -765,17 +776,28 @@ async def test_body_limits_1_mib_except_8_mib_for_a_synthese(
         content=escaped,
     )
     assert_problem(response, 413, "payload_too_large")
-    # A body over 1 MiB because one field is far too long is over the limit too.
+    # Over 1 MiB because one field is far too long: the body is over the limit all the same.
     oversized = {**arrete, "context": "Les faits. " * (mib // 10)}
     response = await post_draft(client, agent, oversized)
     assert_problem(response, 413, "payload_too_large")
+    listing = await client.get("/v1/drafts", headers=agent.headers)
+    assert listing.json()["items"] == []
 
-    # A synthèse may send up to 8 MiB.
-    source = french_source(int(7.5 * mib))
-    big = await post_draft(client, agent, {"kind": "synthese", "source_text": source})
+
+async def test_a_synthese_may_send_up_to_8_mib(client: AsyncClient, agent: Key) -> None:
+    mib = 1024 * 1024
+    source = french_source(7_600_000)
+    body = json.dumps({"kind": "synthese", "source_text": source}, ensure_ascii=False).encode()
+    assert 7 * mib < len(body) < 8 * mib
+    big = await client.post(
+        "/v1/drafts",
+        headers={**agent.headers, "Content-Type": "application/json"},
+        content=body,
+    )
     assert big.status_code in (201, 202), big.text[:500]
+    assert big.json()["kind"] == "synthese"
     too_big = await post_draft(
-        client, agent, {"kind": "synthese", "source_text": source + "x" * (mib)}
+        client, agent, {"kind": "synthese", "source_text": source[: 7 * mib] + "x" * (2 * mib)}
     )
     assert_problem(too_big, 413, "payload_too_large")
 
@@ -794,11 +816,13 @@ async def test_a_streamed_draft_sends_deltas_then_the_stored_draft(
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse_events(response.text)
     names = [name for name, _ in events]
-    assert names[-1] == "draft" and names.count("draft") == 1, names
-    assert set(names[:-1]) == {"delta"} and len(names) > 2, names
+    assert names[-1] == "draft", names
+    assert names.count("draft") == 1, names
+    assert set(names[:-1]) == {"delta"}, names
+    assert len(names) > 2, names
     streamed = "".join(data["text"] for name, data in events if name == "delta")
     draft = events[-1][1]
-    assert DRAFT_KEYS <= set(draft)
+    assert set(draft) >= DRAFT_KEYS
     assert draft["status"] == "draft"
     assert streamed.strip() == draft["text"].strip()
     assert draft["usage"]["provider"] == "offline"
@@ -840,7 +864,8 @@ async def test_a_provider_failure_is_an_error_event_or_a_502_and_stores_nothing(
     if response.status_code == 200:
         events = sse_events(response.text)
         names = [name for name, _ in events]
-        assert names[-1] == "error" and "draft" not in names, names
+        assert names[-1] == "error", names
+        assert "draft" not in names, names
         problem = events[-1][1]
         assert problem["code"] == "provider_unavailable"
         assert problem["status"] == 502
@@ -863,7 +888,8 @@ async def test_a_short_synthese_answers_at_once(client: AsyncClient, agent: Key)
         client, agent, {"kind": "synthese", "source_text": source, "format": "points_cles"}
     )
     assert draft["status"] == "draft"
-    assert draft["text"].strip() and looks_french(draft["text"])
+    assert draft["text"].strip()
+    assert looks_french(draft["text"])
     assert draft["usage"]["provider"] == "offline"
     assert draft["ai_notice"] == AI_NOTICE
     assert draft["acte_nature"] is None
@@ -905,15 +931,25 @@ async def test_a_300_page_synthese_runs_as_a_job_within_a_small_context_window(
     parts = part_calls(bodies)
     finals = [b for b in bodies if "Rédige une synthèse" in user_prompt(b)]
     assert len(parts) > 100, len(parts)
-    assert len(finals) == 1 and bodies[-1] is finals[0]
+    assert len(finals) == 1
+    assert bodies[-1] is finals[0]
     assert len(bodies) == len(parts) + 1
     # Every call fits the deployment's context window, answer included.
     for body in bodies:
         assert body["max_tokens"] <= SMALL_OUTPUT
         assert count_message_tokens(body["messages"]) + body["max_tokens"] <= SMALL_WINDOW
-    # Every part of the source was sent once, in order.
-    first = fenced(user_prompt(parts[0]))["request"]["source_text"]
-    assert source.startswith(first[:200])
+    # The first round sent every part of the source once, in order; later rounds the
+    # summaries.
+    numbering = re.search(r"partie 1 sur (\d+)", user_prompt(parts[0]))
+    assert numbering is not None
+    first_round = int(numbering[1])
+    assert first_round > 100
+    sent = [fenced(user_prompt(b))["request"]["source_text"] for b in parts[:first_round]]
+    assert "\n\n".join(sent) == source
+    assert all(
+        ANSWER in fenced(user_prompt(b))["request"]["source_text"] for b in parts[first_round:]
+    )
+    assert ANSWER in fenced(user_prompt(finals[0]))["request"]["source_text"]
     assert elapsed < 30, f"{len(bodies)} calls took {elapsed:.1f} s"
 
 
@@ -930,14 +966,18 @@ async def test_a_streamed_long_synthese_sends_progress_then_the_draft(
     assert response.status_code == 200, response.text[:500]
     events = sse_events(response.text)
     names = [name for name, _ in events]
-    assert names[-1] == "draft" and names.count("draft") == 1, names
+    assert names[-1] == "draft", names
+    assert names.count("draft") == 1, names
     progress = [data for name, data in events if name == "progress"]
-    assert len(progress) > 10 and set(names[:-1]) == {"progress"}, names
+    assert set(names[:-1]) == {"progress"}, names
+    assert len(progress) > 10, names
     dones = [p["done"] for p in progress]
-    assert dones == sorted(dones) and dones[0] == 1
+    assert dones == sorted(dones)
+    assert dones[0] == 1
     assert all(p["done"] <= p["total"] for p in progress)
     draft = events[-1][1]
-    assert draft["status"] == "draft" and ANSWER in draft["text"]
+    assert draft["status"] == "draft"
+    assert ANSWER in draft["text"]
     assert await read(fake_client, agent, draft["id"]) == draft
     calls = fake.bodies("ok-synthese-flux")[before:]
     assert len(part_calls(calls)) == progress[-1]["done"]
@@ -960,7 +1000,8 @@ async def test_a_synthese_job_whose_provider_fails_ends_failed(
     assert await fake_app.state.synthese_worker.run_once() is True
     failed = await read(fake_client, agent, job_id)
     assert failed["status"] == "failed"
-    assert failed["failure_reason"] and looks_french(failed["failure_reason"])
+    assert failed["failure_reason"]
+    assert looks_french(failed["failure_reason"])
     assert_problem(await review(fake_client, agent, job_id), 409, "conflict")
     listed = await fake_client.get("/v1/drafts", headers=agent.headers, params={"status": "failed"})
     assert [item["id"] for item in listed.json()["items"]] == [job_id]
@@ -983,7 +1024,8 @@ async def test_a_job_whose_worker_died_is_picked_up_again(
     # A worker claims the job, then its process dies: the lease holds it for a while…
     async with session_factory() as session, session.begin():
         claimed = await SyntheseJobQueue(session).claim(timedelta(minutes=5))
-    assert claimed is not None and claimed[0] == job_id
+    assert claimed is not None
+    assert claimed[0] == job_id
     worker = fake_app.state.synthese_worker
     assert await worker.run_once() is False
     assert (await read(fake_client, agent, str(job_id)))["status"] == "processing"
@@ -996,7 +1038,8 @@ async def test_a_job_whose_worker_died_is_picked_up_again(
     await db.commit()
     assert await worker.run_once() is True
     done = await read(fake_client, agent, str(job_id))
-    assert done["status"] == "draft" and ANSWER in done["text"]
+    assert done["status"] == "draft"
+    assert ANSWER in done["text"]
     attempts = await db.scalar(select(Draft.attempts).where(Draft.id == job_id))
     assert attempts == 2
     assert await worker.run_once() is False
@@ -1090,7 +1133,7 @@ async def test_listing_filters_and_paginates(client: AsyncClient, agent: Key) ->
     everything = await listing()
     assert {item["id"] for item in everything["items"]} == set(ids.values())
     assert everything["next_cursor"] is None
-    assert all(DRAFT_KEYS <= set(item) for item in everything["items"])
+    assert all(set(item) >= DRAFT_KEYS for item in everything["items"])
 
     both = await listing(kind="arrete", status="approved")
     assert [item["id"] for item in both["items"]] == [ids["arrete-vide-greniers"]]
@@ -1164,9 +1207,7 @@ def compact(text: str) -> str:
     return " ".join(text.replace("’", "'").split())
 
 
-async def test_an_approved_act_exports_to_md_docx_and_odt(
-    client: AsyncClient, agent: Key
-) -> None:
+async def test_an_approved_act_exports_to_md_docx_and_odt(client: AsyncClient, agent: Key) -> None:
     draft = await created(client, agent, CORPUS["arrete-travaux-eau-potable"])
     # Before review: exported as a project, with the notice, without a reviewer.
     unreviewed = await client.get(
@@ -1192,7 +1233,8 @@ async def test_an_approved_act_exports_to_md_docx_and_odt(
         disposition = response.headers["content-disposition"]
         match = re.fullmatch(r'attachment; filename="([A-Za-z0-9._-]+)"', disposition)
         assert match, disposition
-        assert match[1].startswith("arrete-") and match[1].endswith(f".{format}")
+        assert match[1].startswith("arrete-")
+        assert match[1].endswith(f".{format}")
         if format == "md":
             text = response.content.decode("utf-8")
         elif format == "docx":

@@ -103,4 +103,3 @@ def test_sigterm_drains_an_in_flight_request(committed_database_url: str, tmp_pa
             if server.poll() is None:
                 server.kill()
                 server.wait()
-

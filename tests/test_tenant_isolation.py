@@ -60,6 +60,11 @@ ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/admin/api-keys/{key_id}"): OPERATOR,
     ("GET", "/v1/models"): ANY_KEY,
     ("POST", "/v1/chat/completions"): ANY_KEY,
+    ("POST", "/v1/drafts"): ANY_KEY,
+    ("GET", "/v1/drafts"): ANY_KEY,
+    ("GET", "/v1/drafts/{draft_id}"): ANY_KEY,
+    ("POST", "/v1/drafts/{draft_id}/review"): ANY_KEY,
+    ("GET", "/v1/drafts/{draft_id}/export"): ANY_KEY,
 }
 
 # These answer errors in OpenAI's shape, `{"error": {"message", "type", "code"}}`.
@@ -123,9 +128,21 @@ def without_request_id(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != "request_id"}
 
 
-def fill(path: str, *, organization_id: uuid.UUID | str, key_id: uuid.UUID | str) -> str:
+def fill(
+    path: str,
+    *,
+    organization_id: uuid.UUID | str,
+    key_id: uuid.UUID | str,
+    draft_id: uuid.UUID | str | None = None,
+) -> str:
     """The concrete URL of a route template; an unknown placeholder is a KeyError."""
-    return path.format_map({"organization_id": organization_id, "key_id": key_id})
+    return path.format_map(
+        {
+            "organization_id": organization_id,
+            "key_id": key_id,
+            "draft_id": draft_id or uuid.uuid4(),
+        }
+    )
 
 
 def body_for(method: str, path: str) -> dict[str, Any] | None:
@@ -138,7 +155,23 @@ def body_for(method: str, path: str) -> dict[str, Any] | None:
         return {"name": "Clé intruse", "role": "tenant_admin"}
     if (method, path) == ("POST", "/v1/chat/completions"):
         return {"messages": [{"role": "user", "content": "Bonjour"}]}
+    if (method, path) == ("POST", "/v1/drafts"):
+        return dict(DRAFT_REQUEST)
+    if (method, path) == ("POST", "/v1/drafts/{draft_id}/review"):
+        return dict(REVIEW)
     return None
+
+
+DRAFT_REQUEST: dict[str, Any] = {
+    "kind": "arrete",
+    "subject": "Interdiction du stationnement place de la Mairie les jours de marché",
+    "context": "Le marché hebdomadaire se tient le samedi matin place de la Mairie.",
+    "provisions": ["Le stationnement est interdit place de la Mairie le samedi de 6 h à 14 h."],
+}
+REVIEW: dict[str, Any] = {
+    "decision": "approved",
+    "reviewer": {"name": "Intrus Anonyme", "title": "Secrétaire de mairie"},
+}
 
 
 async def call(
@@ -975,3 +1008,186 @@ async def test_rls_with_check_refuses_writing_rows_out_of_scope(
         text("SELECT count(*) FROM api_keys WHERE organization_id = :b"), {"b": commune_b.id}
     )
     assert count == len(world.key_ids_of(commune_b))
+
+
+# --------------------------------------------------------------------------------------
+# /v1/drafts: a draft belongs to the organisation whose key asked for it
+# --------------------------------------------------------------------------------------
+
+
+async def create_draft(client: AsyncClient, key: Key) -> str:
+    response = await call(client, "POST", "/v1/drafts", key, json=DRAFT_REQUEST)
+    assert response.status_code == 201, response.text
+    draft_id: str = response.json()["id"]
+    return draft_id
+
+
+async def listed_drafts(client: AsyncClient, key: Key, **params: str) -> set[str]:
+    response = await call(client, "GET", "/v1/drafts", key, params=params or None)
+    assert response.status_code == 200, response.text
+    return {item["id"] for item in response.json()["items"]}
+
+
+DRAFT_ROUTES = [
+    ("GET", "/v1/drafts/{draft_id}", None),
+    ("POST", "/v1/drafts/{draft_id}/review", REVIEW),
+    ("GET", "/v1/drafts/{draft_id}/export?format=md", None),
+    ("GET", "/v1/drafts/{draft_id}/export?format=docx", None),
+]
+
+# (caller, organisation whose draft it must not reach)
+FOREIGN_DRAFTS = [
+    ("commune_b.agent", "commune_a"),
+    ("commune_b.admin", "commune_a"),
+    ("commune_b.admin", "a1"),
+    ("epci_b.admin", "a1"),  # another EPCI's commune
+    ("epci_b.agent", "epci_a"),
+    ("b1.admin", "a1"),
+    ("epci_a.admin", "commune_a"),  # a commune that is not one of its own
+    ("a1.admin", "epci_a"),  # its parent EPCI
+    ("a1.agent", "a2"),  # a sibling commune
+    ("commune_a.agent", "b1"),
+]
+
+
+async def assert_draft_untouched(client: AsyncClient, owner: Key, draft_id: str) -> None:
+    response = await call(client, "GET", f"/v1/drafts/{draft_id}", owner)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "draft"
+    assert response.json()["review"] is None
+
+
+@covers("GET", "/v1/drafts/{draft_id}")
+@covers("POST", "/v1/drafts/{draft_id}/review")
+@covers("GET", "/v1/drafts/{draft_id}/export")
+async def test_another_tenants_draft_is_not_found(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    owners = {
+        "commune_a": world.key("commune_a.agent"),
+        "a1": world.key("a1.agent"),
+        "a2": world.key("a2.admin"),
+        "epci_a": world.key("epci_a.agent"),
+        "b1": world.key("b1.admin"),
+    }
+    drafts = {name: await create_draft(client, key) for name, key in owners.items()}
+    for caller_name, target in FOREIGN_DRAFTS:
+        caller = world.key(caller_name)
+        for method, template, body in DRAFT_ROUTES:
+            with subtests.test(caller=caller_name, target=target, route=f"{method} {template}"):
+                missing = await call(
+                    client, method, template.format(draft_id=uuid.uuid4()), caller, json=body
+                )
+                as_if_missing = without_request_id(assert_problem(missing, 404, "not_found"))
+                url = template.format(draft_id=drafts[target])
+                response = await call(client, method, url, caller, json=body)
+                problem = assert_problem(response, 404, "not_found")
+                assert without_request_id(problem) == as_if_missing
+                assert world.org(target).name not in response.text
+    for name, key in owners.items():
+        await assert_draft_untouched(client, key, drafts[name])
+
+
+@covers("GET", "/v1/drafts")
+async def test_a_key_lists_only_its_own_organisations_drafts(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    """An EPCI's admin does not see its communes' drafts, nor the operator anyone's."""
+    authors = ["commune_a.agent", "a1.agent", "a2.admin", "epci_a.agent", "commune_b.admin"]
+    made: dict[uuid.UUID, set[str]] = {}
+    for name in authors:
+        key = world.key(name)
+        made.setdefault(key.organization.id, set()).add(await create_draft(client, key))
+    for name in KEYS:
+        caller = world.key(name)
+        own = made.get(caller.organization.id, set())
+        with subtests.test(caller=name):
+            assert await listed_drafts(client, caller) == own
+            assert await listed_drafts(client, caller, kind="arrete", status="draft") == own
+            # Naming another organisation changes nothing.
+            for other in (world.a1, world.commune_b):
+                assert await listed_drafts(client, caller, organization_id=str(other.id)) == own
+
+
+async def assert_cannot_reach_a_communes_draft(
+    client: AsyncClient, world: World, caller_name: str, subtests: pytest.Subtests
+) -> None:
+    owner = world.key("a1.agent")
+    draft_id = await create_draft(client, owner)
+    caller = world.key(caller_name)
+    for method, template, body in DRAFT_ROUTES:
+        with subtests.test(caller=caller_name, route=f"{method} {template}"):
+            url = template.format(draft_id=draft_id)
+            response = await call(client, method, url, caller, json=body)
+            assert_problem(response, 404, "not_found")
+            assert world.a1.name not in response.text
+    await assert_draft_untouched(client, owner, draft_id)
+
+
+@covers("GET", "/v1/drafts/{draft_id}")
+@covers("POST", "/v1/drafts/{draft_id}/review")
+@covers("GET", "/v1/drafts/{draft_id}/export")
+async def test_an_epci_admin_does_not_reach_its_communes_drafts(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    """A key acts for its own organisation: an EPCI admin's wider scope is for its communes'
+    keys, usage and audit, not their documents (the list shows it none of them either)."""
+    await assert_cannot_reach_a_communes_draft(client, world, "epci_a.admin", subtests)
+
+
+@covers("GET", "/v1/drafts/{draft_id}")
+@covers("POST", "/v1/drafts/{draft_id}/review")
+@covers("GET", "/v1/drafts/{draft_id}/export")
+async def test_the_operator_does_not_reach_a_communes_drafts(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    """The operator reads every tenant's usage and audit (which never hold a document's
+    text), not the documents themselves."""
+    await assert_cannot_reach_a_communes_draft(client, world, "operator", subtests)
+
+
+@covers("POST", "/v1/drafts")
+async def test_a_draft_is_written_for_the_callers_own_organisation(
+    client: AsyncClient, world: World
+) -> None:
+    caller = world.key("commune_b.agent")
+    target = world.commune_a
+    smuggled = {"organization_id": str(target.id)}
+    response = await client.post(
+        "/v1/drafts",
+        json=DRAFT_REQUEST,
+        params=smuggled,
+        headers={**caller.headers, "X-Organization-Id": str(target.id)},
+    )
+    assert response.status_code == 201, response.text
+    draft = response.json()
+    assert f"Fait à {world.commune_b.name}, le" in draft["text"]
+    assert target.name not in draft["text"]
+    assert str(target.id) not in response.text
+    assert draft["id"] in await listed_drafts(client, caller)
+    assert draft["id"] not in await listed_drafts(client, world.key("commune_a.agent"))
+    assert draft["id"] not in await listed_drafts(client, world.key("commune_a.admin"))
+
+    # In the body, the organisation (or the commune's identity) is refused outright.
+    for field, value in (
+        ("organization_id", str(target.id)),
+        ("commune", target.name),
+        ("insee_code", target.insee_code),
+    ):
+        refused = await call(
+            client, "POST", "/v1/drafts", caller, json={**DRAFT_REQUEST, field: value}
+        )
+        body = assert_problem(refused, 422, "invalid_request")
+        assert any(field in error["field"] for error in body["errors"]), body
+
+    # An EPCI's admin drafts for the EPCI itself, never for one of its communes.
+    epci_admin = world.key("epci_b.admin")
+    response = await client.post(
+        "/v1/drafts",
+        json=DRAFT_REQUEST,
+        params={"organization_id": str(world.b1.id)},
+        headers=epci_admin.headers,
+    )
+    assert response.status_code == 201, response.text
+    assert f"Fait à {world.epci_b.name}, le" in response.json()["text"]
+    assert response.json()["id"] not in await listed_drafts(client, world.key("b1.admin"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -93,6 +94,24 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+async def _oversized_draft(request: Request) -> PayloadTooLarge | None:
+    """/v1/drafts admits bodies up to the synthèse limit; any other kind over the general
+    limit is a 413, whatever else is wrong with it."""
+    limit = request.app.state.settings.max_body_bytes
+    if request.url.path != "/v1/drafts" or int(request.headers.get("content-length") or 0) <= limit:
+        return None
+    try:
+        kind = json.loads(await request.body()).get("kind")
+    except (ValueError, AttributeError):
+        kind = None
+    if kind == "synthese":
+        return None
+    return PayloadTooLarge(
+        "Le corps de la requête dépasse la taille autorisée pour ce type de document "
+        f"({limit // 1024} Kio) ; seules les synthèses acceptent des textes plus longs."
+    )
+
+
 def _install_exception_handlers(app: FastAPI) -> None:
     async def on_plume_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, PlumeError)
@@ -100,6 +119,9 @@ def _install_exception_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
+        too_large = await _oversized_draft(request)
+        if too_large is not None:
+            return problem_response(too_large, request)
         return problem_response(invalid_request_from(error.errors()), request)
 
     async def on_http_error(request: Request, error: Exception) -> JSONResponse:

@@ -126,7 +126,7 @@ async def list_drafts(
 async def get_draft(
     draft_id: uuid.UUID, request: Request, session: DBSession, principal: AnyKey
 ) -> DraftOut:
-    draft = await _service(request).get(session, principal.scope, draft_id)
+    draft = await _service(request).get(session, principal, draft_id)
     return draft_out(draft)
 
 
@@ -150,7 +150,7 @@ async def export_draft(
     principal: AnyKey,
     format: Annotated[Literal["md", "docx", "odt"], Query()] = "md",
 ) -> Response:
-    draft = await _service(request).get(session, principal.scope, draft_id)
+    draft = await _service(request).get(session, principal, draft_id)
     out = draft_out(draft)
     exportable = ExportableDraft(
         id=str(out.id),

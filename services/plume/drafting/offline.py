@@ -70,11 +70,30 @@ def _considerant(sentence: str) -> str:
     return _end(f"Considérant {joiner}{body}")
 
 
+_ARTICLES = {
+    "code": "le ",
+    "loi": "la ",
+    "decret": "le ",
+    "arrete": "l'",
+    "ordonnance": "l'",
+    "reglement": "le ",
+    "deliberation": "la ",
+    "circulaire": "la ",
+    "instruction": "l'",
+    "directive": "la ",
+}
+
+
 def _visa(text: str) -> str:
+    """'Code de la route, articles …' reads 'Vu le Code de la route, articles … ;'."""
     stripped = text.strip().rstrip(" .;")
-    if _fold(stripped).startswith("vu "):
+    folded = _fold(stripped)
+    if folded.startswith("vu "):
         return _end(stripped)
-    return _end(f"Vu {_lower_first(stripped)}")
+    first = folded.split(" ", 1)[0].strip(",")
+    article = _ARTICLES.get(first, "")
+    body = stripped if first == "code" else _lower_first(stripped) if article else stripped
+    return _end(f"Vu {article}{body}")
 
 
 def _article_number(index: int) -> str:

@@ -13,7 +13,7 @@ from plume.drafting.document import ActeNature, DraftWarning, Sections
 SUBJECT_MAX = 500
 TEXT_MAX = 20_000
 ITEM_MAX = 5_000
-SOURCE_MAX = 8_000_000
+SOURCE_MAX = 8 * 1024 * 1024  # the body limit of a synthèse request is the real bound
 
 Subject = Annotated[str, Field(min_length=1, max_length=SUBJECT_MAX)]
 LongText = Annotated[str, Field(min_length=1, max_length=TEXT_MAX)]

@@ -17,7 +17,6 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.credentials.auth import Principal
-from plume.db import TenantScope
 from plume.drafting import actes
 from plume.drafting.checker import check_act
 from plume.drafting.document import (
@@ -474,9 +473,11 @@ class DraftingService:
 
     # -- reading and reviewing -------------------------------------------------------------
 
-    async def get(self, session: AsyncSession, scope: TenantScope, draft_id: uuid.UUID) -> Draft:
-        draft = await DraftRepository(session, scope).get(draft_id)
-        if draft is None:
+    async def get(self, session: AsyncSession, principal: Principal, draft_id: uuid.UUID) -> Draft:
+        """A draft belongs to the organisation it was written for: neither its EPCI nor the
+        operator read a commune's documents (they read usage and audit, not texts)."""
+        draft = await DraftRepository(session, principal.scope).get(draft_id)
+        if draft is None or draft.organization_id != principal.organization_id:
             raise NotFound("Aucun brouillon ne porte cet identifiant.")
         return draft
 
