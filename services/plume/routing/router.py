@@ -28,6 +28,7 @@ from litellm.exceptions import (
     ContextWindowExceededError,
 )
 from litellm.router import Router
+from litellm.utils import custom_llm_setup
 
 from plume.errors import (
     ContentRefused,
@@ -56,8 +57,12 @@ def _configure_litellm() -> None:
     it (measured: about 3 ms of CPU per call).
     """
     litellm.custom_provider_map = [{"provider": PROVIDER_NAME, "custom_handler": offline_provider}]
+    custom_llm_setup()  # type: ignore[no-untyped-call]  # registers the provider name
     litellm.suppress_debug_info = True
     litellm.drop_params = True
+    # With the aiohttp transport, a provider stream cut in the middle ends quietly as if it
+    # were complete; with httpx it raises, and the client is told the answer was cut.
+    litellm.disable_aiohttp_transport = True
     litellm.callbacks = []
     litellm.success_callback = []
     litellm.failure_callback = []
@@ -277,16 +282,10 @@ class ProviderRouter:
                         "model_info": {"id": deployment_id},
                     }
                 )
-        available = {entry["model_name"] for entry in model_list}
-        fallbacks = [
-            {group.name: [name for name in self._chain(group)[1:] if name in available]}
-            for group in self.config.model_groups
-            if group.name in available
-        ]
         router: Router = Router(
             model_list=model_list,
-            fallbacks=[entry for entry in fallbacks if next(iter(entry.values()))],
-            enable_weighted_failover=True,
+            # No Router-wide fallbacks: each request passes its own chain (and streams none,
+            # see stream()).
             num_retries=self.config.num_retries,
             retry_after=0,
             allowed_fails=self.config.allowed_fails,
@@ -304,8 +303,12 @@ class ProviderRouter:
         sampling: Mapping[str, Any],
     ) -> dict[str, Any]:
         cap = route.max_output_tokens
+        # Every allowed deployment of the group gets its chance before the next group:
+        # a retry goes to another deployment when the failed one is cooling down.
+        siblings = len(self._allowed_ids(route.chain[0], route.hosting)) - 1
         arguments: dict[str, Any] = {
             "model": route.chain[0],
+            "num_retries": self.config.num_retries + max(siblings, 0),
             "messages": messages,
             "max_tokens": min(max_tokens, cap) if max_tokens else cap,
             # The request's own list replaces the Router's: exactly the allowed chain.
@@ -376,21 +379,32 @@ class ProviderRouter:
         group of the chain is tried. Closing the iterator early closes the provider's stream.
         """
         started = time.perf_counter()
-        remaining = route
-        while True:
-            async for delta in self._stream_once(
-                remaining, route, messages, state, started, max_tokens, sampling
-            ):
-                yield delta
+        # Streams fall back group by group here rather than inside LiteLLM: once words have
+        # reached the client, LiteLLM would resume on another model with a continuation
+        # prompt of its own, splicing two answers. Plume falls back only before the first
+        # word, and reports a cut stream as an error.
+        for position, name in enumerate(route.chain):
+            single = Route(route.group, (name,), route.hosting)
+            last = position + 1 == len(route.chain)
+            state.text_parts.clear()
+            state.finish_reason = None
+            state.prompt_tokens = state.completion_tokens = None
+            try:
+                async for delta in self._stream_once(
+                    single, route, messages, state, started, max_tokens, sampling
+                ):
+                    yield delta
+            except ProviderUnavailable:
+                if state.text_parts or last:
+                    raise
+                continue
             if state.text_parts:
                 return
-            answered = (state.deployment_id or "").rsplit("/", 1)[0]
-            position = remaining.chain.index(answered) if answered in remaining.chain else 0
-            logger.warning("provider_call", group=answered, outcome="empty_stream")
-            if position + 1 >= len(remaining.chain):
-                raise ProviderUnavailable()
-            remaining = Route(remaining.group, remaining.chain[position + 1 :], route.hosting)
+            # A stream that ended without a word (a body LiteLLM could not read) is a
+            # failure too; nothing reached the client, so the next group is tried.
+            logger.warning("provider_call", group=name, outcome="empty_stream")
             state.finished = False
+        raise ProviderUnavailable()
 
     async def _stream_once(
         self,
