@@ -91,6 +91,8 @@ class ProviderCalls:
             outcome=outcome.outcome,
             error_code=outcome.error_code,
             provider=completion.provider if completion else None,
+            model=completion.model if completion else None,
+            fallbacks=completion.fallbacks if completion else None,
             prompt_tokens=completion.prompt_tokens if completion else None,
             completion_tokens=completion.completion_tokens if completion else None,
             duration_ms=round((time.perf_counter() - context.started) * 1000, 1),

@@ -353,14 +353,7 @@ class ProviderRouter:
             fallbacks=_fallbacks_used(route, deployment_id),
             latency_s=time.perf_counter() - started,
         )
-        logger.info(
-            "provider_call",
-            provider=completion.provider,
-            model=completion.model,
-            outcome="success",
-            fallbacks=completion.fallbacks,
-            latency_ms=round(completion.latency_s * 1000, 1),
-        )
+        # Success is logged once per request by provider_calls, with the usage.
         return completion
 
     async def stream(
