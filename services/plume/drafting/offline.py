@@ -136,11 +136,15 @@ def compose_arrete(data: dict[str, Any], identity: dict[str, Any]) -> str:
         [data.get("subject", ""), data.get("context", ""), *data.get("provisions", [])]
     )
     traffic = _mentions_police(everything)
-    visas = [
-        "Vu le Code général des collectivités territoriales, notamment ses articles L. 2212-1, "
-        "L. 2212-2" + (", L. 2213-1 et L. 2213-2 ;" if traffic else " ;")
-    ]
-    if traffic:
+    given = _fold(" ".join(data.get("legal_bases", [])))
+    visas = []
+    # The usual bases, unless the request already cites the same code.
+    if "collectivites territoriales" not in given:
+        visas.append(
+            "Vu le Code général des collectivités territoriales, notamment ses articles "
+            "L. 2212-1, L. 2212-2" + (", L. 2213-1 et L. 2213-2 ;" if traffic else " ;")
+        )
+    if traffic and "code de la route" not in given:
         visas.append("Vu le Code de la route, notamment ses articles R. 411-8 et R. 411-25 ;")
     visas += [_visa(base) for base in data.get("legal_bases", [])]
     considerants = [_considerant(s) for s in _sentences(data["context"])]
@@ -149,17 +153,21 @@ def compose_arrete(data: dict[str, Any], identity: dict[str, Any]) -> str:
         "le bon ordre, la sûreté, la sécurité et la salubrité publiques ;"
     )
     provisions = list(data["provisions"])
+    said = _fold(" ".join(provisions))
     period = []
-    if data.get("start_date") or data.get("end_date"):
+    start, end = data.get("start_date"), data.get("end_date")
+    # Dates and place become an article only when the provisions do not already say them.
+    if (start or end) and not any(
+        _fold(french_date(day).rsplit(" ", 1)[0]) in said for day in (start, end) if day
+    ):
         period.append(
-            f"Les présentes dispositions s'appliquent du {french_date(data.get('start_date'))}"
-            f" au {french_date(data.get('end_date'))} inclus."
-            if data.get("end_date")
-            else f"Les présentes dispositions s'appliquent à compter du "
-            f"{french_date(data.get('start_date'))}."
+            f"Les présentes dispositions s'appliquent du {french_date(start)}"
+            f" au {french_date(end)} inclus."
+            if end
+            else f"Les présentes dispositions s'appliquent à compter du {french_date(start)}."
         )
     location = (data.get("location") or "").strip().rstrip(".")
-    if location and _fold(location) not in _fold(" ".join(provisions)):
+    if location and _fold(location.split(",")[0]) not in said:
         period.append(f"Les dispositions du présent arrêté s'appliquent : {location}.")
     articles = [*provisions, *period]
     articles.append(
