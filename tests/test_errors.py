@@ -421,3 +421,21 @@ async def test_unreachable_database_is_a_503(
     body = assert_problem(response, 503, "unavailable")
     assert body["request_id"] == "trace-503"
     assert "127.0.0.1" not in response.text
+
+
+async def test_a_nul_character_is_refused_before_anything_is_stored(
+    client: AsyncClient, factory: Factory
+) -> None:
+    # PostgreSQL text cannot hold NUL: without this check the write would fail with a 500,
+    # after the provider had been paid, and the database error would quote the texts.
+    commune = await factory.commune()
+    admin = await factory.key(commune, "tenant_admin")
+    for path, body in (
+        ("/v1/organization/api-keys", {"name": "clé\u0000", "role": "agent"}),
+        ("/v1/drafts", {"kind": "bulletin_article", "subject": "x\u0000", "key_points": ["a"]}),
+    ):
+        response = await client.post(path, json=body, headers=admin.headers)
+        problem = assert_problem(response, 422, "invalid_request")
+        assert problem["errors"][0]["field"] == "body"
+    listed = await client.get("/v1/organization/api-keys", headers=admin.headers)
+    assert [k["name"] for k in listed.json()["items"]] == ["test tenant_admin"]

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+import psycopg.errors
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +28,8 @@ from plume.drafting import endpoints as drafting_endpoints
 from plume.drafting.jobs import SyntheseWorker
 from plume.drafting.service import DraftingService
 from plume.errors import (
+    Conflict,
+    FieldError,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -37,7 +40,7 @@ from plume.errors import (
     render_error,
 )
 from plume.log import configure_logging
-from plume.middleware import BodyTooLarge, RequestContextMiddleware
+from plume.middleware import BodyTooLarge, NulInBody, RequestContextMiddleware
 from plume.migrations import head_revision
 from plume.organizations import endpoints as organizations_endpoints
 from plume.provider_calls import CallHook, ProviderCalls
@@ -129,6 +132,10 @@ def _install_exception_handlers(app: FastAPI) -> None:
         mapped: PlumeError
         if isinstance(error.__cause__, BodyTooLarge):
             mapped = PayloadTooLarge()
+        elif isinstance(error.__cause__, NulInBody):
+            mapped = InvalidRequest(
+                "Le texte envoyé contient un caractère nul, qui n'est pas admis."
+            )
         elif error.status_code == 404:
             mapped = NotFound("Aucune ressource à cette adresse.")
         elif error.status_code == 405:
@@ -143,7 +150,20 @@ def _install_exception_handlers(app: FastAPI) -> None:
         if _is_database_unreachable(error):
             logger.warning("database_unavailable", error_type=type(error).__name__)
             return problem_response(ServiceUnavailable(), request)
-        logger.exception("database_error")
+        if isinstance(error, sa_exc.DataError):
+            logger.warning("database_refused_value", error_type=type(error.orig).__name__)
+            return problem_response(
+                InvalidRequest("Une valeur envoyée ne peut pas être enregistrée telle quelle."),
+                request,
+            )
+        if isinstance(error, sa_exc.IntegrityError) and isinstance(
+            error.orig, psycopg.errors.UniqueViolation
+        ):
+            return problem_response(
+                Conflict("Cette ressource existe déjà (demande simultanée ?)."), request
+            )
+        # Only the type: the message may quote the statement's parameters.
+        logger.error("database_error", error_type=type(error).__name__)
         return problem_response(InternalError(), request)
 
     app.add_exception_handler(PlumeError, on_plume_error)

@@ -91,6 +91,8 @@ def create_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
         pool_pre_ping=True,
+        # Statement parameters carry prompts and documents: never in exception messages.
+        hide_parameters=True,
         connect_args={"connect_timeout": 5},
     )
 

@@ -11,11 +11,22 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plume.errors import InternalError, PayloadTooLarge, PlumeError, render_error
+from plume.errors import (
+    FieldError,
+    InternalError,
+    InvalidRequest,
+    PayloadTooLarge,
+    PlumeError,
+    render_error,
+)
 
 logger = structlog.get_logger("plume.http")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class NulInBody(Exception):
+    """The body holds a NUL character, which no text field may contain."""
 
 
 class BodyTooLarge(Exception):
@@ -74,14 +85,21 @@ class RequestContextMiddleware:
             await send(message)
 
         received = 0
+        tail = [b""]  # the end of the previous chunk, for an escape split across chunks
 
         async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                received += len(body)
                 if received > limit:
                     raise BodyTooLarge(limit)
+                # PostgreSQL text cannot hold NUL: refuse it here, as a bad request.
+                window = tail[0] + body
+                if b"\\u0000" in window or b"\x00" in window:
+                    raise NulInBody()
+                tail[0] = window[-6:]
             return message
 
         try:
@@ -89,6 +107,15 @@ class RequestContextMiddleware:
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise BodyTooLarge(limit)
             await self.app(scope, limited_receive, send_with_id)
+        except NulInBody:
+            message = "Le texte envoyé contient un caractère nul (\\u0000), qui n'est pas admis."
+            await self._send_problem(
+                InvalidRequest(message, errors=[FieldError(field="body", message=message)]),
+                request_id,
+                scope["path"],
+                send_with_id,
+                status_holder,
+            )
         except BodyTooLarge as exc:
             await self._send_problem(
                 PayloadTooLarge(_limit_message(exc.limit)),
