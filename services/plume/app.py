@@ -133,9 +133,8 @@ def _install_exception_handlers(app: FastAPI) -> None:
         if isinstance(error.__cause__, BodyTooLarge):
             mapped = PayloadTooLarge()
         elif isinstance(error.__cause__, NulInBody):
-            mapped = InvalidRequest(
-                "Le texte envoyé contient un caractère nul, qui n'est pas admis."
-            )
+            nul = "Le texte envoyé contient un caractère nul (\\u0000), qui n'est pas admis."
+            mapped = InvalidRequest(nul, errors=[FieldError(field="body", message=nul)])
         elif error.status_code == 404:
             mapped = NotFound("Aucune ressource à cette adresse.")
         elif error.status_code == 405:
