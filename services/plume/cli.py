@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
+import psycopg
 import structlog
 from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.config import ConfigurationError, Settings, load_settings
@@ -308,6 +310,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"plume: error ({field}): {message}", file=sys.stderr)
         sys.exit(1)
     except CommandError as exc:
+        print(f"plume: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, psycopg.OperationalError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        print(f"plume: error: the database cannot be reached: {reason}", file=sys.stderr)
+        sys.exit(1)
+    except ValueError as exc:
         print(f"plume: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

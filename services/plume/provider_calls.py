@@ -28,7 +28,8 @@ from plume.routing.router import Completion, Route
 logger = structlog.get_logger("plume.provider_calls")
 
 T = TypeVar("T")
-Outcome = Literal["success", "failure", "client_disconnected"]
+# "deferred": the request was accepted as a job; the job settles it later.
+Outcome = Literal["success", "failure", "client_disconnected", "deferred"]
 
 
 @dataclass(slots=True)

@@ -8,14 +8,17 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import structlog
+
 from plume.chat.schemas import ChatCompletionRequest, ModelCard, ModelList
 from plume.credentials.auth import Principal
-from plume.errors import KindDisabled, PlumeError, openai_error
+from plume.errors import InternalError, KindDisabled, PlumeError, openai_error
 from plume.provider_calls import CallContext, CallOutcome, ProviderCalls
 from plume.routing.router import Completion, ProviderRouter, Route, StreamState
 from plume.routing.tokens import count_message_tokens
 
 CHAT_KIND = "chat"
+logger = structlog.get_logger("plume.chat")
 
 
 def _sse(payload: dict[str, Any] | str) -> bytes:
@@ -56,11 +59,12 @@ class ChatService:
                 max_tokens=payload.requested_max_tokens(),
                 sampling=payload.sampling(),
             )
-        except PlumeError as error:
-            await self.calls.after(context, CallOutcome("failure", error_code=error.code))
-            raise
         except asyncio.CancelledError:
             await self.calls.after(context, CallOutcome("client_disconnected"))
+            raise
+        except Exception as error:
+            code = error.code if isinstance(error, PlumeError) else "internal_error"
+            await self.calls.after(context, CallOutcome("failure", error_code=code))
             raise
         await self.calls.after(context, CallOutcome("success", completion))
         return self._completion_body(context, completion), completion
@@ -102,11 +106,12 @@ class ChatService:
             first: str | None = await anext(deltas)
         except StopAsyncIteration:
             first = None
-        except PlumeError as error:
-            await self.calls.after(context, CallOutcome("failure", error_code=error.code))
-            raise
         except asyncio.CancelledError:
             await self.calls.after(context, CallOutcome("client_disconnected"))
+            raise
+        except Exception as error:
+            code = error.code if isinstance(error, PlumeError) else "internal_error"
+            await self.calls.after(context, CallOutcome("failure", error_code=code))
             raise
         include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
         return self._events(
@@ -153,6 +158,10 @@ class ChatService:
         except PlumeError as error:
             error_code = error.code
             yield _sse(openai_error(error))
+        except Exception:
+            logger.exception("chat_stream_error")
+            error_code = "internal_error"
+            yield _sse(openai_error(InternalError()))
         except (asyncio.CancelledError, GeneratorExit):
             outcome = "client_disconnected"
             await deltas.aclose()  # type: ignore[attr-defined]

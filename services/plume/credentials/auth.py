@@ -175,14 +175,24 @@ ProviderCaller = Annotated[Principal, Security(authenticate_briefly, scopes=_ALL
 
 async def principal_for_background_work(
     session: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID | None
-) -> Principal | None:
+) -> Principal:
     """The principal a background job acts as: the key that asked, scoped to its own
-    organisation, with the organisation's policy as it is now (it may have changed)."""
-    organizations = OrganizationRepository(session, TenantScope.everything())
+    organisation, with the organisation's policy as it is now. A job stops as a request
+    would: key revoked or expired (401), organisation or an ancestor suspended (403)."""
+    system = TenantScope.everything()
+    organizations = OrganizationRepository(session, system)
     organization = await organizations.get(organization_id)
     if organization is None:
-        return None
+        raise Unauthenticated("L'organisation de cette demande n'existe plus.")
+    if key_id is not None:
+        key = await ApiKeyRepository(session, system).get(key_id)
+        if key is None or key.revoked_at is not None:
+            raise Unauthenticated("La clé d'API qui a demandé ce travail a été révoquée.")
+        if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+            raise Unauthenticated("La clé d'API qui a demandé ce travail a expiré.")
     chain = await organizations.chain(organization)
+    if any(level.status is OrganizationStatus.SUSPENDED for level in chain):
+        raise OrganizationSuspended()
     policy = effective_policy([level.policy for level in chain])
     return Principal(
         key_id=key_id or uuid.UUID(int=0),

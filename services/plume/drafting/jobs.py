@@ -85,17 +85,18 @@ class SyntheseWorker:
             attempts = draft.attempts
             request = dict(draft.request)
             group = draft.model_group
-        async with self.session_factory() as session, session.begin():
-            principal = await principal_for_background_work(session, organization_id, key_id)
-        if principal is None:
+        try:
+            async with self.session_factory() as session, session.begin():
+                principal = await principal_for_background_work(session, organization_id, key_id)
+        except PlumeError as error:
+            await self._fail(scope, draft_id, error.detail)
             return
         if attempts > self.settings.max_attempts:
-            await self._fail(
-                principal.scope,
-                draft_id,
-                f"Abandonnée après {self.settings.max_attempts} tentatives interrompues.",
-            )
+            reason = f"Abandonnée après {self.settings.max_attempts} tentatives interrompues."
+            await self._fail(principal.scope, draft_id, reason)
             return
+        context: CallContext | None = None
+        lease = asyncio.create_task(self._keep_lease(draft_id))
         try:
             route = self.service.plan(principal, "synthese", group)
             payload = SyntheseRequest.model_validate({**request, "kind": "synthese"})
@@ -104,19 +105,41 @@ class SyntheseWorker:
                 principal=principal, kind="synthese", route=route, request_id=None
             )
 
-            async def heartbeat(done: int, total: int) -> None:
+            async def progress(done: int, total: int) -> None:
                 async with self.session_factory() as session, session.begin():
                     await SyntheseJobQueue(session).extend(
                         draft_id, self.settings.lease, {"done": done, "total": total}
                     )
 
             document, usage, completion = await self.service.summarise(
-                context, payload, plan, heartbeat
+                context, payload, plan, progress
             )
-        except PlumeError as error:
-            await self._fail(principal.scope, draft_id, error.detail)
+        except Exception as error:
+            reason = (
+                error.detail
+                if isinstance(error, PlumeError)
+                else "Erreur interne pendant la synthèse ; l'opérateur en est informé."
+            )
+            if not isinstance(error, PlumeError):
+                logger.exception("synthese_job_error", draft_id=str(draft_id))
+            if context is not None:
+                code = error.code if isinstance(error, PlumeError) else "internal_error"
+                await self.service.calls.after(context, CallOutcome("failure", error_code=code))
+            await self._fail(principal.scope, draft_id, reason)
             return
+        finally:
+            lease.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease
         await self._complete(context, draft_id, document, usage, completion)
+
+    async def _keep_lease(self, draft_id: uuid.UUID) -> None:
+        """Renew the lease while the job runs: one provider call may outlast it."""
+        interval = max(1.0, self.settings.lease.total_seconds() / 3)
+        while True:
+            await asyncio.sleep(interval)
+            async with self.session_factory() as session, session.begin():
+                await SyntheseJobQueue(session).renew(draft_id, self.settings.lease)
 
     async def _complete(
         self,

@@ -86,6 +86,13 @@ class SyntheseJobQueue:
         )
         return row[0], row[1]
 
+    async def renew(self, draft_id: uuid.UUID, lease: timedelta) -> None:
+        await self.session.execute(
+            update(Draft)
+            .where(Draft.id == draft_id, Draft.status == DraftStatus.PROCESSING)
+            .values(locked_until=func.now() + lease)
+        )
+
     async def extend(self, draft_id: uuid.UUID, lease: timedelta, progress: dict[str, int]) -> None:
         await self.session.execute(
             update(Draft)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -40,7 +41,14 @@ from plume.drafting.schemas import (
     UsageOut,
     request_fields,
 )
-from plume.errors import Conflict, KindDisabled, NotFound, PlumeError, ProviderUnavailable
+from plume.errors import (
+    Conflict,
+    InternalError,
+    KindDisabled,
+    NotFound,
+    PlumeError,
+    ProviderUnavailable,
+)
 from plume.models import Draft, DraftStatus
 from plume.pagination import PageRequest
 from plume.provider_calls import CallContext, CallOutcome, ProviderCalls
@@ -295,7 +303,14 @@ class DraftingService:
             stored = await DraftRepository(session, context.principal.scope).add(row)
             return draft_out(stored)
 
-        stored = await self.calls.after(context, CallOutcome("success", completion), work)
+        try:
+            stored = await self.calls.after(context, CallOutcome("success", completion), work)
+        except Exception:
+            # Nothing was stored: settle the call as a failure, in a transaction of its own.
+            await self.calls.after(
+                context, CallOutcome("failure", completion, error_code="internal_error")
+            )
+            raise
         assert stored is not None
         return stored
 
@@ -320,11 +335,12 @@ class DraftingService:
     ) -> Completion:
         try:
             return await self.router.complete(context.route, messages, max_tokens=max_tokens)
-        except PlumeError as error:
-            await self.calls.after(context, CallOutcome("failure", error_code=error.code))
-            raise
         except asyncio.CancelledError:
             await self.calls.after(context, CallOutcome("client_disconnected"))
+            raise
+        except Exception as error:
+            code = error.code if isinstance(error, PlumeError) else "internal_error"
+            await self.calls.after(context, CallOutcome("failure", error_code=code))
             raise
 
     # -- streaming -------------------------------------------------------------------------
@@ -353,16 +369,22 @@ class DraftingService:
             usage = Usage()
             usage.add(completion)
             row = self._new_row(context.principal, kind, fields, context.route)
+            outcome = "settled"  # _store settles the call, whether it stores or fails
+            stored = await self._store(context, row, document, usage, completion)
             outcome = "success"
-            yield _sse("draft", await self._store(context, row, document, usage, completion))
+            yield _sse("draft", stored)
         except PlumeError as error:
             error_code = error.code
             yield _sse("error", error.problem(context.request_id))
         except (asyncio.CancelledError, GeneratorExit):
             outcome = "client_disconnected"
             raise
+        except Exception:
+            logger.exception("draft_stream_error")
+            error_code = "internal_error"
+            yield _sse("error", InternalError().problem(context.request_id))
         finally:
-            if outcome != "success":
+            if outcome not in ("success", "settled"):
                 completion = self.router.settle_stream(state, prompt_tokens, context.started)
                 await self.calls.after(
                     context,
@@ -382,7 +404,7 @@ class DraftingService:
             stored = await DraftRepository(session, context.principal.scope).add(row)
             return draft_out(stored)
 
-        stored = await self.calls.after(context, CallOutcome("success"), work)
+        stored = await self.calls.after(context, CallOutcome("deferred"), work)
         assert stored is not None
         return stored
 
@@ -447,6 +469,7 @@ class DraftingService:
             queue.put_nowait((done, total))
 
         task = asyncio.create_task(self.summarise(context, payload, plan, progress))
+        getter: asyncio.Task[tuple[int, int]] | None = None
         try:
             while not task.done():
                 getter = asyncio.create_task(queue.get())
@@ -456,20 +479,27 @@ class DraftingService:
                 if getter in finished:
                     done, total = getter.result()
                     yield _sse("progress", {"done": done, "total": total})
-                else:
-                    getter.cancel()
             document, usage, completion = task.result()
             row = self._new_row(
                 context.principal, "synthese", request_fields(payload), context.route
             )
             yield _sse("draft", await self._store(context, row, document, usage, completion))
-        except PlumeError as error:
-            await self.calls.after(context, CallOutcome("failure", error_code=error.code))
-            yield _sse("error", error.problem(context.request_id))
         except (asyncio.CancelledError, GeneratorExit):
-            task.cancel()
             await self.calls.after(context, CallOutcome("client_disconnected"))
             raise
+        except Exception as error:
+            problem = error if isinstance(error, PlumeError) else InternalError()
+            if not isinstance(error, PlumeError):
+                logger.exception("synthese_stream_error")
+            if not task.done() or task.exception() is not None:
+                await self.calls.after(context, CallOutcome("failure", error_code=problem.code))
+            yield _sse("error", problem.problem(context.request_id))
+        finally:
+            for pending in (task, getter):
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await pending
 
     # -- reading and reviewing -------------------------------------------------------------
 
