@@ -40,7 +40,7 @@ from plume.app import create_app
 from plume.config import Settings
 from plume.drafting.document import AI_NOTICE
 from plume.drafting.repository import SyntheseJobQueue
-from plume.models import Draft
+from plume.models import ApiKey, Draft, DraftStatus, Organization, OrganizationStatus
 from plume.routing.config import parse_routing
 from plume.routing.router import ProviderRouter
 from plume.routing.tokens import count_message_tokens
@@ -1005,6 +1005,52 @@ async def test_a_synthese_job_whose_provider_fails_ends_failed(
     assert_problem(await review(fake_client, agent, job_id), 409, "conflict")
     listed = await fake_client.get("/v1/drafts", headers=agent.headers, params={"status": "failed"})
     assert [item["id"] for item in listed.json()["items"]] == [job_id]
+
+
+async def test_a_job_stops_when_its_organisation_is_suspended_or_its_key_revoked(
+    fake_app: FastAPI,
+    fake_client: AsyncClient,
+    agent: Key,
+    db: AsyncSession,
+    fake: ActProvider,
+) -> None:
+    # A job acts as the key that asked: the operator cutting a tenant off stops its jobs,
+    # and no provider is paid for them any more.
+    for change in ("suspend", "revoke"):
+        response = await post_draft(
+            fake_client,
+            agent,
+            {"kind": "synthese", "source_text": french_source(20_000), "model_group": "synthese"},
+        )
+        assert response.status_code == 202, response.text[:500]
+        job_id = response.json()["id"]
+        if change == "suspend":
+            await db.execute(
+                update(Organization)
+                .where(Organization.id == agent.organization.id)
+                .values(status=OrganizationStatus.SUSPENDED)
+            )
+        else:
+            await db.execute(
+                update(ApiKey).where(ApiKey.id == uuid.UUID(agent.id)).values(revoked_at=func.now())
+            )
+        await db.commit()
+        calls = len(fake.received)
+        assert await fake_app.state.synthese_worker.run_once() is True
+        assert len(fake.received) == calls
+        status, reason = (
+            await db.execute(
+                select(Draft.status, Draft.failure_reason).where(Draft.id == uuid.UUID(job_id))
+            )
+        ).one()
+        assert status is DraftStatus.FAILED
+        assert looks_french(reason)
+        await db.execute(
+            update(Organization)
+            .where(Organization.id == agent.organization.id)
+            .values(status=OrganizationStatus.ACTIVE)
+        )
+        await db.commit()
 
 
 async def test_a_job_whose_worker_died_is_picked_up_again(
