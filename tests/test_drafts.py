@@ -780,6 +780,19 @@ async def test_a_body_over_1_mib_is_413_unless_a_synthese(client: AsyncClient, a
     oversized = {**arrete, "context": "Les faits. " * (mib // 10)}
     response = await post_draft(client, agent, oversized)
     assert_problem(response, 413, "payload_too_large")
+
+    # Sent in chunks, without Content-Length: the bytes are counted as they arrive.
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(escaped), 64 * 1024):
+            yield escaped[start : start + 64 * 1024]
+
+    response = await client.post(
+        "/v1/drafts",
+        headers={**agent.headers, "Content-Type": "application/json"},
+        content=chunks(),
+    )
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413, "payload_too_large")
     listing = await client.get("/v1/drafts", headers=agent.headers)
     assert listing.json()["items"] == []
 

@@ -101,7 +101,7 @@ async def _oversized_draft(request: Request) -> PayloadTooLarge | None:
     """/v1/drafts admits bodies up to the synthèse limit; any other kind over the general
     limit is a 413, whatever else is wrong with it."""
     limit = request.app.state.settings.max_body_bytes
-    if request.url.path != "/v1/drafts" or int(request.headers.get("content-length") or 0) <= limit:
+    if request.url.path != "/v1/drafts" or getattr(request.state, "body_bytes", 0) <= limit:
         return None
     try:
         kind = json.loads(await request.body()).get("kind")

@@ -68,7 +68,8 @@ class RequestContextMiddleware:
         request_id = (
             client_id if client_id and _CLIENT_REQUEST_ID.match(client_id) else uuid.uuid4().hex
         )
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -93,6 +94,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 body = message.get("body", b"")
                 received += len(body)
+                state["body_bytes"] = received
                 if received > limit:
                     raise BodyTooLarge(limit)
                 # PostgreSQL text cannot hold NUL: refuse it here, as a bad request.

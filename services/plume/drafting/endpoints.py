@@ -48,7 +48,8 @@ async def create_draft(
     settings = request.app.state.settings
     if payload.kind != "synthese":
         # Only synthèses may use the larger body allowed on this route.
-        length = int(request.headers.get("content-length") or 0)
+        # Counted while reading, so a chunked body (no Content-Length) is held to it too.
+        length = getattr(request.state, "body_bytes", 0)
         if length > settings.max_body_bytes:
             raise PayloadTooLarge(
                 "Le corps de la requête dépasse la taille autorisée pour ce type de document "
