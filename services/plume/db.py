@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -99,14 +98,6 @@ def create_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-async def session_scope(
-    factory: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed if the block succeeds, rolled back otherwise."""
-    async with factory() as session, session.begin():
-        yield session
 
 
 def scope_predicate(column: str) -> str:

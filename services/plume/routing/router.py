@@ -242,9 +242,6 @@ class ProviderRouter:
         ]
         return min(windows) if windows else default
 
-    def deployment(self, deployment_id: str) -> Deployment:
-        return self._deployments[deployment_id]
-
     # -- LiteLLM -----------------------------------------------------------------------
 
     def _router(self, hosting: frozenset[str]) -> Router:
