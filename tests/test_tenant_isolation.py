@@ -47,6 +47,8 @@ OPERATOR = "operator"  # operator_admin only
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    # Operators protect it with PLUME_METRICS_TOKEN; its labels hold slugs, never ids or names.
+    ("GET", "/metrics"): PUBLIC,
     ("GET", "/v1/organization"): ANY_KEY,
     ("GET", "/v1/organization/api-keys"): TENANT_ADMIN,
     ("POST", "/v1/organization/api-keys"): TENANT_ADMIN,

@@ -40,6 +40,8 @@ from plume.errors import (
     render_error,
 )
 from plume.log import configure_logging
+from plume.metrics import endpoints as metrics_endpoints
+from plume.metrics.observer import MetricsObserver
 from plume.middleware import BodyTooLarge, NulInBody, RequestContextMiddleware
 from plume.migrations import head_revision
 from plume.organizations import endpoints as organizations_endpoints
@@ -174,7 +176,11 @@ def _install_exception_handlers(app: FastAPI) -> None:
 
 def _wire_services(app: FastAPI, call_hooks: list[CallHook]) -> None:
     """Services that need the session factory, which may only exist once the app starts."""
-    app.state.provider_calls = ProviderCalls(app.state.session_factory, call_hooks)
+    app.state.provider_calls = ProviderCalls(
+        app.state.session_factory,
+        call_hooks,
+        observers=[MetricsObserver(app.state.provider_router)],
+    )
     app.state.drafting = DraftingService(app.state.provider_router, app.state.provider_calls)
     app.state.synthese_worker = SyntheseWorker(app.state.session_factory, app.state.drafting)
 
@@ -248,6 +254,7 @@ def create_app(
     )
 
     app.include_router(health.router)
+    app.include_router(metrics_endpoints.router)
     app.include_router(chat_endpoints.router)
     app.include_router(drafting_endpoints.router)
     app.include_router(organizations_endpoints.admin_router)

@@ -167,6 +167,19 @@ def _exit_cleanly_after_drain() -> None:
     signal.signal(signal.SIGINT, stop)
 
 
+def _multiprocess_metrics(settings: Settings, port: int) -> None:
+    """Workers write their metrics to files that /metrics adds up; the directory starts empty
+    so that a previous run's counts are not served again."""
+    import shutil
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
+        (settings.state_dir / f"metrics-{port}").resolve()
+    )
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -175,6 +188,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     settings.require_database_url()
     settings.require_secret_key()
     load_routing(settings.models_file)  # a bad routing file stops start-up here, in one line
+    if args.workers > 1:
+        _multiprocess_metrics(settings, args.port)
     _exit_cleanly_after_drain()
     # Workers are separate processes: they rebuild the app from the same environment.
     uvicorn.run(

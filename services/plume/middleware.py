@@ -19,6 +19,7 @@ from plume.errors import (
     PlumeError,
     render_error,
 )
+from plume.metrics.registry import HTTP_DURATION
 
 logger = structlog.get_logger("plume.http")
 
@@ -133,12 +134,17 @@ class RequestContextMiddleware:
             )
         finally:
             route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
+            HTTP_DURATION.labels(template, scope["method"], str(status_holder["status"])).observe(
+                elapsed
+            )
             logger.info(
                 "request",
                 method=scope["method"],
-                route=getattr(route, "path", None) or "unmatched",
+                route=template,
                 status=status_holder["status"],
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
 

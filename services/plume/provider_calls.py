@@ -57,12 +57,22 @@ class CallHook(Protocol):
     ) -> None: ...
 
 
+class CallObserver(Protocol):
+    """Sees every settled call, outside any transaction (metrics)."""
+
+    def observe(self, context: CallContext, outcome: CallOutcome) -> None: ...
+
+
 class ProviderCalls:
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], hooks: list[CallHook]
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        hooks: list[CallHook],
+        observers: list[CallObserver] | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.hooks = hooks
+        self.observers = observers or []
 
     async def before(self, context: CallContext) -> None:
         """Phase 1 (after authentication): the hooks' checks and reservations, committed."""
@@ -98,6 +108,8 @@ class ProviderCalls:
             completion_tokens=completion.completion_tokens if completion else None,
             duration_ms=round((time.perf_counter() - context.started) * 1000, 1),
         )
+        for observer in self.observers:
+            observer.observe(context, outcome)
         if not self.hooks and work is None:
             return None
         result: T | None = None

@@ -232,6 +232,14 @@ class ProviderRouter:
             if any(self._allowed_ids(name, hosting) for name in self._chain(group))
         ]
 
+    def first_choice(self, route: Route) -> tuple[str, str]:
+        """The provider and model a route tries first (for metrics of failures)."""
+        for name in route.chain:
+            for deployment_id in self._allowed_ids(name, route.hosting):
+                deployment = self._deployments[deployment_id]
+                return deployment.provider_name, deployment.model
+        return "none", "none"
+
     def context_window(self, route: Route, default: int = 8192) -> int:
         """The smallest context window among the deployments that may serve the route."""
         windows = [

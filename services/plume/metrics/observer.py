@@ -1,0 +1,34 @@
+"""Counts each provider-backed request once it is settled (no database work)."""
+
+from __future__ import annotations
+
+from plume.metrics import registry
+from plume.provider_calls import CallContext, CallOutcome
+from plume.routing.router import ProviderRouter
+
+
+class MetricsObserver:
+    def __init__(self, router: ProviderRouter) -> None:
+        self.router = router
+
+    def observe(self, context: CallContext, outcome: CallOutcome) -> None:
+        if outcome.outcome == "deferred":
+            return  # the job counts the request when it settles
+        organization = context.principal.organization.slug
+        group = context.route.group.name
+        registry.REQUESTS.labels(organization, context.kind, group, outcome.outcome).inc()
+        completion = outcome.completion
+        prompt = completion.prompt_tokens if completion else 0
+        produced = completion.completion_tokens if completion else 0
+        # Incremented even by zero, so that every series a request touched is exposed.
+        registry.TOKENS.labels(organization, group, "prompt").inc(prompt)
+        registry.TOKENS.labels(organization, group, "completion").inc(produced)
+        first_provider, first_model = self.router.first_choice(context.route)
+        if completion is None:
+            registry.PROVIDER_REQUESTS.labels(first_provider, first_model, "failure").inc()
+            return
+        registry.COST.labels(organization, completion.provider).inc(float(completion.cost_eur))
+        registry.PROVIDER_REQUESTS.labels(completion.provider, completion.model, "success").inc()
+        registry.PROVIDER_LATENCY.labels(completion.provider).observe(completion.latency_s)
+        if completion.fallbacks:
+            registry.FALLBACKS.labels(first_provider, completion.provider).inc()

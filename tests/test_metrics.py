@@ -1,0 +1,153 @@
+"""Prometheus metrics: per-commune series after real requests, route templates, the token,
+and correct sums across worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+from httpx import ASGITransport, AsyncClient
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from plume.app import create_app
+from tests.conftest import TEST_SECRET, make_settings
+from tests.factories import Factory, fresh_insee
+from tests.fake_provider import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUME = str(ROOT / ".venv" / "bin" / "plume")
+BULLETIN = {"kind": "bulletin_article", "subject": "Fête du village", "key_points": ["Samedi."]}
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    return samples(text).get((name, frozenset(labels.items())), 0.0)
+
+
+async def test_a_draft_is_counted_for_its_commune(client: AsyncClient, factory: Factory) -> None:
+    commune = await factory.commune()
+    key = await factory.key(commune)
+    slug = commune.slug
+    before = (await client.get("/metrics")).text
+    response = await client.post("/v1/drafts", json=BULLETIN, headers=key.headers)
+    assert response.status_code == 201, response.text
+    draft_id = response.json()["id"]
+    assert (await client.get(f"/v1/drafts/{draft_id}", headers=key.headers)).status_code == 200
+    after = (await client.get("/metrics")).text
+    request = {
+        "organization": slug,
+        "kind": "bulletin_article",
+        "model_group": "offline",
+        "outcome": "success",
+    }
+    assert value(after, "plume_requests_total", **request) == (
+        value(before, "plume_requests_total", **request) + 1
+    )
+    usage = response.json()["usage"]
+    for direction, tokens in (
+        ("prompt", usage["prompt_tokens"]),
+        ("completion", usage["completion_tokens"]),
+    ):
+        labels = {"organization": slug, "model_group": "offline", "direction": direction}
+        assert value(after, "plume_tokens_total", **labels) == (
+            value(before, "plume_tokens_total", **labels) + tokens
+        )
+    # The offline provider costs nothing, and the series exists all the same.
+    assert (
+        "plume_cost_euros_total",
+        frozenset({("organization", slug), ("provider", "offline")}),
+    ) in (samples(after))
+    # Routes by template: never a raw path with an id in it.
+    assert draft_id not in after
+    route = {"route": "/v1/drafts/{draft_id}", "method": "GET", "status": "200"}
+    assert value(after, "plume_http_request_duration_seconds_count", **route) >= 1
+    assert "plume_provider_latency_seconds_bucket" in after
+
+
+async def test_metrics_may_require_a_token(
+    session_factory: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    settings = make_settings(database_url, metrics_token=SecretStr("s3cret-metrics-token"))
+    app = create_app(settings, session_factory=session_factory)
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://plume.test") as http:
+        assert (await http.get("/metrics")).status_code == 401
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = await http.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics-token"})
+        assert right.status_code == 200
+        assert "plume_requests_total" in right.text
+
+
+def test_two_workers_add_up(committed_database_url: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PLUME_ENV": "test",
+        "PLUME_DATABASE_URL": committed_database_url,
+        "PLUME_SECRET_KEY": TEST_SECRET,
+        "PLUME_STATE_DIR": str(tmp_path),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+    def plume(*args: str) -> str:
+        return subprocess.run(
+            [PLUME, *args], env=env, check=True, capture_output=True, text=True, timeout=60
+        ).stdout.strip()
+
+    insee = fresh_insee()
+    plume("bootstrap")
+    plume("orgs", "create", "--kind", "commune", "--name", "Deux", "--insee-code", insee)
+    key = plume("keys", "create", "--organization", insee, "--role", "agent", "--name", "m")
+    port = free_port()
+    server = subprocess.Popen(
+        [PLUME, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, "plume serve exited at start-up"
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "plume serve did not start"
+            time.sleep(0.3)
+        sent = 12
+        for _ in range(sent):
+            # A new connection each time, so both workers get some.
+            response = httpx.post(
+                f"{base}/v1/drafts",
+                json=BULLETIN,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+            assert response.status_code == 201, response.text
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        counted = value(
+            text,
+            "plume_requests_total",
+            organization=insee,
+            kind="bulletin_article",
+            model_group="offline",
+            outcome="success",
+        )
+        assert counted == sent
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
