@@ -31,7 +31,7 @@ from odf import style as odf_style  # type: ignore[import-untyped, unused-ignore
 from odf import text as odf_text  # type: ignore[import-untyped, unused-ignore]
 from odf.opendocument import OpenDocumentText  # type: ignore[import-untyped, unused-ignore]
 
-from plume.drafting.document import AI_NOTICE, ActeNature, Sections
+from plume.drafting.document import AI_NOTICE, ActeNature, Sections, french_day
 
 ExportFormat = Literal["md", "docx", "odt"]
 
@@ -57,20 +57,6 @@ STATUS_LABELS: dict[str, str] = {
     "failed": "Échec de la rédaction",
 }
 
-_MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 # Acts are dated where they are signed, whatever the server's clock says.
 _PARIS = ZoneInfo("Europe/Paris")
 _SLUG_MAX = 60
@@ -96,10 +82,9 @@ class ExportableDraft:
 
 
 def format_french_date(value: datetime) -> str:
-    """'27 novembre 2026', '1er mars 2027'."""
+    """'27 novembre 2026', '1er mars 2027', in Paris time."""
     local = value.astimezone(_PARIS) if value.tzinfo is not None else value
-    day = "1er" if local.day == 1 else str(local.day)
-    return f"{day} {_MONTHS[local.month - 1]} {local.year}"
+    return french_day(local.date())
 
 
 def export(draft: ExportableDraft, format: ExportFormat) -> tuple[bytes, str, str]:

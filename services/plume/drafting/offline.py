@@ -13,22 +13,10 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from plume.drafting.document import french_day
+
 TODO = "[À COMPLÉTER]"
 
-_MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀÂÉÈÊÎÔÙÛÇ0-9«])")
 
 
@@ -39,8 +27,7 @@ def french_date(value: str | None) -> str:
         day = date.fromisoformat(value)
     except ValueError:
         return value
-    ordinal = "1er" if day.day == 1 else str(day.day)
-    return f"{ordinal} {_MONTHS[day.month - 1]} {day.year}"
+    return french_day(day)
 
 
 def _fold(text: str) -> str:
