@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -18,9 +17,8 @@ from plume.app import create_app
 from tests.conftest import TEST_SECRET, make_settings
 from tests.factories import Factory, fresh_insee
 from tests.fake_provider import free_port
+from tests.processes import PLUME, run_plume, wait_until_ready
 
-ROOT = Path(__file__).resolve().parents[1]
-PLUME = str(ROOT / ".venv" / "bin" / "plume")
 BULLETIN = {"kind": "bulletin_article", "subject": "Fête du village", "key_points": ["Samedi."]}
 
 
@@ -100,15 +98,12 @@ def test_two_workers_add_up(committed_database_url: str, tmp_path: Path) -> None
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
-    def plume(*args: str) -> str:
-        return subprocess.run(
-            [PLUME, *args], env=env, check=True, capture_output=True, text=True, timeout=60
-        ).stdout.strip()
-
     insee = fresh_insee()
-    plume("bootstrap")
-    plume("orgs", "create", "--kind", "commune", "--name", "Deux", "--insee-code", insee)
-    key = plume("keys", "create", "--organization", insee, "--role", "agent", "--name", "m")
+    run_plume(env, "bootstrap")
+    run_plume(env, "orgs", "create", "--kind", "commune", "--name", "Deux", "--insee-code", insee)
+    key = run_plume(
+        env, "keys", "create", "--organization", insee, "--role", "agent", "--name", "m"
+    )
     port = free_port()
     server = subprocess.Popen(
         [PLUME, "serve", "--port", str(port), "--workers", "2"],
@@ -118,16 +113,7 @@ def test_two_workers_add_up(committed_database_url: str, tmp_path: Path) -> None
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, "plume serve exited at start-up"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "plume serve did not start"
-            time.sleep(0.3)
+        wait_until_ready(f"{base}/readyz", server)
         sent = 12
         for _ in range(sent):
             # A new connection each time, so both workers get some.

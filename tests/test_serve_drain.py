@@ -14,16 +14,7 @@ import httpx
 from tests.conftest import TEST_SECRET
 from tests.factories import fresh_insee
 from tests.fake_provider import free_port, running_fake_provider
-
-ROOT = Path(__file__).resolve().parents[1]
-PLUME = str(ROOT / ".venv" / "bin" / "plume")
-
-
-def _run(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [PLUME, *args], env=env, check=True, capture_output=True, text=True, timeout=60
-    )
-    return result.stdout.strip()
+from tests.processes import PLUME, run_plume, wait_until_ready
 
 
 def test_sigterm_drains_an_in_flight_request(committed_database_url: str, tmp_path: Path) -> None:
@@ -48,9 +39,13 @@ def test_sigterm_drains_an_in_flight_request(committed_database_url: str, tmp_pa
             "PLUME_DRAIN_TIMEOUT_S": "15",
         }
         insee = fresh_insee()
-        _run(env, "bootstrap")
-        _run(env, "orgs", "create", "--kind", "commune", "--name", "Drain", "--insee-code", insee)
-        key = _run(env, "keys", "create", "--organization", insee, "--role", "agent", "--name", "d")
+        run_plume(env, "bootstrap")
+        run_plume(
+            env, "orgs", "create", "--kind", "commune", "--name", "Drain", "--insee-code", insee
+        )
+        key = run_plume(
+            env, "keys", "create", "--organization", insee, "--role", "agent", "--name", "d"
+        )
         port = free_port()
         server = subprocess.Popen(
             [PLUME, "serve", "--port", str(port)],
@@ -60,16 +55,7 @@ def test_sigterm_drains_an_in_flight_request(committed_database_url: str, tmp_pa
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, "plume serve exited at start-up"
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "plume serve did not start"
-                time.sleep(0.2)
+            wait_until_ready(f"{base}/healthz", server)
 
             answers: list[httpx.Response] = []
 

@@ -24,11 +24,11 @@ import pytest
 from tests.conftest import TEST_SECRET, DatabaseServer
 from tests.factories import fresh_insee
 from tests.fake_provider import free_port
+from tests.processes import PLUME, run_plume, wait_until_ready
 
 pytestmark = pytest.mark.bench
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUME = str(ROOT / ".venv" / "bin" / "plume")
 MESSAGES = [{"role": "user", "content": "Rédige une phrase de test."}]
 # The provider is asked for its model `ok`; Plume for the group that routes to it.
 DIRECT_BODY = {"model": "ok", "messages": MESSAGES}
@@ -36,20 +36,6 @@ PLUME_BODY = {"model": "standard", "messages": MESSAGES}
 SEQUENTIAL = 300
 CONCURRENT = 50
 CONCURRENT_TOTAL = 2000
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not start")
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +66,10 @@ def stack(database_server: DatabaseServer) -> Iterator[tuple[str, str, str]]:
             "PLUME_MODELS_FILE": str(models),
             "PLUME_DB_POOL_SIZE": "20",
         }
-        run = lambda *args: subprocess.run(  # noqa: E731
-            [PLUME, *args], env=env, check=True, capture_output=True, text=True
-        ).stdout.strip()
+
+        def run(*args: str) -> str:
+            return run_plume(env, *args)
+
         run("bootstrap")
         insee = fresh_insee()
         run(
@@ -104,8 +91,8 @@ def stack(database_server: DatabaseServer) -> Iterator[tuple[str, str, str]]:
             stdout=log,
         )
         try:
-            _wait_ready(f"http://127.0.0.1:{provider_port}/v1/models", provider)
-            _wait_ready(f"http://127.0.0.1:{plume_port}/healthz", plume)
+            wait_until_ready(f"http://127.0.0.1:{provider_port}/v1/models", provider)
+            wait_until_ready(f"http://127.0.0.1:{plume_port}/healthz", plume)
             yield (
                 f"http://127.0.0.1:{provider_port}/v1",
                 f"http://127.0.0.1:{plume_port}/v1",

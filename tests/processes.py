@@ -1,0 +1,33 @@
+"""Helpers for tests that run `plume` as a separate process, as an operator would."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+PLUME = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "plume")
+
+
+def run_plume(env: dict[str, str], *args: str) -> str:
+    """Run one `plume` command; its standard output, stripped."""
+    result = subprocess.run(
+        [PLUME, *args], env=env, check=True, capture_output=True, text=True, timeout=60
+    )
+    return result.stdout.strip()
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    """Poll `url` until it answers 200; fail if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, f"the process serving {url} exited at start-up"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer in {timeout} s"
+        time.sleep(0.2)
