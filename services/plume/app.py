@@ -14,7 +14,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -39,6 +39,7 @@ from plume.errors import (
     ServiceUnavailable,
     render_error,
 )
+from plume.idempotency import IdempotencyHook, IdempotentReplay
 from plume.log import configure_logging
 from plume.metrics import endpoints as metrics_endpoints
 from plume.metrics.observer import MetricsObserver
@@ -46,8 +47,12 @@ from plume.middleware import BodyTooLarge, NulInBody, RequestContextMiddleware
 from plume.migrations import head_revision
 from plume.organizations import endpoints as organizations_endpoints
 from plume.provider_calls import CallHook, ProviderCalls
+from plume.quotas.guard import QuotaGuard
+from plume.quotas.periods import Clock, SystemClock
+from plume.quotas.sweeper import Sweeper
 from plume.routing.config import load_routing
 from plume.routing.router import ProviderRouter
+from plume.usage.recorder import UsageRecorder
 from plume.validation import invalid_request_from
 
 logger = structlog.get_logger("plume.app")
@@ -167,11 +172,41 @@ def _install_exception_handlers(app: FastAPI) -> None:
         logger.error("database_error", error_type=type(error).__name__)
         return problem_response(InternalError(), request)
 
+    async def on_replay(request: Request, replay: Exception) -> Response:
+        assert isinstance(replay, IdempotentReplay)
+        stored = replay.response
+        return Response(
+            stored.body,
+            status_code=stored.status_code,
+            media_type=stored.content_type,
+            headers={**stored.headers, "Idempotency-Replayed": "true"},
+        )
+
     app.add_exception_handler(PlumeError, on_plume_error)
+    app.add_exception_handler(IdempotentReplay, on_replay)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(sa_exc.SQLAlchemyError, on_database_error)
     app.add_exception_handler(psycopg.OperationalError, on_database_error)
+
+
+def _call_hooks(app: FastAPI, *, enforce_quotas: bool) -> list[CallHook]:
+    """What runs around every provider call, in order: the idempotency claim first (a
+    replay reserves nothing), then quotas, then the usage record."""
+    settings: Settings = app.state.settings
+    clock = app.state.clock
+    hooks: list[CallHook] = [IdempotencyHook(clock, settings.quota_reservation_ttl_s)]
+    if enforce_quotas:
+        hooks.append(
+            QuotaGuard(
+                app.state.provider_router,
+                clock,
+                settings.quota_reservation_ttl_s,
+                settings.quota_job_reservation_ttl_s,
+            )
+        )
+    hooks.append(UsageRecorder())
+    return hooks
 
 
 def _wire_services(app: FastAPI, call_hooks: list[CallHook]) -> None:
@@ -183,6 +218,9 @@ def _wire_services(app: FastAPI, call_hooks: list[CallHook]) -> None:
     )
     app.state.drafting = DraftingService(app.state.provider_router, app.state.provider_calls)
     app.state.synthese_worker = SyntheseWorker(app.state.session_factory, app.state.drafting)
+    app.state.quota_sweeper = Sweeper(
+        app.state.session_factory, app.state.clock, app.state.settings.quota_sweep_interval_s
+    )
 
 
 def create_app(
@@ -191,8 +229,11 @@ def create_app(
     engine: AsyncEngine | None = None,
     session_factory: async_sessionmaker[AsyncSession] | None = None,
     provider_router: ProviderRouter | None = None,
+    clock: Clock | None = None,
+    enforce_quotas: bool = True,
 ) -> FastAPI:
-    """Build the ASGI application. Tests pass their own engine or session factory."""
+    """Build the ASGI application. Tests pass their own engine, session factory or clock;
+    `enforce_quotas=False` exists only for the benchmark that measures what quotas cost."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
 
@@ -209,9 +250,12 @@ def create_app(
             app.state.session_factory = create_session_factory(owned_engine)
             _wire_services(app, call_hooks)
         worker: SyntheseWorker = app.state.synthese_worker
+        sweeper: Sweeper = app.state.quota_sweeper
         worker.start()
+        sweeper.start()
         logger.info("started", env=settings.env.value)
         yield
+        await sweeper.stop()
         await worker.stop()
         if owned_engine is not None:
             await owned_engine.dispose()
@@ -232,8 +276,8 @@ def create_app(
     app.state.provider_router = provider_router or ProviderRouter(
         load_routing(settings.models_file)
     )
-    # Later issues register hooks here (quotas, usage, audit, metrics).
-    call_hooks: list[CallHook] = []
+    app.state.clock = clock or SystemClock()
+    call_hooks = _call_hooks(app, enforce_quotas=enforce_quotas)
     if app.state.session_factory is not None:
         _wire_services(app, call_hooks)
 
@@ -244,7 +288,15 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After", "Location"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "Location",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "Idempotency-Replayed",
+            ],
         )
     large: dict[str, Any] = {"/v1/drafts": settings.synthese_max_body_bytes}
     app.add_middleware(

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
     drain_timeout_s: int = Field(default=30, ge=0)
+    # A request's quota reservation is released by the sweep if it is not settled by then
+    # (its process died); a synthèse job's reservation lives as long as the job may.
+    quota_reservation_ttl_s: int = Field(default=900, ge=60)
+    quota_job_reservation_ttl_s: int = Field(default=6 * 3600, ge=60)
+    quota_sweep_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("cors_origins", mode="before")

@@ -48,6 +48,8 @@ class TenantScope:
 
     organization_ids: frozenset[uuid.UUID]
     all_organizations: bool = False
+    # The ancestors of the caller's organisation (EPCI, operator): their quotas count too.
+    ancestor_ids: frozenset[uuid.UUID] = frozenset()
 
     @classmethod
     def everything(cls) -> TenantScope:
@@ -73,13 +75,15 @@ async def enter_tenant_context(session: AsyncSession, scope: TenantScope) -> Non
     read them, which makes them hold even when the connection's own role is a superuser.
     """
     ids = ",".join(str(i) for i in sorted(scope.organization_ids))
+    ancestors = ",".join(str(i) for i in sorted(scope.ancestor_ids))
     await session.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
     await session.execute(
         text(
             "SELECT set_config('plume.all_organizations', :all, true),"
-            " set_config('plume.organizations', :ids, true)"
+            " set_config('plume.organizations', :ids, true),"
+            " set_config('plume.ancestors', :ancestors, true)"
         ),
-        {"all": "on" if scope.all_organizations else "off", "ids": ids},
+        {"all": "on" if scope.all_organizations else "off", "ids": ids, "ancestors": ancestors},
     )
 
 
@@ -110,4 +114,12 @@ def scope_predicate(column: str) -> str:
         "(current_setting('plume.all_organizations', true) = 'on'"
         f" OR {column} = ANY (string_to_array("
         "nullif(current_setting('plume.organizations', true), ''), ',')::uuid[]))"
+    )
+
+
+def ancestor_predicate(column: str) -> str:
+    """Matches the ancestors of the caller's organisation (for quota tables only)."""
+    return (
+        f"({column} = ANY (string_to_array("
+        "nullif(current_setting('plume.ancestors', true), ''), ',')::uuid[]))"
     )

@@ -145,6 +145,46 @@ class ContentRefused(PlumeError):
     default_detail = "Le fournisseur d'IA a refusé de traiter ce contenu."
 
 
+class IdempotencyInProgress(PlumeError):
+    status = 409
+    code = "idempotency_in_progress"
+    title = "Requête déjà en cours"
+    default_detail = (
+        "Une requête portant la même clé d'idempotence (Idempotency-Key) est encore en cours "
+        "de traitement ; réessayez dans quelques secondes pour obtenir sa réponse."
+    )
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "2"})
+
+
+class IdempotencyMismatch(PlumeError):
+    status = 422
+    code = "idempotency_mismatch"
+    title = "Clé d'idempotence déjà utilisée"
+    default_detail = (
+        "Cette clé d'idempotence (Idempotency-Key) a déjà servi pour une requête différente "
+        "au cours des dernières 24 heures ; utilisez une nouvelle clé pour une nouvelle requête."
+    )
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, errors=[FieldError("Idempotency-Key", self.default_detail)])
+
+
+class QuotaExceeded(PlumeError):
+    status = 429
+    code = "quota_exceeded"
+    title = "Quota atteint"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(retry_after, 1))})
+
+
+class RateLimited(QuotaExceeded):
+    code = "rate_limited"
+    title = "Trop de requêtes"
+
+
 class ProviderUnavailable(PlumeError):
     status = 502
     code = "provider_unavailable"

@@ -13,9 +13,11 @@ lock is held across it. A request is:
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeVar
+from decimal import Decimal
+from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
 import structlog
@@ -32,6 +34,51 @@ T = TypeVar("T")
 Outcome = Literal["success", "failure", "client_disconnected", "deferred"]
 
 
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What a request may consume at most, known before the call (quota reservations)."""
+
+    prompt_tokens: int
+    # Per provider call: the group's max_output_tokens, or the request's if lower.
+    output_tokens: int
+    # A long synthèse makes one call per part, then the final one.
+    calls: int = 1
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens * self.calls
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitStatus:
+    """The tightest quota after this request's reservation, for the RateLimit-* headers."""
+
+    limit: Decimal
+    remaining: Decimal
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": _number(self.limit),
+            "RateLimit-Remaining": _number(max(self.remaining, Decimal(0))),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+
+
+def _number(value: Decimal) -> str:
+    return str(int(value)) if value == value.to_integral_value() else f"{value.normalize():f}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The answer given to a request, kept for the retries of its Idempotency-Key."""
+
+    status_code: int
+    content_type: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class CallContext:
     principal: Principal
@@ -39,7 +86,29 @@ class CallContext:
     route: Route
     request_id: str | None
     idempotency_key: str | None = None
+    # SHA-256 of the request (method, route, body), with the Idempotency-Key.
+    request_hash: str | None = None
+    estimate: Estimate | None = None
     started: float = field(default_factory=time.perf_counter)
+    # Written by the hooks: the quota reservation held, and the tightest quota.
+    reservation_id: uuid.UUID | None = None
+    rate_limit: RateLimitStatus | None = None
+    # The answer, once known, for the idempotency hook to keep; or how to build it from
+    # what the settlement transaction stores (the draft).
+    response: StoredResponse | None = None
+    responder: Callable[[Any], StoredResponse] | None = None
+
+    def response_headers(self) -> dict[str, str]:
+        return self.rate_limit.headers() if self.rate_limit is not None else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """What a request consumed over all its provider calls."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_eur: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +116,20 @@ class CallOutcome:
     outcome: Outcome
     completion: Completion | None = None
     error_code: str | None = None
+    # For requests of several calls (long synthèses); else the completion's own figures.
+    totals: Totals | None = None
+
+    @property
+    def consumed(self) -> Totals:
+        if self.totals is not None:
+            return self.totals
+        if self.completion is None:
+            return Totals(0, 0, Decimal(0))
+        return Totals(
+            self.completion.prompt_tokens,
+            self.completion.completion_tokens,
+            self.completion.cost_eur,
+        )
 
 
 class CallHook(Protocol):
@@ -104,8 +187,8 @@ class ProviderCalls:
             provider=completion.provider if completion else None,
             model=completion.model if completion else None,
             fallbacks=completion.fallbacks if completion else None,
-            prompt_tokens=completion.prompt_tokens if completion else None,
-            completion_tokens=completion.completion_tokens if completion else None,
+            prompt_tokens=outcome.consumed.prompt_tokens,
+            completion_tokens=outcome.consumed.completion_tokens,
             duration_ms=round((time.perf_counter() - context.started) * 1000, 1),
         )
         for observer in self.observers:

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from plume.chat.schemas import ChatCompletionRequest, ModelList
 from plume.chat.service import CHAT_KIND, ChatService
 from plume.credentials.auth import ProviderCaller
+from plume.idempotency import request_key
 from plume.provider_calls import CallContext
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -32,12 +33,15 @@ async def chat_completions(
 ) -> JSONResponse | StreamingResponse:
     service = _service(request)
     route = service.plan(principal, payload)
+    idempotency_key, request_hash = await request_key(request)
     context = CallContext(
         principal=principal,
         kind=CHAT_KIND,
         route=route,
         request_id=getattr(request.state, "request_id", None),
-        idempotency_key=request.headers.get("idempotency-key"),
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        estimate=service.estimate(route, payload),
     )
     await service.calls.before(context)
     if payload.stream:
@@ -45,10 +49,17 @@ async def chat_completions(
         return StreamingResponse(
             events,
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+                **context.response_headers(),
+            },
         )
     body, completion = await service.complete(context, payload)
     return JSONResponse(
         body,
-        headers={"X-Plume-Provider": completion.provider, "X-Plume-Model-Group": route.group.name},
+        headers={
+            **service.response_headers(context, completion),
+            **context.response_headers(),
+        },
     )

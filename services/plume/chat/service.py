@@ -13,7 +13,7 @@ import structlog
 from plume.chat.schemas import ChatCompletionRequest, ModelCard, ModelList
 from plume.credentials.auth import Principal
 from plume.errors import InternalError, KindDisabled, PlumeError, openai_error
-from plume.provider_calls import CallContext, CallOutcome, ProviderCalls
+from plume.provider_calls import CallContext, CallOutcome, Estimate, ProviderCalls, StoredResponse
 from plume.routing.router import Completion, ProviderRouter, Route, StreamState
 from plume.routing.tokens import count_message_tokens
 
@@ -66,8 +66,29 @@ class ChatService:
             code = error.code if isinstance(error, PlumeError) else "internal_error"
             await self.calls.after(context, CallOutcome("failure", error_code=code))
             raise
+        body = self._completion_body(context, completion)
+        context.response = StoredResponse(
+            200,
+            "application/json",
+            json.dumps(body, ensure_ascii=False).encode(),
+            self.response_headers(context, completion),
+        )
         await self.calls.after(context, CallOutcome("success", completion))
-        return self._completion_body(context, completion), completion
+        return body, completion
+
+    def estimate(self, route: Route, payload: ChatCompletionRequest) -> Estimate:
+        messages = [m.for_provider() for m in payload.messages]
+        return Estimate(
+            prompt_tokens=count_message_tokens(messages),
+            output_tokens=self.router.output_cap(route, payload.requested_max_tokens()),
+        )
+
+    @staticmethod
+    def response_headers(context: CallContext, completion: Completion | None) -> dict[str, str]:
+        headers = {"X-Plume-Model-Group": context.route.group.name}
+        if completion is not None:
+            headers["X-Plume-Provider"] = completion.provider
+        return headers
 
     def _completion_body(self, context: CallContext, completion: Completion) -> dict[str, Any]:
         return {
@@ -140,11 +161,18 @@ class ChatService:
 
         outcome = "failure"
         error_code: str | None = None
+        # What the client received, kept for the retries of its Idempotency-Key.
+        sent: list[bytes] = []
+
+        def sending(event: bytes) -> bytes:
+            sent.append(event)
+            return event
+
         try:
-            yield chunk({"role": "assistant", "content": first or ""})
+            yield sending(chunk({"role": "assistant", "content": first or ""}))
             async for delta in deltas:
-                yield chunk({"content": delta})
-            yield chunk({}, state.finish_reason or "stop")
+                yield sending(chunk({"content": delta}))
+            yield sending(chunk({}, state.finish_reason or "stop"))
             completion = self.router.settle_stream(state, prompt_estimate, context.started)
             if include_usage and completion is not None:
                 usage = {
@@ -152,9 +180,15 @@ class ChatService:
                     "completion_tokens": completion.completion_tokens,
                     "total_tokens": completion.total_tokens,
                 }
-                yield _sse({**base, "choices": [], "usage": usage})
-            yield _sse("[DONE]")
+                yield sending(_sse({**base, "choices": [], "usage": usage}))
             outcome = "success"
+            context.response = StoredResponse(
+                200,
+                "text/event-stream",
+                b"".join(sent) + _sse("[DONE]"),
+                self.response_headers(context, completion),
+            )
+            yield _sse("[DONE]")
         except PlumeError as error:
             error_code = error.code
             yield _sse(openai_error(error))

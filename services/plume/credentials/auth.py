@@ -39,6 +39,19 @@ _ROLE_RANK = {ApiKeyRole.AGENT: 0, ApiKeyRole.TENANT_ADMIN: 1, ApiKeyRole.OPERAT
 
 
 @dataclass(frozen=True, slots=True)
+class Level:
+    """One organisation of a caller's chain (operator, EPCI, commune)."""
+
+    id: uuid.UUID
+    kind: OrganizationKind
+    name: str
+
+
+def _levels(chain: list[Organization]) -> tuple[Level, ...]:
+    return tuple(Level(o.id, o.kind, o.name) for o in chain)
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: one key, acting for exactly one organisation."""
 
@@ -49,6 +62,8 @@ class Principal:
     scope: TenantScope
     # The EPCI a commune belongs to, for documents written in its name.
     epci_name: str | None = None
+    # The organisation and its ancestors, operator first: quotas count at every level.
+    chain: tuple[Level, ...] = ()
 
     @property
     def organization_id(self) -> uuid.UUID:
@@ -77,13 +92,15 @@ async def _find_key(
 
 
 def _scope_for(
-    role: ApiKeyRole, organization: Organization, children: list[uuid.UUID]
+    role: ApiKeyRole, chain: list[Organization], children: list[uuid.UUID]
 ) -> TenantScope:
+    organization = chain[-1]
+    ancestors = frozenset(level.id for level in chain[:-1])
     if role is ApiKeyRole.OPERATOR_ADMIN:
         return TenantScope.everything()
     if role is ApiKeyRole.TENANT_ADMIN and organization.kind is OrganizationKind.EPCI:
-        return TenantScope(frozenset([organization.id, *children]))
-    return TenantScope(frozenset([organization.id]))
+        return TenantScope(frozenset([organization.id, *children]), ancestor_ids=ancestors)
+    return TenantScope(frozenset([organization.id]), ancestor_ids=ancestors)
 
 
 async def authenticate_token(
@@ -122,8 +139,9 @@ async def authenticate_token(
         role=key.role,
         organization=organization_out(organization, policy),
         policy=policy,
-        scope=_scope_for(key.role, organization, children),
+        scope=_scope_for(key.role, chain, children),
         epci_name=next((o.name for o in chain if o.kind is OrganizationKind.EPCI), None),
+        chain=_levels(chain),
     )
 
 
@@ -199,6 +217,10 @@ async def principal_for_background_work(
         role=ApiKeyRole.AGENT,
         organization=organization_out(organization, policy),
         policy=policy,
-        scope=TenantScope(frozenset([organization.id])),
+        scope=TenantScope(
+            frozenset([organization.id]),
+            ancestor_ids=frozenset(level.id for level in chain[:-1]),
+        ),
         epci_name=next((o.name for o in chain if o.kind is OrganizationKind.EPCI), None),
+        chain=_levels(chain),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import anyio
@@ -20,9 +21,10 @@ from plume.drafting.schemas import (
 )
 from plume.drafting.service import DraftingService, draft_out
 from plume.errors import PayloadTooLarge
+from plume.idempotency import request_key
 from plume.models import DraftStatus
 from plume.pagination import Page, PageParams, next_cursor
-from plume.provider_calls import CallContext
+from plume.provider_calls import CallContext, StoredResponse
 from plume.transaction import DBSession
 
 router = APIRouter(prefix="/v1/drafts", tags=["drafting"])
@@ -58,43 +60,78 @@ async def create_draft(
             )
     service = _service(request)
     route = service.plan(principal, payload.kind, payload.model_group)
+    idempotency_key, request_hash = await request_key(request)
+    fields = request_fields(payload)
+    plan = (
+        await service.plan_synthese(route, payload)
+        if isinstance(payload, SyntheseRequest)
+        else None
+    )
     context = CallContext(
         principal=principal,
         kind=payload.kind,
         route=route,
         request_id=getattr(request.state, "request_id", None),
-        idempotency_key=request.headers.get("idempotency-key"),
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        estimate=(
+            service.estimate_long_synthese(route, plan)
+            if plan is not None and plan.long
+            else service.estimate(principal, route, payload.kind, fields, payload.max_output_tokens)
+        ),
     )
-    fields = request_fields(payload)
+    if not payload.stream:
+        long_job = plan is not None and plan.long
+        context.responder = _stored_answer(202 if long_job else 201)
     await service.calls.before(context)
-    if isinstance(payload, SyntheseRequest):
-        plan = await service.plan_synthese(route, payload)
-        if plan.long:
-            if payload.stream:
-                return StreamingResponse(
-                    service.synthese_stream(context, payload, plan),
-                    media_type="text/event-stream",
-                    headers=_SSE_HEADERS,
-                )
-            draft = await service.enqueue_synthese(context, fields)
-            request.app.state.synthese_worker.wake.set()
-            return JSONResponse(
-                draft.model_dump(mode="json"),
-                status_code=status.HTTP_202_ACCEPTED,
-                headers={"Location": f"/v1/drafts/{draft.id}", "Retry-After": "5"},
+    headers = context.response_headers()
+    if isinstance(payload, SyntheseRequest) and plan is not None and plan.long:
+        if payload.stream:
+            return StreamingResponse(
+                service.synthese_stream(context, payload, plan),
+                media_type="text/event-stream",
+                headers={**_SSE_HEADERS, **headers},
             )
+        draft = await service.enqueue_synthese(context, fields)
+        request.app.state.synthese_worker.wake.set()
+        return JSONResponse(
+            draft.model_dump(mode="json"),
+            status_code=status.HTTP_202_ACCEPTED,
+            headers={**_answer_headers(202, draft), **headers},
+        )
     if payload.stream:
         return StreamingResponse(
             service.stream(context, payload.kind, fields, payload.max_output_tokens),
             media_type="text/event-stream",
-            headers=_SSE_HEADERS,
+            headers={**_SSE_HEADERS, **headers},
         )
     draft = await service.create(context, payload.kind, fields, payload.max_output_tokens)
     return JSONResponse(
         draft.model_dump(mode="json"),
         status_code=status.HTTP_201_CREATED,
-        headers={"Location": f"/v1/drafts/{draft.id}"},
+        headers={**_answer_headers(201, draft), **headers},
     )
+
+
+def _answer_headers(status_code: int, draft: DraftOut) -> dict[str, str]:
+    headers = {"Location": f"/v1/drafts/{draft.id}"}
+    if status_code == status.HTTP_202_ACCEPTED:
+        headers["Retry-After"] = "5"
+    return headers
+
+
+def _stored_answer(status_code: int) -> Callable[[DraftOut], StoredResponse]:
+    """How a draft's answer is kept for the retries of its Idempotency-Key."""
+
+    def stored(draft: DraftOut) -> StoredResponse:
+        return StoredResponse(
+            status_code,
+            "application/json",
+            draft.model_dump_json().encode(),
+            _answer_headers(status_code, draft),
+        )
+
+    return stored
 
 
 @router.get("", summary="List your organisation's drafts, newest first")

@@ -23,6 +23,7 @@ from plume.drafting.service import (
 from plume.errors import PlumeError
 from plume.models import DraftStatus
 from plume.provider_calls import CallContext, CallOutcome
+from plume.quotas import ledger
 from plume.routing.router import Completion
 
 logger = structlog.get_logger("plume.jobs")
@@ -82,6 +83,7 @@ class SyntheseWorker:
             if draft is None or draft.status is not DraftStatus.PROCESSING:
                 return
             key_id = draft.created_by_key_id
+            reservation_id = draft.reservation_id
             attempts = draft.attempts
             request = dict(draft.request)
             group = draft.model_group
@@ -102,7 +104,11 @@ class SyntheseWorker:
             payload = SyntheseRequest.model_validate({**request, "kind": "synthese"})
             plan = await self.service.plan_synthese(route, payload)
             context = CallContext(
-                principal=principal, kind="synthese", route=route, request_id=None
+                principal=principal,
+                kind="synthese",
+                route=route,
+                request_id=None,
+                reservation_id=reservation_id,
             )
 
             async def progress(done: int, total: int) -> None:
@@ -159,7 +165,9 @@ class SyntheseWorker:
             draft.locked_until = None
             await repository.save(draft)
 
-        await self.service.calls.after(context, CallOutcome("success", completion), work)
+        await self.service.calls.after(
+            context, CallOutcome("success", completion, totals=usage.totals()), work
+        )
         logger.info("synthese_done", draft_id=str(draft_id))
 
     async def _fail(self, scope: TenantScope, draft_id: uuid.UUID, reason: str) -> None:
@@ -173,4 +181,9 @@ class SyntheseWorker:
             draft.failure_reason = reason
             draft.locked_until = None
             await repository.save(draft)
+            if draft.reservation_id is not None:
+                # Nothing is charged for a failed job. The reservation may hold the EPCI's
+                # and the operator's counters too, hence the system's scope, for this alone.
+                await enter_tenant_context(session, TenantScope.everything())
+                await ledger.settle(session, [draft.reservation_id])
         logger.warning("synthese_failed", draft_id=str(draft_id))

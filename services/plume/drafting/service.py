@@ -51,7 +51,14 @@ from plume.errors import (
 )
 from plume.models import Draft, DraftStatus
 from plume.pagination import PageRequest
-from plume.provider_calls import CallContext, CallOutcome, ProviderCalls
+from plume.provider_calls import (
+    CallContext,
+    CallOutcome,
+    Estimate,
+    ProviderCalls,
+    StoredResponse,
+    Totals,
+)
 from plume.routing.router import Completion, ProviderRouter, Route, StreamState, offline_provider
 from plume.routing.tokens import count_text_tokens
 
@@ -99,6 +106,9 @@ class Usage:
     completion_tokens: int = 0
     cost_eur: Decimal = Decimal(0)
     fallbacks: int = 0
+
+    def totals(self) -> Totals:
+        return Totals(self.prompt_tokens, self.completion_tokens, self.cost_eur)
 
     def add(self, completion: Completion) -> None:
         self.provider = completion.provider
@@ -261,6 +271,34 @@ class DraftingService:
             )
         return self.router.route(model_group, frozenset(principal.policy.allowed_hosting))
 
+    def estimate(
+        self,
+        principal: Principal,
+        route: Route,
+        kind: str,
+        fields: dict[str, Any],
+        max_tokens: int | None,
+    ) -> Estimate:
+        """The prompt as it will be sent, counted, and the most the answer may take."""
+        messages = build_messages(kind, identity_of(principal), fields)
+        return Estimate(
+            prompt_tokens=sum(count_text_tokens(m["content"]) for m in messages),
+            output_tokens=self.router.output_cap(route, max_tokens),
+        )
+
+    def estimate_long_synthese(self, route: Route, plan: SynthesePlan) -> Estimate:
+        """An upper bound for a synthèse in parts: each part at most `budget` tokens, then
+        the final call reading every part's summary."""
+        cap = self.router.output_cap(route, None)
+        parts = len(plan.parts)
+        return Estimate(
+            prompt_tokens=parts * (plan.budget + PROMPT_OVERHEAD_TOKENS)
+            + parts * cap
+            + PROMPT_OVERHEAD_TOKENS,
+            output_tokens=cap,
+            calls=parts + 1,
+        )
+
     async def plan_synthese(self, route: Route, payload: SyntheseRequest) -> SynthesePlan:
         window = self.router.context_window(route)
         budget = max(512, window - route.max_output_tokens - PROMPT_OVERHEAD_TOKENS)
@@ -300,11 +338,15 @@ class DraftingService:
         apply_document(row, document, usage)
 
         async def work(session: AsyncSession) -> DraftOut:
-            stored = await DraftRepository(session, context.principal.scope).add(row)
-            return draft_out(stored)
+            stored = draft_out(await DraftRepository(session, context.principal.scope).add(row))
+            if context.responder is not None:
+                context.response = context.responder(stored)
+            return stored
 
         try:
-            stored = await self.calls.after(context, CallOutcome("success", completion), work)
+            stored = await self.calls.after(
+                context, CallOutcome("success", completion, totals=usage.totals()), work
+            )
         except Exception:
             # Nothing was stored: settle the call as a failure, in a transaction of its own.
             await self.calls.after(
@@ -355,11 +397,17 @@ class DraftingService:
         prompt_tokens = sum(count_text_tokens(m["content"]) for m in messages)
         outcome = "failure"
         error_code: str | None = None
+        sent: list[bytes] = []  # what the client received, for Idempotency-Key retries
+        context.responder = lambda draft: StoredResponse(
+            200, "text/event-stream", b"".join(sent) + _sse("draft", draft)
+        )
         try:
             async for delta in self.router.stream(
                 context.route, messages, state, max_tokens=max_tokens
             ):
-                yield _sse("delta", {"text": delta})
+                event = _sse("delta", {"text": delta})
+                sent.append(event)
+                yield event
             completion = self.router.settle_stream(state, prompt_tokens, context.started)
             if completion is None:
                 raise ProviderUnavailable()
@@ -401,8 +449,11 @@ class DraftingService:
         row.progress = {"done": 0, "total": 0}
 
         async def work(session: AsyncSession) -> DraftOut:
-            stored = await DraftRepository(session, context.principal.scope).add(row)
-            return draft_out(stored)
+            row.reservation_id = context.reservation_id
+            stored = draft_out(await DraftRepository(session, context.principal.scope).add(row))
+            if context.responder is not None:
+                context.response = context.responder(stored)
+            return stored
 
         stored = await self.calls.after(context, CallOutcome("deferred"), work)
         assert stored is not None
@@ -414,11 +465,15 @@ class DraftingService:
         payload: SyntheseRequest,
         plan: SynthesePlan,
         on_progress: Callable[[int, int], Awaitable[None]] | None = None,
+        usage: Usage | None = None,
     ) -> tuple[FinishedDocument, Usage, Completion]:
-        """Summarise each part, then the summaries (again if they are still too long)."""
+        """Summarise each part, then the summaries (again if they are still too long).
+
+        `usage` accumulates as calls complete, so an interrupted synthèse can be settled
+        with what it did consume."""
         identity = identity_of(context.principal)
         request = request_fields(payload)
-        usage = Usage()
+        usage = usage if usage is not None else Usage()
         parts = plan.parts
         done = 0
         total = len(parts) if len(parts) > 1 else 0
@@ -468,8 +523,13 @@ class DraftingService:
         async def progress(done: int, total: int) -> None:
             queue.put_nowait((done, total))
 
-        task = asyncio.create_task(self.summarise(context, payload, plan, progress))
+        consumed = Usage()
+        task = asyncio.create_task(self.summarise(context, payload, plan, progress, consumed))
         getter: asyncio.Task[tuple[int, int]] | None = None
+        sent: list[bytes] = []  # what the client received, for Idempotency-Key retries
+        context.responder = lambda draft: StoredResponse(
+            200, "text/event-stream", b"".join(sent) + _sse("draft", draft)
+        )
         try:
             while not task.done():
                 getter = asyncio.create_task(queue.get())
@@ -478,14 +538,18 @@ class DraftingService:
                 )
                 if getter in finished:
                     done, total = getter.result()
-                    yield _sse("progress", {"done": done, "total": total})
+                    event = _sse("progress", {"done": done, "total": total})
+                    sent.append(event)
+                    yield event
             document, usage, completion = task.result()
             row = self._new_row(
                 context.principal, "synthese", request_fields(payload), context.route
             )
             yield _sse("draft", await self._store(context, row, document, usage, completion))
         except (asyncio.CancelledError, GeneratorExit):
-            await self.calls.after(context, CallOutcome("client_disconnected"))
+            await self.calls.after(
+                context, CallOutcome("client_disconnected", totals=consumed.totals())
+            )
             raise
         except Exception as error:
             problem = error if isinstance(error, PlumeError) else InternalError()

@@ -12,6 +12,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -53,6 +54,24 @@ HTTP_DURATION = Histogram(
     "HTTP request duration by route template, method and status",
     ["route", "method", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+ENERGY = Counter(
+    "plume_energy_kwh",
+    "Estimated energy used by providers for this tenant's requests (EcoLogits methodology)",
+    ["organization"],
+)
+GWP = Counter(
+    "plume_gwp_kgco2eq",
+    "Estimated greenhouse-gas emissions of this tenant's requests (EcoLogits methodology)",
+    ["organization"],
+)
+# Refreshed from the database on a timer; with several workers the freshest value wins and
+# an exited worker's value is dropped, rather than the workers' values being added up.
+QUOTA_USED_RATIO = Gauge(
+    "plume_quota_used_ratio",
+    "Share of a quota used (used plus reserved, over the limit) in the current period",
+    ["organization", "metric", "period"],
+    multiprocess_mode="livemostrecent",
 )
 
 

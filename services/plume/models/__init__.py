@@ -2,14 +2,22 @@
 
 from plume.models.api_key import ApiKey, ApiKeyRole
 from plume.models.draft import Draft, DraftStatus
+from plume.models.idempotency_key import IdempotencyKey
 from plume.models.organization import Organization, OrganizationKind, OrganizationStatus
+from plume.models.quota import Quota, QuotaCounter, QuotaReservation
+from plume.models.usage_record import UsageRecord
 
 __all__ = [
     "ApiKey",
     "ApiKeyRole",
     "Draft",
     "DraftStatus",
+    "IdempotencyKey",
     "Organization",
     "OrganizationKind",
     "OrganizationStatus",
+    "Quota",
+    "QuotaCounter",
+    "QuotaReservation",
+    "UsageRecord",
 ]

@@ -70,6 +70,8 @@ class Draft(TimestampedMixin, Base):
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The quota reservation a synthèse job settles when it finishes.
+    reservation_id: Mapped[uuid.UUID | None] = mapped_column()
     # The review, by a named person; a reviewed draft is immutable.
     review_decision: Mapped[str | None] = mapped_column(String(16))
     reviewer_name: Mapped[str | None] = mapped_column(String(200))

@@ -250,6 +250,21 @@ class ProviderRouter:
         ]
         return min(windows) if windows else default
 
+    def output_cap(self, route: Route, max_tokens: int | None) -> int:
+        """The most a call may produce: the request's cap if lower than the group's."""
+        cap = route.max_output_tokens
+        return min(max_tokens, cap) if max_tokens else cap
+
+    def worst_cost(self, route: Route, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """What a call could cost at most, whichever allowed deployment answers (quotas
+        reserve this, then settle with the price of the deployment that did)."""
+        costs = [
+            _price(self._deployments[deployment_id], prompt_tokens, completion_tokens)
+            for name in route.chain
+            for deployment_id in self._allowed_ids(name, route.hosting)
+        ]
+        return max(costs, default=Decimal(0))
+
     # -- LiteLLM -----------------------------------------------------------------------
 
     def _router(self, hosting: frozenset[str]) -> Router:
@@ -307,7 +322,6 @@ class ProviderRouter:
         max_tokens: int | None,
         sampling: Mapping[str, Any],
     ) -> dict[str, Any]:
-        cap = route.max_output_tokens
         # Every allowed deployment of the group gets its chance before the next group:
         # a retry goes to another deployment when the failed one is cooling down.
         siblings = len(self._allowed_ids(route.chain[0], route.hosting)) - 1
@@ -315,7 +329,7 @@ class ProviderRouter:
             "model": route.chain[0],
             "num_retries": self.config.num_retries + max(siblings, 0),
             "messages": messages,
-            "max_tokens": min(max_tokens, cap) if max_tokens else cap,
+            "max_tokens": self.output_cap(route, max_tokens),
             # The request's own list replaces the Router's: exactly the allowed chain.
             "fallbacks": [{route.chain[0]: list(route.chain[1:])}] if len(route.chain) > 1 else [],
             **sampling,

@@ -1,0 +1,42 @@
+"""The usage record: one row per provider-backed request, written when it is settled."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import ForeignKey, Index, Integer, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from plume.db import Base, TimestampedMixin, new_id
+
+
+class UsageRecord(TimestampedMixin, Base):
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        Index("usage_records_organization_created_idx", "organization_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT"), nullable=False
+    )
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    # A document kind, or "chat".
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    model_group: Mapped[str] = mapped_column(String(64), nullable=False)
+    provider: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(200))
+    # success | failure | client_disconnected
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    cost_eur: Mapped[Decimal] = mapped_column(Numeric(14, 6), nullable=False, server_default="0")
+    latency_ms: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    fallbacks: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Whether the request was charged against quotas (failures release everything).
+    charged: Mapped[bool] = mapped_column(nullable=False, server_default="true")

@@ -1,0 +1,2 @@
+"""Quotas: limits per organisation and calendar period, reserved before and settled after
+each provider call, atomically in PostgreSQL."""

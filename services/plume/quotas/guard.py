@@ -1,0 +1,159 @@
+"""The quota hook: reserve before the provider call, settle after it.
+
+Reservation and settlement each run inside the short transactions that surround the call
+(see plume.provider_calls); nothing is locked while the provider works.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.credentials.auth import Level, Principal
+from plume.drafting.document import french_day
+from plume.errors import QuotaExceeded, RateLimited
+from plume.models import OrganizationKind
+from plume.provider_calls import CallContext, CallOutcome, RateLimitStatus
+from plume.quotas import ledger
+from plume.quotas.periods import PARIS, Clock, window_end, windows
+from plume.routing.router import ProviderRouter
+
+_PERIOD_LABELS = {"minute": "par minute", "day": "par jour", "month": "par mois"}
+
+
+def amount_label(metric: str, amount: Decimal) -> str:
+    if metric == "cost_eur":
+        return f"{amount.quantize(Decimal('0.01'))} €".replace(".", ",")
+    count = int(amount)
+    noun = {"requests": "requête", "tokens": "jeton"}[metric]
+    return f"{count:,} {noun}{'s' if count > 1 else ''}".replace(",", "\u202f")
+
+
+def quota_label(metric: str, period: str, limit: Decimal) -> str:
+    return f"{amount_label(metric, limit)} {_PERIOD_LABELS[period]}"
+
+
+def level_label(level: Level | None) -> str:
+    if level is None:
+        return "votre organisation"
+    if level.kind is OrganizationKind.COMMUNE:
+        return f"la commune « {level.name} »"
+    if level.kind is OrganizationKind.EPCI:
+        return f"l'EPCI « {level.name} » (partagé par ses communes)"
+    return f"l'opérateur « {level.name} » (partagé par toutes les organisations)"
+
+
+def reset_label(period: str, resets_at: datetime, now: datetime) -> str:
+    if period == "minute":
+        seconds = max(1, math.ceil((resets_at - now).total_seconds()))
+        return f"dans {seconds} seconde{'s' if seconds > 1 else ''}"
+    local = resets_at.astimezone(PARIS)
+    return f"le {french_day(local.date())} à {local:%H:%M} (heure de Paris)"
+
+
+class QuotaGuard:
+    """A CallHook: every drafting or chat request counts against its organisation's quotas
+    and those of each ancestor; it is refused if one of them would go over."""
+
+    def __init__(
+        self,
+        router: ProviderRouter,
+        clock: Clock,
+        reservation_ttl_s: int,
+        job_reservation_ttl_s: int,
+    ) -> None:
+        self.router = router
+        self.clock = clock
+        self.reservation_ttl = timedelta(seconds=reservation_ttl_s)
+        self.job_reservation_ttl = timedelta(seconds=job_reservation_ttl_s)
+
+    async def before_call(self, session: AsyncSession, context: CallContext) -> None:
+        estimate = context.estimate
+        if estimate is None:
+            raise RuntimeError("a provider-backed request must carry its estimate")
+        now = self.clock.now()
+        principal = context.principal
+        reservation_id = uuid.uuid4()
+        outputs = estimate.output_tokens * estimate.calls
+        rows = await ledger.reserve(
+            session,
+            reservation_id=reservation_id,
+            organization_id=principal.organization_id,
+            chain=[level.id for level in principal.chain] or [principal.organization_id],
+            windows=windows(now),
+            tokens=estimate.tokens,
+            cost=self.router.worst_cost(context.route, estimate.prompt_tokens, outputs),
+            expires_at=now + self.reservation_ttl,
+        )
+        if not rows:
+            return  # no quota applies at any level
+        refused = [row for row in rows if not row.fitted]
+        if refused:
+            raise self._refusal(principal, refused, now)
+        context.reservation_id = reservation_id
+        context.rate_limit = _tightest(rows, now)
+
+    async def after_call(
+        self, session: AsyncSession, context: CallContext, outcome: CallOutcome
+    ) -> None:
+        if context.reservation_id is None:
+            return
+        if outcome.outcome == "deferred":
+            # A synthèse job settles the reservation when it finishes.
+            await ledger.extend(
+                session, context.reservation_id, self.clock.now() + self.job_reservation_ttl
+            )
+            return
+        if outcome.outcome == "failure":
+            await ledger.settle(session, [context.reservation_id])
+        else:
+            consumed = outcome.consumed
+            await ledger.settle(
+                session,
+                [context.reservation_id],
+                requests=1,
+                tokens=consumed.prompt_tokens + consumed.completion_tokens,
+                cost=consumed.cost_eur,
+            )
+
+    def _refusal(
+        self, principal: Principal, refused: list[ledger.Reserved], now: datetime
+    ) -> QuotaExceeded:
+        levels = {level.id: level for level in principal.chain}
+        # The quota that stays shut the longest is the one worth naming.
+        worst = max(refused, key=lambda row: window_end(row.period, row.window_start))
+        resets_at = window_end(worst.period, worst.window_start)
+        retry_after = math.ceil((resets_at - now).total_seconds())
+        quota = quota_label(worst.metric, worst.period, worst.limit)
+        detail = f"Quota atteint : {quota} pour {level_label(levels.get(worst.organization_id))}. "
+        if worst.amount > worst.limit:
+            detail += (
+                f"Cette demande ({amount_label(worst.metric, worst.amount)} au plus) dépasse "
+                "à elle seule ce quota : réduisez-la (max_output_tokens, texte plus court) "
+                "ou demandez un quota plus large. "
+            )
+        detail += f"Il sera rétabli {reset_label(worst.period, resets_at, now)}."
+        if all(row.period == "minute" for row in refused):
+            return RateLimited(detail, retry_after)
+        return QuotaExceeded(detail, retry_after)
+
+
+def _tightest(rows: list[ledger.Reserved], now: datetime) -> RateLimitStatus:
+    def remaining(row: ledger.Reserved) -> Decimal:
+        assert row.used is not None
+        assert row.reserved is not None
+        return row.limit - row.used - row.reserved
+
+    tightest = min(
+        rows, key=lambda row: (remaining(row) / row.limit, window_end(row.period, row.window_start))
+    )
+    reset = window_end(tightest.period, tightest.window_start)
+    return RateLimitStatus(
+        limit=tightest.limit,
+        remaining=remaining(tightest),
+        reset_seconds=max(0, math.ceil((reset - now).total_seconds())),
+    )

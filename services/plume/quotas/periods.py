@@ -1,0 +1,59 @@
+"""Calendar periods in Europe/Paris, and the clock that tells the time.
+
+A day starts at local midnight and a month at local midnight on the 1st, whatever the
+offset that day (daylight-saving changes included); minutes are the same everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
+
+PARIS = ZoneInfo("Europe/Paris")
+
+Period = Literal["minute", "day", "month"]
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def window_start(period: str, now: datetime) -> datetime:
+    """The start (UTC) of the period window that contains `now`."""
+    if period == "minute":
+        return now.astimezone(UTC).replace(second=0, microsecond=0)
+    local = now.astimezone(PARIS)
+    if period == "day":
+        start = datetime(local.year, local.month, local.day, tzinfo=PARIS)
+    elif period == "month":
+        start = datetime(local.year, local.month, 1, tzinfo=PARIS)
+    else:
+        raise ValueError(f"unknown period {period!r}")
+    return start.astimezone(UTC)
+
+
+def window_end(period: str, start: datetime) -> datetime:
+    """The start (UTC) of the window after the one starting at `start`."""
+    if period == "minute":
+        return start + timedelta(minutes=1)
+    local = start.astimezone(PARIS)
+    if period == "day":
+        # Calendar arithmetic on the date, then midnight in Paris: 23 or 25 hours on DST days.
+        following = (local + timedelta(days=1)).date()
+        end = datetime(following.year, following.month, following.day, tzinfo=PARIS)
+    elif period == "month":
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        end = datetime(year, month, 1, tzinfo=PARIS)
+    else:
+        raise ValueError(f"unknown period {period!r}")
+    return end.astimezone(UTC)
+
+
+def windows(now: datetime) -> dict[str, datetime]:
+    return {period: window_start(period, now) for period in ("minute", "day", "month")}

@@ -1,0 +1,64 @@
+"""Releases the reservations of requests whose process died, and forgets what expired.
+
+Every API process runs one; `FOR UPDATE SKIP LOCKED` keeps two sweepers off the same rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from plume import idempotency
+from plume.db import TenantScope, enter_tenant_context
+from plume.quotas import ledger
+from plume.quotas.periods import Clock
+
+logger = structlog.get_logger("plume.quotas")
+
+# A minute window is kept this long after it closed (for reports of the last hour).
+_MINUTES_KEPT = timedelta(hours=1)
+
+
+class Sweeper:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], clock: Clock, interval_s: float
+    ) -> None:
+        self.session_factory = session_factory
+        self.clock = clock
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="plume-quota-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("quota_sweep_error")
+            await asyncio.sleep(self.interval_s)
+
+    async def run_once(self) -> int:
+        """One sweep; returns how many reservations were released."""
+        now = self.clock.now()
+        async with self.session_factory() as session, session.begin():
+            await enter_tenant_context(session, TenantScope.everything())
+            released = await ledger.release_expired(session, now)
+            await ledger.forget_old_minutes(session, now - _MINUTES_KEPT)
+            await idempotency.forget_expired(session, now)
+        if released:
+            logger.warning("quota_reservations_expired", released=released)
+        return released

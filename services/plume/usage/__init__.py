@@ -1,0 +1,1 @@
+"""Usage accounting: the record of every provider-backed request, and reports on it."""
