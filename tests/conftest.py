@@ -175,7 +175,8 @@ async def reset_tenant_context(connection: AsyncConnection) -> None:
     await connection.execute(
         text(
             "SELECT set_config('plume.all_organizations', '', true),"
-            " set_config('plume.organizations', '', true)"
+            " set_config('plume.organizations', '', true),"
+            " set_config('plume.ancestors', '', true)"
         )
     )
 

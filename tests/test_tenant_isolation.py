@@ -60,6 +60,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/admin/organizations/{organization_id}/api-keys"): OPERATOR,
     ("POST", "/v1/admin/organizations/{organization_id}/api-keys"): OPERATOR,
     ("DELETE", "/v1/admin/api-keys/{key_id}"): OPERATOR,
+    ("GET", "/v1/admin/organizations/{organization_id}/quotas"): OPERATOR,
+    ("PUT", "/v1/admin/organizations/{organization_id}/quotas"): OPERATOR,
+    ("GET", "/v1/quotas"): ANY_KEY,
+    ("PUT", "/v1/quotas"): TENANT_ADMIN,
     ("GET", "/v1/models"): ANY_KEY,
     ("POST", "/v1/chat/completions"): ANY_KEY,
     ("POST", "/v1/drafts"): ANY_KEY,
@@ -147,7 +151,7 @@ def fill(
     )
 
 
-def body_for(method: str, path: str) -> dict[str, Any] | None:
+def body_for(method: str, path: str) -> Any:
     """A valid body for each write route, so that only authorization can refuse it."""
     if (method, path) == ("POST", "/v1/admin/organizations"):
         return {"kind": "commune", "name": "Commune intruse", "insee_code": fresh_insee()}
@@ -161,6 +165,8 @@ def body_for(method: str, path: str) -> dict[str, Any] | None:
         return dict(DRAFT_REQUEST)
     if (method, path) == ("POST", "/v1/drafts/{draft_id}/review"):
         return dict(REVIEW)
+    if method == "PUT" and path.endswith("/quotas"):
+        return [{"metric": "requests", "period": "day", "limit": 1_000_000}]
     return None
 
 
@@ -810,6 +816,8 @@ async def test_operator_reaches_every_tenant(client: AsyncClient, world: World) 
 
 
 @covers("POST", "/v1/admin/organizations/{organization_id}/api-keys")
+@covers("GET", "/v1/admin/organizations/{organization_id}/quotas")
+@covers("PUT", "/v1/admin/organizations/{organization_id}/quotas")
 @covers("DELETE", "/v1/admin/api-keys/{key_id}")
 @covers("PATCH", "/v1/admin/organizations/{organization_id}")
 @covers("POST", "/v1/admin/organizations")
@@ -1193,3 +1201,63 @@ async def test_a_draft_is_written_for_the_callers_own_organisation(
     assert response.status_code == 201, response.text
     assert f"Fait à {world.epci_b.name}, le" in response.json()["text"]
     assert response.json()["id"] not in await listed_drafts(client, world.key("b1.admin"))
+
+
+# --------------------------------------------------------------------------------------
+# Quotas
+# --------------------------------------------------------------------------------------
+
+# (caller, organisation whose quotas it must neither read nor set)
+FOREIGN_QUOTAS = [
+    ("commune_b.admin", "commune_a"),
+    ("epci_b.admin", "a1"),  # another EPCI's commune
+    ("epci_a.admin", "commune_a"),  # a commune that is not one of its own
+    ("epci_a.admin", "epci_b"),
+    ("a1.admin", "a2"),  # a sibling commune
+    ("a1.agent", "a2"),
+]
+
+
+@covers("GET", "/v1/quotas")
+@covers("PUT", "/v1/quotas")
+async def test_another_tenants_quotas_are_not_found(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    operator = world.key("operator")
+    secret = [{"metric": "requests", "period": "day", "limit": 777}]
+    for name in ("commune_a", "a1", "a2", "epci_b"):
+        response = await call(
+            client,
+            "PUT",
+            f"/v1/admin/organizations/{world.org(name).id}/quotas",
+            operator,
+            json=secret,
+        )
+        assert response.status_code == 200, response.text
+    for caller_name, target in FOREIGN_QUOTAS:
+        caller = world.key(caller_name)
+        target_id = world.org(target).id
+        with subtests.test(caller=caller_name, target=target, method="GET"):
+            response = await call(client, "GET", f"/v1/quotas?organization_id={target_id}", caller)
+            assert_problem(response, 404, "not_found")
+            assert "777" not in response.text
+        with subtests.test(caller=caller_name, target=target, method="PUT"):
+            response = await call(
+                client,
+                "PUT",
+                f"/v1/quotas?organization_id={target_id}",
+                caller,
+                json=body_for("PUT", "/v1/quotas"),
+            )
+            # Only an EPCI admin may split at all; for it, another's commune does not exist.
+            expected = 404 if world.org(caller_name.split(".")[0]).kind.value == "epci" else 403
+            assert response.status_code == expected, response.text
+    # Nobody's quota moved.
+    for name in ("commune_a", "a1", "a2", "epci_b"):
+        response = await call(
+            client, "GET", f"/v1/admin/organizations/{world.org(name).id}/quotas", operator
+        )
+        assert [item["limit"] for item in response.json()["items"]] == [777]
+    # A commune sees its own quotas and its EPCI's, never a sibling's.
+    own = await call(client, "GET", "/v1/quotas", world.key("a1.agent"))
+    assert {item["organization_id"] for item in own.json()["items"]} == {str(world.a1.id)}

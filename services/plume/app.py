@@ -47,6 +47,7 @@ from plume.middleware import BodyTooLarge, NulInBody, RequestContextMiddleware
 from plume.migrations import head_revision
 from plume.organizations import endpoints as organizations_endpoints
 from plume.provider_calls import CallHook, ProviderCalls
+from plume.quotas import endpoints as quota_endpoints
 from plume.quotas.guard import QuotaGuard
 from plume.quotas.periods import Clock, SystemClock
 from plume.quotas.sweeper import Sweeper
@@ -310,6 +311,8 @@ def create_app(
     app.include_router(chat_endpoints.router)
     app.include_router(drafting_endpoints.router)
     app.include_router(organizations_endpoints.admin_router)
+    app.include_router(quota_endpoints.admin_router)
+    app.include_router(quota_endpoints.tenant_router)
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)
     app.include_router(credentials_endpoints.tenant_router)

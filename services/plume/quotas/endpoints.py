@@ -1,0 +1,114 @@
+"""HTTP routes for quotas: a tenant's view, the operator's settings, an EPCI's split."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request
+
+from plume.credentials.auth import AnyKey, OperatorAdmin, Principal, TenantAdmin
+from plume.errors import Forbidden, NotFound, invalid_field
+from plume.models import Organization
+from plume.organizations.repository import OrganizationRepository
+from plume.quotas.schemas import QuotaIn, QuotaList
+from plume.quotas.service import QuotaService
+from plume.transaction import DBSession
+
+tenant_router = APIRouter(prefix="/v1/quotas", tags=["tenant"])
+admin_router = APIRouter(prefix="/v1/admin/organizations", tags=["operator"])
+
+QuotaItems = Annotated[
+    list[QuotaIn],
+    Body(description="The organisation's quotas; the list replaces the previous one"),
+]
+
+
+def _service(request: Request, session: DBSession, principal: Principal) -> QuotaService:
+    return QuotaService(session, principal.scope, request.app.state.clock)
+
+
+async def _commune_of(
+    session: DBSession, principal: Principal, organization_id: uuid.UUID
+) -> Organization:
+    """One of the caller's communes (an EPCI admin's scope); anyone else's is 404."""
+    organization = await OrganizationRepository(session, principal.scope).get(organization_id)
+    if organization is None or organization.parent_id != principal.organization_id:
+        raise NotFound("Aucune commune de votre EPCI ne porte cet identifiant.")
+    return organization
+
+
+@tenant_router.get("", summary="Your quotas and your ancestors', with use and reset time")
+async def read_quotas(
+    request: Request,
+    session: DBSession,
+    principal: AnyKey,
+    organization_id: Annotated[
+        uuid.UUID | None, Query(description="An EPCI admin: one of its communes")
+    ] = None,
+) -> QuotaList:
+    chain = [level.id for level in principal.chain]
+    if organization_id is not None and organization_id != principal.organization_id:
+        commune = await _commune_of(session, principal, organization_id)
+        chain.append(commune.id)
+    # The commune's own quotas first, then its EPCI's, then the operator's.
+    items = await _service(request, session, principal).status(list(reversed(chain)))
+    return QuotaList(items=items)
+
+
+@tenant_router.put("", summary="An EPCI admin splits its allowance between its communes")
+async def split_quotas(
+    items: QuotaItems,
+    request: Request,
+    session: DBSession,
+    principal: TenantAdmin,
+    organization_id: Annotated[
+        uuid.UUID | None, Query(description="The commune whose quotas are set")
+    ] = None,
+) -> QuotaList:
+    if principal.organization.kind != "epci":
+        raise Forbidden(
+            "Seul l'administrateur d'un EPCI peut répartir son allocation entre ses communes ; "
+            "les autres quotas sont fixés par l'opérateur."
+        )
+    if organization_id is None:
+        raise invalid_field("organization_id", "indiquez la commune dont vous fixez les quotas")
+    commune = await _commune_of(session, principal, organization_id)
+    epci = await OrganizationRepository(session, principal.scope).get(principal.organization_id)
+    assert epci is not None
+    service = _service(request, session, principal)
+    await service.check_split(epci, commune.id, items)
+    await service.replace(commune.id, items)
+    return QuotaList(items=await service.status([commune.id]))
+
+
+@admin_router.get("/{organization_id}/quotas", summary="An organisation's quotas, with use")
+async def admin_read_quotas(
+    organization_id: uuid.UUID, request: Request, session: DBSession, principal: OperatorAdmin
+) -> QuotaList:
+    await _existing(session, principal, organization_id)
+    items = await _service(request, session, principal).status([organization_id])
+    return QuotaList(items=items)
+
+
+@admin_router.put("/{organization_id}/quotas", summary="Set an organisation's quotas")
+async def admin_set_quotas(
+    organization_id: uuid.UUID,
+    items: QuotaItems,
+    request: Request,
+    session: DBSession,
+    principal: OperatorAdmin,
+) -> QuotaList:
+    await _existing(session, principal, organization_id)
+    service = _service(request, session, principal)
+    await service.replace(organization_id, items)
+    return QuotaList(items=await service.status([organization_id]))
+
+
+async def _existing(
+    session: DBSession, principal: Principal, organization_id: uuid.UUID
+) -> Organization:
+    organization = await OrganizationRepository(session, principal.scope).get(organization_id)
+    if organization is None:
+        raise NotFound("Aucune organisation ne porte cet identifiant.")
+    return organization

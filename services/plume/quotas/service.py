@@ -1,0 +1,163 @@
+"""Reading quotas with their use, and setting them (the operator; an EPCI splitting its
+allowance between its communes)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.db import TenantScope
+from plume.errors import invalid_field
+from plume.models import Organization, Quota, QuotaCounter
+from plume.quotas.guard import quota_label
+from plume.quotas.periods import PARIS, Clock, window_end, window_start
+from plume.quotas.schemas import QuotaIn, QuotaOut
+
+_ORDER = {"requests": 0, "tokens": 1, "cost_eur": 2, "minute": 0, "day": 1, "month": 2}
+
+
+def check_no_duplicates(items: Sequence[QuotaIn]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(items):
+        if (item.metric, item.period) in seen:
+            raise invalid_field(
+                f"[{index}].period",
+                f"le quota « {item.metric} » par « {item.period} » figure deux fois dans la liste",
+            )
+        seen.add((item.metric, item.period))
+
+
+class QuotaService:
+    def __init__(self, session: AsyncSession, scope: TenantScope, clock: Clock) -> None:
+        self.session = session
+        self.scope = scope
+        self.clock = clock
+
+    async def status(self, organization_ids: Sequence[uuid.UUID]) -> list[QuotaOut]:
+        """Each quota of these organisations, with what the current period used and holds."""
+        now = self.clock.now()
+        windows = {p: window_start(p, now) for p in ("minute", "day", "month")}
+        current = or_(
+            *(
+                and_(QuotaCounter.period == period, QuotaCounter.window_start == start)
+                for period, start in windows.items()
+            )
+        )
+        statement = (
+            select(Quota, QuotaCounter.used, QuotaCounter.reserved)
+            .outerjoin(
+                QuotaCounter,
+                and_(
+                    QuotaCounter.organization_id == Quota.organization_id,
+                    QuotaCounter.metric == Quota.metric,
+                    QuotaCounter.period == Quota.period,
+                    current,
+                ),
+            )
+            .where(Quota.organization_id.in_(list(organization_ids)))
+        )
+        rank = {organization_id: index for index, organization_id in enumerate(organization_ids)}
+        rows = sorted(
+            (await self.session.execute(statement)).all(),
+            key=lambda r: (rank[r[0].organization_id], _ORDER[r[0].metric], _ORDER[r[0].period]),
+        )
+        return [self._out(quota, used, reserved, windows) for quota, used, reserved in rows]
+
+    @staticmethod
+    def _out(
+        quota: Quota,
+        used: Decimal | None,
+        reserved: Decimal | None,
+        windows: dict[str, datetime],
+    ) -> QuotaOut:
+        used = used or Decimal(0)
+        reserved = reserved or Decimal(0)
+        return QuotaOut(
+            organization_id=quota.organization_id,
+            metric=quota.metric,
+            period=quota.period,
+            limit=quota.limit,
+            used=used,
+            reserved=reserved,
+            remaining=max(Decimal(0), quota.limit - used - reserved),
+            resets_at=window_end(quota.period, windows[quota.period]).astimezone(PARIS),
+        )
+
+    async def replace(self, organization_id: uuid.UUID, items: Sequence[QuotaIn]) -> None:
+        """The list replaces the organisation's quotas; counters (the ledger) are kept."""
+        check_no_duplicates(items)
+        wanted = {(item.metric, item.period) for item in items}
+        existing = await self.session.execute(
+            select(Quota.metric, Quota.period).where(Quota.organization_id == organization_id)
+        )
+        gone = [pair for pair in existing.all() if (pair[0], pair[1]) not in wanted]
+        for metric, period in gone:
+            await self.session.execute(
+                delete(Quota).where(
+                    Quota.organization_id == organization_id,
+                    Quota.metric == metric,
+                    Quota.period == period,
+                )
+            )
+        for item in items:
+            statement = insert(Quota).values(
+                id=uuid.uuid4(),
+                organization_id=organization_id,
+                metric=item.metric,
+                period=item.period,
+                limit=item.limit,
+            )
+            await self.session.execute(
+                statement.on_conflict_do_update(
+                    constraint="quotas_organization_key",
+                    set_={"limit": statement.excluded.limit, "updated_at": func.now()},
+                )
+            )
+
+    async def check_split(
+        self, epci: Organization, commune_id: uuid.UUID, items: Sequence[QuotaIn]
+    ) -> None:
+        """An EPCI may hand its communes no more than it has: for each of its own quotas,
+        the communes' limits on the same metric and period add up to at most its own."""
+        check_no_duplicates(items)
+        # Locked, so two splits at once cannot both fit on their own and overflow together.
+        own = {
+            (q.metric, q.period): q.limit
+            for q in (
+                await self.session.scalars(
+                    select(Quota).where(Quota.organization_id == epci.id).with_for_update()
+                )
+            )
+        }
+        siblings = select(Organization.id).where(
+            Organization.parent_id == epci.id, Organization.id != commune_id
+        )
+        given = await self.session.execute(
+            select(Quota.metric, Quota.period, func.sum(Quota.limit))
+            .where(Quota.organization_id.in_(siblings))
+            .group_by(Quota.metric, Quota.period)
+        )
+        already = {(metric, period): total for metric, period, total in given.all()}
+        for index, item in enumerate(items):
+            ceiling = own.get((item.metric, item.period))
+            if ceiling is None:
+                continue  # the EPCI has no such limit: a commune's narrows nothing it owns
+            others = already.get((item.metric, item.period), Decimal(0))
+            if others + item.limit > ceiling:
+                free = max(Decimal(0), ceiling - others)
+                raise invalid_field(
+                    f"[{index}].limit",
+                    f"les quotas des communes dépasseraient celui de l'EPCI « {epci.name} » "
+                    f"({quota_label(item.metric, item.period, ceiling)}) ; "
+                    f"il reste au plus {_plain(free)} à répartir pour cette commune",
+                )
+
+
+def _plain(value: Decimal) -> str:
+    return str(int(value)) if value == value.to_integral_value() else f"{value.normalize():f}"
