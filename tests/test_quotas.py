@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.app import create_app
 from plume.config import Settings
+from plume.db import create_engine, create_session_factory
 from plume.models import Organization, QuotaCounter, QuotaReservation, UsageRecord
 from plume.quotas.periods import PARIS, window_end, window_start
 from tests.factories import Factory, Key
@@ -31,7 +32,9 @@ from tests.routing_helpers import (
     deployment,
     group,
     router_for,
+    running_recording_provider,
 )
+from tests.fake_provider import free_port
 
 ARTICLE = {
     "kind": "bulletin_article",
@@ -697,3 +700,38 @@ async def test_quota_tables_are_scoped_by_row_level_security(
         {"e": epci.id},
     )
     assert Decimal(limit) == 9
+
+
+# --------------------------------------------------------------------------------------
+# Failing closed
+# --------------------------------------------------------------------------------------
+
+
+async def test_when_the_database_goes_away_after_authentication_no_provider_is_called(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    factory: Factory,
+) -> None:
+    """The reservation cannot be written: 503, and the provider never hears of it, so no
+    request is ever served uncounted."""
+    with running_recording_provider() as provider:
+        router = router_for(
+            group("standard", deployment("openai/ok", api_base=provider.api_base), default=True)
+        )
+        app = create_app(settings, session_factory=session_factory, provider_router=router)
+        agent = await factory.key(await factory.commune())
+        # Authentication still reaches the database; the reservation's transaction does not.
+        dead = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/plume")
+        app.state.provider_calls.session_factory = create_session_factory(dead)
+        async with AsyncClient(
+            transport=ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://plume.test",
+        ) as http:
+            chat = await http.post(
+                "/v1/chat/completions", json=chat_body("standard"), headers=agent.headers
+            )
+            assert_openai_error(chat, 503, "unavailable")
+            draft = await http.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
+            problem(draft, 503, "unavailable")
+        await dead.dispose()
+        assert provider.received == []
