@@ -273,7 +273,8 @@ async def test_a_malformed_key_is_422_naming_the_header(
     client: AsyncClient, factory: Factory, value: str
 ) -> None:
     agent = await factory.key(await factory.commune())
-    headers: dict[str, str | bytes] = {**agent.headers, "Idempotency-Key": value.encode()}
+    headers = [(name.encode(), v.encode()) for name, v in agent.headers.items()]
+    headers.append((b"Idempotency-Key", value.encode()))
     response = await client.post("/v1/drafts", json=ARTICLE, headers=headers)
     body = problem(response, 422, "invalid_request")
     assert body["errors"][0]["field"] == "Idempotency-Key"

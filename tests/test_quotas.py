@@ -239,7 +239,7 @@ async def test_a_day_quota_refuses_the_request_over_it_with_a_french_reason(
 
     used = await counter(db, commune, "requests", "day")
     assert used is not None
-    assert (used.used, used.reserved) == (2, 0)
+    assert (used.used, used.reserved) == (Decimal(2), Decimal(0))
     assert await open_reservations(db, commune) == 0
     # A refused request reached no provider and left no usage.
     records = await db.scalar(
@@ -394,7 +394,7 @@ async def test_a_failed_provider_call_releases_everything_it_reserved(
     for metric, period in (("requests", "day"), ("cost_eur", "month")):
         row = await counter(db, commune, metric, period)
         assert row is not None
-        assert (row.used, row.reserved) == (0, 0), metric
+        assert (row.used, row.reserved) == (Decimal(0), Decimal(0)), metric
     assert await open_reservations(db, commune) == 0
     record = await db.scalar(select(UsageRecord).where(UsageRecord.organization_id == commune.id))
     assert record is not None
@@ -660,7 +660,7 @@ async def test_the_sweep_releases_a_reservation_its_request_never_settled(
     assert await sweeper.run_once() == 1
     freed = await counter(db, epci, "requests", "day")
     assert freed is not None
-    assert (freed.used, freed.reserved) == (0, 0)
+    assert (freed.used, freed.reserved) == (Decimal(0), Decimal(0))
     assert await open_reservations(db, commune) == 0
     assert (await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)).status_code == 201
 
