@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plume import health
+from plume.audit.recorder import AuditHook, record_refusal
 from plume.chat import endpoints as chat_endpoints
 from plume.config import Settings, get_settings
 from plume.credentials import endpoints as credentials_endpoints
@@ -123,9 +124,15 @@ async def _oversized_draft(request: Request) -> PayloadTooLarge | None:
     )
 
 
+# What an authenticated caller may be refused: each refusal is an `access.denied` entry.
+_REFUSALS = frozenset({"forbidden", "not_found", "kind_disabled", "hosting_not_allowed"})
+
+
 def _install_exception_handlers(app: FastAPI) -> None:
     async def on_plume_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, PlumeError)
+        if error.code in _REFUSALS:
+            await record_refusal(request, error.status, error.code)
         return problem_response(error, request)
 
     async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
@@ -191,9 +198,9 @@ def _install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(psycopg.OperationalError, on_database_error)
 
 
-def _call_hooks(app: FastAPI, *, enforce_quotas: bool) -> list[CallHook]:
+def _call_hooks(app: FastAPI, *, enforce_quotas: bool, audit: bool) -> list[CallHook]:
     """What runs around every provider call, in order: the idempotency claim first (a
-    replay reserves nothing), then quotas, then the usage record."""
+    replay reserves nothing), then quotas, then the usage record and the audit entry."""
     settings: Settings = app.state.settings
     clock = app.state.clock
     hooks: list[CallHook] = [IdempotencyHook(clock, settings.quota_reservation_ttl_s)]
@@ -207,6 +214,8 @@ def _call_hooks(app: FastAPI, *, enforce_quotas: bool) -> list[CallHook]:
             )
         )
     hooks.append(UsageRecorder())
+    if audit:
+        hooks.append(AuditHook())
     return hooks
 
 
@@ -232,9 +241,11 @@ def create_app(
     provider_router: ProviderRouter | None = None,
     clock: Clock | None = None,
     enforce_quotas: bool = True,
+    audit: bool = True,
 ) -> FastAPI:
     """Build the ASGI application. Tests pass their own engine, session factory or clock;
-    `enforce_quotas=False` exists only for the benchmark that measures what quotas cost."""
+    `enforce_quotas=False` and `audit=False` exist only for the benchmarks that measure what
+    quotas and the audit trail cost."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
 
@@ -278,7 +289,7 @@ def create_app(
         load_routing(settings.models_file)
     )
     app.state.clock = clock or SystemClock()
-    call_hooks = _call_hooks(app, enforce_quotas=enforce_quotas)
+    call_hooks = _call_hooks(app, enforce_quotas=enforce_quotas, audit=audit)
     if app.state.session_factory is not None:
         _wire_services(app, call_hooks)
 

@@ -93,6 +93,12 @@ class CallContext:
     # Written by the hooks: the quota reservation held, and the tightest quota.
     reservation_id: uuid.UUID | None = None
     rate_limit: RateLimitStatus | None = None
+    client_address: str | None = None
+    # SHA-256 and size of the request body and of the answer (the audit trail keeps these,
+    # never the texts); the draft the request created.
+    input_digest: dict[str, Any] | None = None
+    output_digest: dict[str, Any] | None = None
+    draft_id: uuid.UUID | None = None
     # The answer, once known, for the idempotency hook to keep; or how to build it from
     # what the settlement transaction stores (the draft).
     response: StoredResponse | None = None

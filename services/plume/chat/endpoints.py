@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from plume.audit.recorder import client_address, digest
 from plume.chat.schemas import ChatCompletionRequest, ModelList
 from plume.chat.service import CHAT_KIND, ChatService
 from plume.credentials.auth import ProviderCaller
@@ -42,6 +43,8 @@ async def chat_completions(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         estimate=service.estimate(route, payload),
+        client_address=client_address(request),
+        input_digest=digest(await request.body()),
     )
     await service.calls.before(context)
     if payload.stream:

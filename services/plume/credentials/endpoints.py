@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from plume.audit.recorder import Audit, AuditTrail
 from plume.credentials.auth import OperatorAdmin, Principal, TenantAdmin
 from plume.credentials.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from plume.credentials.secrets import KeyHasher
@@ -46,14 +47,38 @@ async def _mint(
     payload: ApiKeyCreate,
     principal: Principal,
     response: Response,
+    audit: AuditTrail,
 ) -> ApiKeyCreated:
     response.headers["Cache-Control"] = "no-store"
-    return await service.mint(
+    created = await service.mint(
         organization,
         name=payload.name,
         role=ApiKeyRole(payload.role),
         expires_at=payload.expires_at,
         created_by=principal.key_id,
+    )
+    # Never the secret: its id, prefix, role and name.
+    await audit.record(
+        organization.id,
+        "api_key.create",
+        target=("api_key", str(created.id)),
+        details={
+            "name": created.name,
+            "role": created.role,
+            "prefix": created.prefix,
+            "expires_at": created.expires_at.isoformat() if created.expires_at else None,
+        },
+    )
+    return created
+
+
+async def _revoke(service: ApiKeyService, key_id: uuid.UUID, audit: AuditTrail) -> None:
+    key = await service.revoke(key_id)
+    await audit.record(
+        key.organization_id,
+        "api_key.revoke",
+        target=("api_key", str(key.id)),
+        details={"name": key.name, "role": key.role.value, "prefix": key.prefix},
     )
 
 
@@ -81,10 +106,11 @@ async def admin_create_key(
     response: Response,
     session: DBSession,
     principal: OperatorAdmin,
+    audit: Audit,
 ) -> ApiKeyCreated:
     organization = await OrganizationService(session, principal.scope).get(organization_id)
     service = _service(request, session, principal)
-    return await _mint(service, organization, payload, principal, response)
+    return await _mint(service, organization, payload, principal, response, audit)
 
 
 @admin_router.delete(
@@ -93,9 +119,9 @@ async def admin_create_key(
     summary="Revoke a key, at once in every process",
 )
 async def admin_revoke_key(
-    key_id: uuid.UUID, request: Request, session: DBSession, principal: OperatorAdmin
+    key_id: uuid.UUID, request: Request, session: DBSession, principal: OperatorAdmin, audit: Audit
 ) -> None:
-    await _service(request, session, principal).revoke(key_id)
+    await _revoke(_service(request, session, principal), key_id, audit)
 
 
 async def _target(
@@ -131,17 +157,18 @@ async def create_key(
     response: Response,
     session: DBSession,
     principal: TenantAdmin,
+    audit: Audit,
     organization_id: OrganizationParam = None,
 ) -> ApiKeyCreated:
     organization = await _target(session, principal, organization_id)
     service = _service(request, session, principal)
-    return await _mint(service, organization, payload, principal, response)
+    return await _mint(service, organization, payload, principal, response, audit)
 
 
 @tenant_router.delete(
     "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of your keys"
 )
 async def revoke_key(
-    key_id: uuid.UUID, request: Request, session: DBSession, principal: TenantAdmin
+    key_id: uuid.UUID, request: Request, session: DBSession, principal: TenantAdmin, audit: Audit
 ) -> None:
-    await _service(request, session, principal).revoke(key_id)
+    await _revoke(_service(request, session, principal), key_id, audit)

@@ -10,6 +10,7 @@ import anyio
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from plume.audit.recorder import Audit, client_address, digest
 from plume.credentials.auth import AnyKey, ProviderCaller
 from plume.drafting.export import ExportableDraft, export
 from plume.drafting.schemas import (
@@ -74,6 +75,8 @@ async def create_draft(
         request_id=getattr(request.state, "request_id", None),
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        client_address=client_address(request),
+        input_digest=digest(await request.body()),
         estimate=(
             service.estimate_long_synthese(route, plan)
             if plan is not None and plan.long
@@ -175,8 +178,21 @@ async def review_draft(
     request: Request,
     session: DBSession,
     principal: AnyKey,
+    audit: Audit,
 ) -> DraftOut:
     draft = await _service(request).review(session, principal, draft_id, payload)
+    # The reviewer's name is part of the act's record; the comment is the commune's text.
+    await audit.record(
+        draft.organization_id,
+        "draft.review",
+        target=("draft", str(draft.id)),
+        details={
+            "decision": payload.decision,
+            "reviewer": {"name": payload.reviewer.name, "title": payload.reviewer.title},
+            "kind": draft.kind,
+            "text": digest(draft.text),
+        },
+    )
     return draft_out(draft)
 
 
@@ -186,6 +202,7 @@ async def export_draft(
     request: Request,
     session: DBSession,
     principal: AnyKey,
+    audit: Audit,
     format: Annotated[Literal["md", "docx", "odt"], Query()] = "md",
 ) -> Response:
     draft = await _service(request).get(session, principal, draft_id)
@@ -207,6 +224,12 @@ async def export_draft(
     )
     # Building a long docx takes seconds: keep it off the event loop.
     content, media_type, filename = await anyio.to_thread.run_sync(export, exportable, format)
+    await audit.record(
+        draft.organization_id,
+        "draft.export",
+        target=("draft", str(draft.id)),
+        details={"format": format, "status": out.status, "file": digest(content)},
+    )
     return Response(
         content,
         media_type=media_type,

@@ -9,6 +9,7 @@ import uuid
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from plume.audit.recorder import digest
 from plume.credentials.auth import principal_for_background_work
 from plume.db import TenantScope, enter_tenant_context
 from plume.drafting.repository import DraftRepository, SyntheseJobQueue
@@ -109,6 +110,7 @@ class SyntheseWorker:
                 route=route,
                 request_id=None,
                 reservation_id=reservation_id,
+                draft_id=draft_id,
             )
 
             async def progress(done: int, total: int) -> None:
@@ -161,6 +163,7 @@ class SyntheseWorker:
             if draft is None or draft.status is not DraftStatus.PROCESSING:
                 return
             apply_document(draft, document, usage)
+            context.output_digest = digest(draft.text)
             draft.status = DraftStatus.DRAFT
             draft.locked_until = None
             await repository.save(draft)

@@ -17,6 +17,7 @@ import structlog
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plume.audit.recorder import digest
 from plume.credentials.auth import Principal
 from plume.drafting import actes
 from plume.drafting.checker import check_act
@@ -337,6 +338,9 @@ class DraftingService:
     ) -> DraftOut:
         apply_document(row, document, usage)
 
+        context.draft_id = row.id
+        context.output_digest = digest(row.text)
+
         async def work(session: AsyncSession) -> DraftOut:
             stored = draft_out(await DraftRepository(session, context.principal.scope).add(row))
             if context.responder is not None:
@@ -447,6 +451,8 @@ class DraftingService:
         row.status = DraftStatus.PROCESSING
         row.title = "Synthèse en cours"
         row.progress = {"done": 0, "total": 0}
+
+        context.draft_id = row.id
 
         async def work(session: AsyncSession) -> DraftOut:
             row.reservation_id = context.reservation_id

@@ -1,6 +1,7 @@
 """Every ORM table, one module per table; importing this package registers them all."""
 
 from plume.models.api_key import ApiKey, ApiKeyRole
+from plume.models.audit_entry import AuditEntry, AuditHead
 from plume.models.draft import Draft, DraftStatus
 from plume.models.idempotency_key import IdempotencyKey
 from plume.models.organization import Organization, OrganizationKind, OrganizationStatus
@@ -10,6 +11,8 @@ from plume.models.usage_record import UsageRecord
 __all__ = [
     "ApiKey",
     "ApiKeyRole",
+    "AuditEntry",
+    "AuditHead",
     "Draft",
     "DraftStatus",
     "IdempotencyKey",

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
+from plume.audit.recorder import Audit
 from plume.credentials.auth import AnyKey, OperatorAdmin
 from plume.organizations.schemas import (
     AdminOrganizationOut,
@@ -23,11 +24,20 @@ tenant_router = APIRouter(prefix="/v1/organization", tags=["tenant"])
 
 @admin_router.post("", status_code=status.HTTP_201_CREATED, summary="Create an EPCI or a commune")
 async def create_organization(
-    payload: OrganizationCreate, session: DBSession, principal: OperatorAdmin
+    payload: OrganizationCreate, session: DBSession, principal: OperatorAdmin, audit: Audit
 ) -> AdminOrganizationOut:
     service = OrganizationService(session, principal.scope)
     organization = await service.create(payload)
-    return await service.admin_view(organization)
+    view = await service.admin_view(organization)
+    await audit.record(
+        organization.id,
+        "organization.create",
+        target=("organization", str(organization.id)),
+        details=view.model_dump(
+            mode="json", include={"kind", "name", "slug", "parent_id", "insee_code", "siren"}
+        ),
+    )
+    return view
 
 
 @admin_router.get("", summary="List every organisation, newest first")
@@ -55,9 +65,16 @@ async def update_organization(
     payload: OrganizationUpdate,
     session: DBSession,
     principal: OperatorAdmin,
+    audit: Audit,
 ) -> AdminOrganizationOut:
     service = OrganizationService(session, principal.scope)
     organization = await service.update(organization_id, payload)
+    await audit.record(
+        organization.id,
+        "organization.update",
+        target=("organization", str(organization.id)),
+        details={"changes": payload.model_dump(mode="json", exclude_unset=True)},
+    )
     return await service.admin_view(organization)
 
 

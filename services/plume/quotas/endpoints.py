@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 
+from plume.audit.recorder import Audit, AuditTrail
 from plume.credentials.auth import AnyKey, OperatorAdmin, Principal, TenantAdmin
 from plume.errors import Forbidden, NotFound, invalid_field
 from plume.models import Organization
@@ -62,6 +63,7 @@ async def split_quotas(
     request: Request,
     session: DBSession,
     principal: TenantAdmin,
+    audit: Audit,
     organization_id: Annotated[
         uuid.UUID | None, Query(description="The commune whose quotas are set")
     ] = None,
@@ -79,6 +81,7 @@ async def split_quotas(
     service = _service(request, session, principal)
     await service.check_split(epci, commune.id, items)
     await service.replace(commune.id, items)
+    await _audit_update(audit, commune.id, items)
     return QuotaList(items=await service.status([commune.id]))
 
 
@@ -98,11 +101,24 @@ async def admin_set_quotas(
     request: Request,
     session: DBSession,
     principal: OperatorAdmin,
+    audit: Audit,
 ) -> QuotaList:
     await _existing(session, principal, organization_id)
     service = _service(request, session, principal)
     await service.replace(organization_id, items)
+    await _audit_update(audit, organization_id, items)
     return QuotaList(items=await service.status([organization_id]))
+
+
+async def _audit_update(
+    audit: AuditTrail, organization_id: uuid.UUID, items: list[QuotaIn]
+) -> None:
+    await audit.record(
+        organization_id,
+        "quota.update",
+        target=("organization", str(organization_id)),
+        details={"quotas": [item.model_dump(mode="json") for item in items]},
+    )
 
 
 async def _existing(

@@ -1,0 +1,189 @@
+"""Appending to a chain and verifying one. The hashing rule, which docs/audit.md states for
+outsiders, is:
+
+    hash = SHA-256( f"{seq}\\n{prev_hash}\\n{body}" as UTF-8 ), hex
+    body = JSON of the entry, keys sorted, separators "," and ":", non-ASCII kept as is
+    prev_hash of the first entry = 64 zeros
+
+Appends are one statement: the chain's head row is upserted (which locks it, serialising
+appends to one chain), the new hash is computed by PostgreSQL from the old head, and the
+entry is inserted from the head's new values — all in the caller's transaction, so an
+action that rolls back leaves no entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.models import AuditEntry, AuditHead
+
+GENESIS = "0" * 64
+
+_APPEND = text("""
+WITH input AS (
+    SELECT CAST(:body AS text) AS body, CAST(:genesis AS text) AS genesis
+),
+head AS (
+    INSERT INTO audit_heads AS h (organization_id, seq, prev_hash, hash)
+    SELECT :organization_id, 1, input.genesis,
+           encode(sha256(convert_to('1' || E'\\n' || input.genesis || E'\\n' || input.body,
+                                    'UTF8')), 'hex')
+    FROM input
+    ON CONFLICT (organization_id) DO UPDATE
+        SET seq = h.seq + 1,
+            prev_hash = h.hash,
+            hash = encode(sha256(convert_to(
+                (h.seq + 1)::text || E'\\n' || h.hash || E'\\n' || CAST(:body AS text),
+                'UTF8')), 'hex')
+    RETURNING h.seq, h.prev_hash, h.hash
+)
+INSERT INTO audit_entries
+    (organization_id, seq, occurred_at, action, actor_key_id, actor_role, body, prev_hash, hash)
+SELECT :organization_id, head.seq, :occurred_at, :action, :actor_key_id, :actor_role,
+       input.body, head.prev_hash, head.hash
+FROM head, input
+RETURNING seq, hash
+""")
+
+
+def canonical(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_hash(seq: int, prev_hash: str, body: str) -> str:
+    return hashlib.sha256(f"{seq}\n{prev_hash}\n{body}".encode()).hexdigest()
+
+
+async def append(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    occurred_at: datetime,
+    action: str,
+    actor_key_id: uuid.UUID | None,
+    actor_role: str | None,
+    body: str,
+) -> tuple[int, str]:
+    row = (
+        await session.execute(
+            _APPEND,
+            {
+                "organization_id": organization_id,
+                "occurred_at": occurred_at,
+                "action": action,
+                "actor_key_id": actor_key_id,
+                "actor_role": actor_role,
+                "body": body,
+                "genesis": GENESIS,
+            },
+        )
+    ).one()
+    return int(row[0]), str(row[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    valid: bool
+    checked: int
+    first_invalid_seq: int | None
+
+
+def _agrees(entry: AuditEntry, fields: dict[str, Any]) -> bool:
+    """The filter columns say what the hashed body says."""
+    actor = fields.get("actor") or {}
+    return (
+        fields.get("action") == entry.action
+        and fields.get("organization_id") == str(entry.organization_id)
+        and actor.get("key_id") == (str(entry.actor_key_id) if entry.actor_key_id else None)
+        and actor.get("role") == entry.actor_role
+        and fields.get("occurred_at") == format_time(entry.occurred_at)
+    )
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, as in the hashed body."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+async def entries(
+    session: AsyncSession, organization_id: uuid.UUID, batch: int = 1000
+) -> AsyncIterator[AuditEntry]:
+    """The chain in order, read in batches (a chain may hold millions of entries)."""
+    after = 0
+    while True:
+        rows = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.organization_id == organization_id, AuditEntry.seq > after)
+                .order_by(AuditEntry.seq)
+                .limit(batch)
+            )
+        ).all()
+        for row in rows:
+            yield row
+        if len(rows) < batch:
+            return
+        after = rows[-1].seq
+
+
+def _checkpoint(fields: dict[str, Any]) -> tuple[int, str] | None:
+    if fields.get("action") != "audit.purge":
+        return None
+    details = fields.get("details") or {}
+    seq, last = details.get("last_purged_seq"), details.get("last_purged_hash")
+    return (int(seq), str(last)) if seq is not None and last is not None else None
+
+
+async def verify(session: AsyncSession, organization_id: uuid.UUID) -> Verification:
+    """Walk the chain: contiguous sequence numbers, each entry's prev_hash the previous
+    entry's hash, each hash recomputed from its body, the columns agreeing with the body,
+    and the head row pointing at the last entry. After a purge, the first remaining entry
+    must link to the hash a purge checkpoint recorded."""
+    checkpoints: dict[int, str] = {}
+    checked = 0
+    expected_seq: int | None = None
+    expected_prev: str | None = None
+    first_seq: int | None = None
+    first_prev: str | None = None
+    last: AuditEntry | None = None
+    async for entry in entries(session, organization_id):
+        if expected_seq is None:
+            first_seq, first_prev = entry.seq, entry.prev_hash
+            expected_seq = entry.seq
+            expected_prev = GENESIS if entry.seq == 1 else entry.prev_hash
+        if entry.seq != expected_seq:
+            return Verification(False, checked, expected_seq)
+        try:
+            fields = json.loads(entry.body)
+        except ValueError:
+            return Verification(False, checked, entry.seq)
+        if (
+            entry.prev_hash != expected_prev
+            or entry_hash(entry.seq, entry.prev_hash, entry.body) != entry.hash
+            or not isinstance(fields, dict)
+            or not _agrees(entry, fields)
+        ):
+            return Verification(False, checked, entry.seq)
+        point = _checkpoint(fields)
+        if point is not None:
+            checkpoints[point[0]] = point[1]
+        checked += 1
+        expected_seq, expected_prev = entry.seq + 1, entry.hash
+        last = entry
+    if first_seq is not None and first_seq > 1 and checkpoints.get(first_seq - 1) != first_prev:
+        # Entries before the first one were removed without a purge checkpoint.
+        return Verification(False, checked, first_seq)
+    head = await session.get(AuditHead, organization_id, populate_existing=True)
+    if head is not None and (last is None or head.seq != last.seq or head.hash != last.hash):
+        # Entries at the end were removed behind the application's back.
+        return Verification(False, checked, (last.seq + 1) if last is not None else 1)
+    return Verification(True, checked, None)
