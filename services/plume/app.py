@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plume import health
+from plume.audit import endpoints as audit_endpoints
 from plume.audit.recorder import AuditHook, record_refusal
 from plume.chat import endpoints as chat_endpoints
 from plume.config import Settings, get_settings
@@ -323,6 +324,7 @@ def create_app(
     app.include_router(drafting_endpoints.router)
     app.include_router(organizations_endpoints.admin_router)
     app.include_router(quota_endpoints.admin_router)
+    app.include_router(audit_endpoints.router)
     app.include_router(quota_endpoints.tenant_router)
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)

@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -21,7 +22,9 @@ from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plume.audit import recorder as audit
 from plume.config import ConfigurationError, Settings, load_settings
+from plume.credentials.schemas import ApiKeyCreated
 from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService
 from plume.db import TenantScope, create_engine, create_session_factory
@@ -58,6 +61,65 @@ def _hasher(settings: Settings) -> KeyHasher:
     return KeyHasher.from_secret(settings.require_secret_key())
 
 
+async def _audit_key_created(
+    session: AsyncSession, organization_id: uuid.UUID, minted: ApiKeyCreated
+) -> None:
+    await audit.record(
+        session,
+        organization_id=organization_id,
+        action="api_key.create",
+        actor=audit.Actor.system(),
+        target=("api_key", str(minted.id)),
+        details={"name": minted.name, "role": minted.role, "prefix": minted.prefix},
+    )
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> None:
+    from plume.audit import chain
+    from plume.audit.service import chain_ids
+
+    async def work(session: AsyncSession) -> list[tuple[str, chain.Verification]]:
+        system = TenantScope.everything()
+        organizations = OrganizationService(session, system)
+        if args.organization:
+            targets = [await organizations.resolve(args.organization)]
+        else:
+            targets = [await organizations.get(i) for i in await chain_ids(session)]
+        return [(o.slug, await chain.verify(session, o.id)) for o in targets]
+
+    results = _run_in_transaction(settings, work)
+    for slug, result in results:
+        if result.valid:
+            print(f"{slug}\tvalid\t{result.checked} entries")
+        else:
+            print(f"{slug}\tINVALID\tfirst invalid entry: {result.first_invalid_seq}")
+    if any(not result.valid for _, result in results):
+        raise CommandError("at least one audit chain does not verify (see above)")
+
+
+def cmd_audit_purge(settings: Settings, args: argparse.Namespace) -> None:
+    from datetime import date
+
+    from plume.audit.service import purge
+
+    try:
+        before = date.fromisoformat(args.before)
+    except ValueError:
+        raise CommandError(f"--before: not a date (YYYY-MM-DD): {args.before}") from None
+
+    async def work(session: AsyncSession) -> list[str]:
+        return [
+            f"{organization}\t{count} entries purged"
+            for organization, count in await purge(session, before)
+        ]
+
+    lines = _run_in_transaction(settings, work)
+    for line in lines:
+        print(line)
+    if not lines:
+        print(f"nothing older than {before.isoformat()}")
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
     from plume.migrations import upgrade
 
@@ -73,6 +135,7 @@ def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> None:
         minted = await ApiKeyService(session, system, _hasher(settings)).mint(
             operator, name=args.name, role=ApiKeyRole.OPERATOR_ADMIN
         )
+        await _audit_key_created(session, operator.id, minted)
         return minted.key
 
     print(_run_in_transaction(settings, work))
@@ -91,6 +154,21 @@ def cmd_orgs_create(settings: Settings, args: argparse.Namespace) -> None:
         )
         organization = await service.create(payload)
         o = organization
+        await audit.record(
+            session,
+            organization_id=o.id,
+            action="organization.create",
+            actor=audit.Actor.system(),
+            target=("organization", str(o.id)),
+            details={
+                "kind": o.kind.value,
+                "name": o.name,
+                "slug": o.slug,
+                "parent_id": str(o.parent_id) if o.parent_id else None,
+                "insee_code": o.insee_code,
+                "siren": o.siren,
+            },
+        )
         return f"{o.id}\t{o.kind.value}\t{o.slug}\t{o.name}"
 
     print(_run_in_transaction(settings, work))
@@ -118,6 +196,7 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> None:
         minted = await ApiKeyService(session, system, _hasher(settings)).mint(
             organization, name=args.name, role=ApiKeyRole(args.role), expires_at=expires_at
         )
+        await _audit_key_created(session, organization.id, minted)
         logger.info("api_key_created", key_id=str(minted.id), organization=organization.slug)
         return minted.key
 
@@ -125,11 +204,17 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
-    import uuid
-
     async def work(session: AsyncSession) -> str:
         key = await ApiKeyService(session, TenantScope.everything(), _hasher(settings)).revoke(
             uuid.UUID(args.key_id)
+        )
+        await audit.record(
+            session,
+            organization_id=key.organization_id,
+            action="api_key.revoke",
+            actor=audit.Actor.system(),
+            target=("api_key", str(key.id)),
+            details={"name": key.name, "role": key.role.value, "prefix": key.prefix},
         )
         return f"{key.id}\trevoked"
 
@@ -302,6 +387,18 @@ def build_parser() -> argparse.ArgumentParser:
     key_list = keys.add_parser("list", help="list an organisation's keys (never secrets)")
     key_list.add_argument("--organization", required=True, help="id or slug")
     key_list.set_defaults(handler=cmd_keys_list)
+
+    audit_commands = commands.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    verify = audit_commands.add_parser("verify", help="verify hash chains (all by default)")
+    verify.add_argument("--organization", help="id or slug of one organisation")
+    verify.set_defaults(handler=cmd_audit_verify)
+    purge = audit_commands.add_parser(
+        "purge", help="delete entries older than a date, leaving a checkpoint per chain"
+    )
+    purge.add_argument("--before", required=True, help="YYYY-MM-DD (midnight, Paris time)")
+    purge.set_defaults(handler=cmd_audit_purge)
     return parser
 
 

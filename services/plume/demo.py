@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plume.audit import recorder as audit
 from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService
 from plume.db import TenantScope
@@ -61,8 +62,24 @@ async def seed_demo(session: AsyncSession, hasher: KeyHasher) -> list[DemoKey]:
         (commune, ApiKeyRole.AGENT),
     ]
     for organization in (operator, epci, commune):
-        await keys.revoke_named(organization.id, DEMO_KEY_PREFIX)
+        revoked = await keys.revoke_named(organization.id, DEMO_KEY_PREFIX)
+        if revoked:
+            await audit.record(
+                session,
+                organization_id=organization.id,
+                action="api_key.revoke",
+                actor=audit.Actor.system(),
+                details={"name_prefix": DEMO_KEY_PREFIX, "revoked": revoked},
+            )
     for organization, role in wanted:
         created = await keys.mint(organization, name=f"{DEMO_KEY_PREFIX}{role.value}", role=role)
+        await audit.record(
+            session,
+            organization_id=organization.id,
+            action="api_key.create",
+            actor=audit.Actor.system(),
+            target=("api_key", str(created.id)),
+            details={"name": created.name, "role": created.role, "prefix": created.prefix},
+        )
         minted.append(DemoKey(organization.name, organization.slug, role.value, created.key))
     return minted

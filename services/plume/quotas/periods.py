@@ -6,7 +6,7 @@ offset that day (daylight-saving changes included); minutes are the same everywh
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -57,3 +57,20 @@ def window_end(period: str, start: datetime) -> datetime:
 
 def windows(now: datetime) -> dict[str, datetime]:
     return {period: window_start(period, now) for period in ("minute", "day", "month")}
+
+
+def paris_day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=PARIS).astimezone(UTC)
+
+
+def date_range(start: date | None, end: date | None, now: datetime) -> tuple[date, date]:
+    """Inclusive calendar dates in Paris; by default the current month (so far)."""
+    today = now.astimezone(PARIS).date()
+    first = start or today.replace(day=1)
+    last = end or (today if start is None else max(today, first))
+    return first, last
+
+
+def utc_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """[start of `first`, start of the day after `last`) in UTC."""
+    return paris_day_start(first), paris_day_start(last + timedelta(days=1))
