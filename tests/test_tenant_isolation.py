@@ -64,6 +64,12 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/v1/admin/organizations/{organization_id}/quotas"): OPERATOR,
     ("GET", "/v1/quotas"): ANY_KEY,
     ("PUT", "/v1/quotas"): TENANT_ADMIN,
+    ("GET", "/v1/audit"): TENANT_ADMIN,
+    ("GET", "/v1/audit/export"): TENANT_ADMIN,
+    ("GET", "/v1/audit/verify"): TENANT_ADMIN,
+    ("GET", "/v1/audit/head"): TENANT_ADMIN,
+    # Receipts are checked with it by anyone, without a key.
+    ("GET", "/v1/audit/public-key"): PUBLIC,
     ("GET", "/v1/models"): ANY_KEY,
     ("POST", "/v1/chat/completions"): ANY_KEY,
     ("POST", "/v1/drafts"): ANY_KEY,
@@ -1260,4 +1266,51 @@ async def test_another_tenants_quotas_are_not_found(
         assert [item["limit"] for item in response.json()["items"]] == [777]
     # A commune sees its own quotas and its EPCI's, never a sibling's.
     own = await call(client, "GET", "/v1/quotas", world.key("a1.agent"))
+    assert {item["organization_id"] for item in own.json()["items"]} == {str(world.a1.id)}
+
+
+# --------------------------------------------------------------------------------------
+# Audit trail
+# --------------------------------------------------------------------------------------
+
+# (caller, organisation whose chain it must not read)
+FOREIGN_CHAINS = [
+    ("commune_b.admin", "commune_a"),
+    ("epci_b.admin", "a1"),  # another EPCI's commune
+    ("epci_a.admin", "commune_a"),  # a commune that is not one of its own
+    ("epci_a.admin", "epci_b"),
+    ("a1.admin", "epci_a"),  # its parent EPCI
+    ("a1.admin", "a2"),  # a sibling commune
+]
+
+
+@covers("GET", "/v1/audit")
+@covers("GET", "/v1/audit/export")
+@covers("GET", "/v1/audit/verify")
+@covers("GET", "/v1/audit/head")
+async def test_another_tenants_audit_chain_is_not_found(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    # Give every chain an entry: the operator renames each organisation to its own name.
+    operator = world.key("operator")
+    for name in ("commune_a", "a1", "a2", "epci_a", "epci_b"):
+        organization = world.org(name)
+        response = await call(
+            client,
+            "PATCH",
+            f"/v1/admin/organizations/{organization.id}",
+            operator,
+            json={"name": organization.name},
+        )
+        assert response.status_code == 200, response.text
+    for caller_name, target in FOREIGN_CHAINS:
+        caller = world.key(caller_name)
+        target_id = world.org(target).id
+        for path in ("/v1/audit", "/v1/audit/export", "/v1/audit/verify", "/v1/audit/head"):
+            with subtests.test(caller=caller_name, target=target, path=path):
+                response = await call(client, "GET", f"{path}?organization_id={target_id}", caller)
+                assert_problem(response, 404, "not_found")
+                assert world.org(target).name not in response.text
+    # Without organization_id, a caller reads its own chain only.
+    own = await call(client, "GET", "/v1/audit", world.key("a1.admin"))
     assert {item["organization_id"] for item in own.json()["items"]} == {str(world.a1.id)}

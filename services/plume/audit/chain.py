@@ -180,8 +180,10 @@ async def verify(session: AsyncSession, organization_id: uuid.UUID) -> Verificat
         expected_seq, expected_prev = entry.seq + 1, entry.hash
         last = entry
     if first_seq is not None and first_seq > 1 and checkpoints.get(first_seq - 1) != first_prev:
-        # Entries before the first one were removed without a purge checkpoint.
-        return Verification(False, checked, first_seq)
+        # Entries before the first one were removed with no purge checkpoint to account for
+        # them: the chain is unverifiable from the first entry no checkpoint covers.
+        covered = max((seq for seq in checkpoints if seq < first_seq), default=0)
+        return Verification(False, checked, covered + 1)
     head = await session.get(AuditHead, organization_id, populate_existing=True)
     if head is not None and (last is None or head.seq != last.seq or head.hash != last.hash):
         # Entries at the end were removed behind the application's back.

@@ -153,11 +153,12 @@ async def authenticate(
 ) -> Principal:
     token = credentials.credentials if credentials is not None else None
     principal = await authenticate_token(session, request.app.state.settings, token)
+    # Known before the role check, so that a refusal is audited as this caller's.
+    request.state.principal = principal
     required = [ApiKeyRole(role) for role in security_scopes.scopes]
     if required and _ROLE_RANK[principal.role] < min(_ROLE_RANK[r] for r in required):
         raise Forbidden()
     await enter_tenant_context(session, principal.scope)
-    request.state.principal = principal
     return principal
 
 
@@ -181,10 +182,10 @@ async def authenticate_briefly(
     factory = request.app.state.session_factory
     async with factory() as session, session.begin():
         principal = await authenticate_token(session, request.app.state.settings, token)
+    request.state.principal = principal
     required = [ApiKeyRole(role) for role in security_scopes.scopes]
     if required and _ROLE_RANK[principal.role] < min(_ROLE_RANK[r] for r in required):
         raise Forbidden()
-    request.state.principal = principal
     return principal
 
 
