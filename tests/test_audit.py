@@ -457,7 +457,7 @@ async def test_a_purge_leaves_a_checkpoint_and_the_rest_still_verifies(
 async def test_reading_the_trail_with_filters_and_pages(
     client: AsyncClient, factory: Factory
 ) -> None:
-    commune, admin = await some_history(client, factory)
+    _, admin = await some_history(client, factory)
     listing = await client.get("/v1/audit?limit=2", headers=admin.headers)
     assert listing.status_code == 200, listing.text
     page = listing.json()

@@ -67,7 +67,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(database_server: DatabaseServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    database_server: DatabaseServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("quota-concurrency")
     database_url = database_server.create()
     provider_port, plume_port = free_port(), free_port()
@@ -236,7 +238,7 @@ def _check_ledger(stack: Stack, quota_holder: str, requesters: list[str], succes
         ).fetchall()
         reservations = db.execute(
             "SELECT count(*) FROM quota_reservations WHERE organization_id = ANY(%s)",
-            (ids + [holder],),
+            ([*ids, holder],),
         ).fetchone()
         requester_counters = db.execute(
             "SELECT count(*) FROM quota_counters WHERE organization_id = ANY(%s)",

@@ -25,6 +25,7 @@ from plume.db import create_engine, create_session_factory
 from plume.models import Organization, QuotaCounter, QuotaReservation, UsageRecord
 from plume.quotas.periods import PARIS, window_end, window_start
 from tests.factories import Factory, Key
+from tests.fake_provider import free_port
 from tests.routing_helpers import (
     assert_openai_error,
     chat_body,
@@ -34,7 +35,6 @@ from tests.routing_helpers import (
     router_for,
     running_recording_provider,
 )
-from tests.fake_provider import free_port
 
 ARTICLE = {
     "kind": "bulletin_article",
