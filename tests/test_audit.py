@@ -8,9 +8,12 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +30,7 @@ from plume.db import create_engine, create_session_factory
 from plume.models import AuditEntry, AuditHead, Organization
 from tests.conftest import TEST_SECRET, make_settings
 from tests.factories import Factory, Key
+from tests.processes import PLUME
 
 ARTICLE = {
     "kind": "bulletin_article",
@@ -558,3 +562,81 @@ async def test_fifty_concurrent_actions_leave_a_consistent_chain(
     assert (result.valid, result.checked) == (True, 50)
     names = {body(r)["details"]["name"] for r in rows}
     assert names == {f"poste {i}" for i in range(50)}
+
+
+# --------------------------------------------------------------------------------------
+# docs/audit.md's script, and the command line, on real commits
+# --------------------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "audit.md"
+
+
+def documented_script() -> str:
+    text_ = DOCS.read_text(encoding="utf-8")
+    start = text_.index("```python\n", text_.index("On your own")) + len("```python\n")
+    return text_[start : text_.index("```", start)]
+
+
+async def run(*command: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_the_documented_script_and_the_command_line_verify_a_chain(
+    committed_client: tuple[AsyncClient, Any], committed_database_url: str, tmp_path: Path
+) -> None:
+    client, sessions = committed_client
+    async with sessions() as session, session.begin():
+        factory = Factory(session, TEST_SECRET)
+        commune = await factory.commune("Commune vérifiée")
+        admin = await factory.key(commune, "tenant_admin")
+    for index in range(3):
+        response = await client.post(
+            "/v1/organization/api-keys",
+            json={"name": f"poste {index} — accueil", "role": "agent"},
+            headers=admin.headers,
+        )
+        assert response.status_code == 201
+    exported = await client.get("/v1/audit/export", headers=admin.headers)
+    export_file = tmp_path / "audit.jsonl"
+    export_file.write_bytes(exported.content)
+    script = tmp_path / "verify.py"
+    script.write_text(documented_script(), encoding="utf-8")
+
+    status, out, _ = await run(sys.executable, str(script), str(export_file))
+    assert status == 0, out
+    assert out.startswith("valid: 3 entries")
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PLUME_")},
+        "PLUME_DATABASE_URL": committed_database_url,
+        "PLUME_SECRET_KEY": TEST_SECRET,
+        "PLUME_ENV": "test",
+    }
+    status, out, err = await run(PLUME, "audit", "verify", "--organization", commune.slug, env=env)
+    assert status == 0, err
+    assert out.strip() == f"{commune.slug}\tvalid\t3 entries"
+
+    forged = exported.text.replace("poste 1", "poste 9")
+    export_file.write_text(forged, encoding="utf-8")
+    status, out, _ = await run(sys.executable, str(script), str(export_file))
+    assert (status, "invalid at entry 2" in out + _) == (1, True)
+
+    async with sessions() as session, session.begin():
+        await tamper(
+            session,
+            "UPDATE audit_entries SET body = replace(body, 'poste 2', 'poste 8')"
+            " WHERE organization_id = :o",
+            o=commune.id,
+        )
+    status, out, err = await run(PLUME, "audit", "verify", "--organization", commune.slug, env=env)
+    assert status == 1
+    assert f"{commune.slug}\tINVALID\tfirst invalid entry: 3" in out
+    assert "does not verify" in err
