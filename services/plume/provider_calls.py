@@ -115,6 +115,9 @@ class Totals:
     prompt_tokens: int
     completion_tokens: int
     cost_eur: Decimal
+    # None when one of the calls' models has no known parameters.
+    energy_kwh: float | None = None
+    gwp_kgco2eq: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +133,13 @@ class CallOutcome:
         if self.totals is not None:
             return self.totals
         if self.completion is None:
-            return Totals(0, 0, Decimal(0))
+            return Totals(0, 0, Decimal(0), 0.0, 0.0)
         return Totals(
             self.completion.prompt_tokens,
             self.completion.completion_tokens,
             self.completion.cost_eur,
+            self.completion.energy_kwh,
+            self.completion.gwp_kgco2eq,
         )
 
 

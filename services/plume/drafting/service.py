@@ -107,9 +107,18 @@ class Usage:
     completion_tokens: int = 0
     cost_eur: Decimal = Decimal(0)
     fallbacks: int = 0
+    # None as soon as one call's model has unknown parameters: never a partial sum.
+    energy_kwh: float | None = 0.0
+    gwp_kgco2eq: float | None = 0.0
 
     def totals(self) -> Totals:
-        return Totals(self.prompt_tokens, self.completion_tokens, self.cost_eur)
+        return Totals(
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cost_eur,
+            self.energy_kwh,
+            self.gwp_kgco2eq,
+        )
 
     def add(self, completion: Completion) -> None:
         self.provider = completion.provider
@@ -118,6 +127,12 @@ class Usage:
         self.completion_tokens += completion.completion_tokens
         self.cost_eur += completion.cost_eur
         self.fallbacks = max(self.fallbacks, completion.fallbacks)
+        self.energy_kwh = _plus(self.energy_kwh, completion.energy_kwh)
+        self.gwp_kgco2eq = _plus(self.gwp_kgco2eq, completion.gwp_kgco2eq)
+
+
+def _plus(total: float | None, more: float | None) -> float | None:
+    return None if total is None or more is None else total + more
 
 
 def identity_of(principal: Principal) -> TenantIdentity:
@@ -203,6 +218,8 @@ def draft_out(draft: Draft) -> DraftOut:
             completion_tokens=draft.completion_tokens,
             total_tokens=draft.prompt_tokens + draft.completion_tokens,
             cost_eur=float(draft.cost_eur),
+            energy_kwh=draft.energy_kwh,
+            gwp_kgco2eq=draft.gwp_kgco2eq,
             fallbacks=draft.fallbacks,
         )
     return DraftOut(
@@ -235,6 +252,8 @@ def apply_document(draft: Draft, document: FinishedDocument, usage: Usage) -> No
     draft.prompt_tokens = usage.prompt_tokens
     draft.completion_tokens = usage.completion_tokens
     draft.cost_eur = usage.cost_eur
+    draft.energy_kwh = usage.energy_kwh
+    draft.gwp_kgco2eq = usage.gwp_kgco2eq
     draft.fallbacks = usage.fallbacks
 
 

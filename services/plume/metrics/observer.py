@@ -18,16 +18,20 @@ class MetricsObserver:
         group = context.route.group.name
         registry.REQUESTS.labels(organization, context.kind, group, outcome.outcome).inc()
         completion = outcome.completion
-        prompt = completion.prompt_tokens if completion else 0
-        produced = completion.completion_tokens if completion else 0
+        consumed = outcome.consumed
         # Incremented even by zero, so that every series a request touched is exposed.
-        registry.TOKENS.labels(organization, group, "prompt").inc(prompt)
-        registry.TOKENS.labels(organization, group, "completion").inc(produced)
+        registry.TOKENS.labels(organization, group, "prompt").inc(consumed.prompt_tokens)
+        registry.TOKENS.labels(organization, group, "completion").inc(consumed.completion_tokens)
+        # Unknown impact (a model without parameters) is left out, not counted as zero.
+        if consumed.energy_kwh is not None:
+            registry.ENERGY.labels(organization).inc(consumed.energy_kwh)
+        if consumed.gwp_kgco2eq is not None:
+            registry.GWP.labels(organization).inc(consumed.gwp_kgco2eq)
         first_provider, first_model = self.router.first_choice(context.route)
         if completion is None:
             registry.PROVIDER_REQUESTS.labels(first_provider, first_model, "failure").inc()
             return
-        registry.COST.labels(organization, completion.provider).inc(float(completion.cost_eur))
+        registry.COST.labels(organization, completion.provider).inc(float(consumed.cost_eur))
         registry.PROVIDER_REQUESTS.labels(completion.provider, completion.model, "success").inc()
         registry.PROVIDER_LATENCY.labels(completion.provider).observe(completion.latency_s)
         if completion.fallbacks:

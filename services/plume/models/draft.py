@@ -8,7 +8,18 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, ForeignKey, Index, Integer, Numeric, String, Text, func
+from sqlalchemy import (
+    DateTime,
+    Double,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -64,6 +75,9 @@ class Draft(TimestampedMixin, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     cost_eur: Mapped[Decimal] = mapped_column(Numeric(14, 6), nullable=False, server_default="0")
+    # EcoLogits estimates; None when the model's parameters are unknown.
+    energy_kwh: Mapped[float | None] = mapped_column(Double)
+    gwp_kgco2eq: Mapped[float | None] = mapped_column(Double)
     fallbacks: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     failure_reason: Mapped[str | None] = mapped_column(Text)
     # Job bookkeeping for long synthèses.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Integer, Numeric, String
+from sqlalchemy import Double, ForeignKey, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plume.db import Base, TimestampedMixin, new_id
@@ -14,7 +14,9 @@ from plume.db import Base, TimestampedMixin, new_id
 class UsageRecord(TimestampedMixin, Base):
     __tablename__ = "usage_records"
     __table_args__ = (
+        # Reports: one tenant (or an EPCI's few) over a period, and every tenant over one.
         Index("usage_records_organization_created_idx", "organization_id", "created_at"),
+        Index("usage_records_created_idx", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -37,6 +39,11 @@ class UsageRecord(TimestampedMixin, Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     cost_eur: Mapped[Decimal] = mapped_column(Numeric(14, 6), nullable=False, server_default="0")
     latency_ms: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Time to the first token of a streamed answer.
+    ttft_ms: Mapped[int | None] = mapped_column(Integer)
+    # EcoLogits estimates; None when the model's parameters are unknown (never zero).
+    energy_kwh: Mapped[float | None] = mapped_column(Double)
+    gwp_kgco2eq: Mapped[float | None] = mapped_column(Double)
     fallbacks: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # Whether the request was charged against quotas (failures release everything).
     charged: Mapped[bool] = mapped_column(nullable=False, server_default="true")

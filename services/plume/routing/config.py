@@ -47,13 +47,31 @@ class Price(BaseModel):
 
 
 class Impact(BaseModel):
-    """Model parameters for energy and GHG estimates (EcoLogits methodology; later)."""
+    """Model parameters for energy and GHG estimates (EcoLogits methodology)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    total_params_b: float = Field(gt=0)
-    active_params_b: float = Field(gt=0)
-    zone: str = Field(default="FRA", min_length=3, max_length=3)
+    total_params_b: float = Field(gt=0, le=100_000, description="Billions of parameters")
+    active_params_b: float | None = Field(
+        default=None, gt=0, description="For a mixture of experts; default: all of them"
+    )
+    zone: str = Field(default="FRA", description="ISO 3166-1 alpha-3 code of the electricity mix")
+    pue: float = Field(default=1.2, ge=1, le=3, description="Datacenter power usage effectiveness")
+
+    @field_validator("zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from plume.usage.impact import known_zone
+
+        if not known_zone(value):
+            raise ValueError(
+                f"unknown electricity-mix zone {value!r} (ISO 3166-1 alpha-3, e.g. FRA)"
+            )
+        return value
+
+    @property
+    def active(self) -> float:
+        return self.active_params_b or self.total_params_b
 
 
 class Deployment(BaseModel):
@@ -228,6 +246,7 @@ _BUILTIN_PROVIDERS: list[dict[str, Any]] = [
             "api_base": "https://oai.endpoints.kepler.ai.cloud.ovh.net/v1",
             "hosting": "fr",
             "price_per_million_tokens": {"input": 0.1, "output": 0.3},
+            "impact": {"total_params_b": 24, "zone": "FRA"},
         },
     },
     {
@@ -239,6 +258,7 @@ _BUILTIN_PROVIDERS: list[dict[str, Any]] = [
             "api_base": "https://api.scaleway.ai/v1",
             "hosting": "fr",
             "price_per_million_tokens": {"input": 0.15, "output": 0.35},
+            "impact": {"total_params_b": 24, "zone": "FRA"},
         },
     },
     {

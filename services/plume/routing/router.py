@@ -40,6 +40,7 @@ from plume.errors import (
 from plume.routing.config import Deployment, ModelGroup, RoutingConfig
 from plume.routing.offline import PROVIDER_NAME, OfflineProvider
 from plume.routing.tokens import count_text_tokens
+from plume.usage.impact import Footprint, llm_footprint, process_footprint
 
 logger = structlog.get_logger("plume.routing")
 
@@ -98,6 +99,11 @@ class Completion:
     cost_eur: Decimal
     fallbacks: int
     latency_s: float
+    # Energy and emissions (None when the model's parameters are unknown); time to the
+    # first token of a stream.
+    energy_kwh: float | None = None
+    gwp_kgco2eq: float | None = None
+    ttft_s: float | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -113,6 +119,7 @@ class StreamState:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     deployment_id: str | None = None
+    first_token_at: float | None = None
     fallbacks: int = 0
     finished: bool = False
 
@@ -121,6 +128,22 @@ def _price(deployment: Deployment, prompt_tokens: int, completion_tokens: int) -
     price = deployment.price_per_million_tokens
     cost = (price.input * prompt_tokens + price.output * completion_tokens) / _MILLION
     return cost.quantize(Decimal("0.000001"))
+
+
+def _footprint(deployment: Deployment, completion_tokens: int, latency_s: float) -> Footprint:
+    if deployment.is_offline:
+        return process_footprint(latency_s)
+    if deployment.impact is None:
+        return Footprint.unknown()
+    impact = deployment.impact
+    return llm_footprint(
+        total_params_b=impact.total_params_b,
+        active_params_b=impact.active,
+        zone=impact.zone,
+        pue=impact.pue,
+        output_tokens=completion_tokens,
+        latency_s=latency_s,
+    )
 
 
 def _fallbacks_used(route: Route, deployment_id: str) -> int:
@@ -360,6 +383,8 @@ class ProviderRouter:
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         if usage is None:
             completion_tokens = count_text_tokens(text)
+        latency = time.perf_counter() - started
+        footprint = _footprint(deployment, completion_tokens, latency)
         completion = Completion(
             text=text,
             finish_reason=choice.finish_reason,
@@ -370,7 +395,9 @@ class ProviderRouter:
             completion_tokens=completion_tokens,
             cost_eur=_price(deployment, prompt_tokens, completion_tokens),
             fallbacks=_fallbacks_used(route, deployment_id),
-            latency_s=time.perf_counter() - started,
+            latency_s=latency,
+            energy_kwh=footprint.energy_kwh,
+            gwp_kgco2eq=footprint.gwp_kgco2eq,
         )
         # Success is logged once per request by provider_calls, with the usage.
         return completion
@@ -451,6 +478,8 @@ class ProviderRouter:
                     state.finish_reason = choice.finish_reason
                 delta = choice.delta.content if choice.delta is not None else None
                 if delta:
+                    if state.first_token_at is None:
+                        state.first_token_at = time.perf_counter()
                     state.text_parts.append(delta)
                     yield delta
             state.finished = True
@@ -477,6 +506,8 @@ class ProviderRouter:
             if state.completion_tokens is not None
             else count_text_tokens(text)
         )
+        latency = time.perf_counter() - started
+        footprint = _footprint(deployment, completion_tokens, latency)
         return Completion(
             text=text,
             finish_reason=state.finish_reason,
@@ -487,7 +518,10 @@ class ProviderRouter:
             completion_tokens=completion_tokens,
             cost_eur=_price(deployment, prompt_tokens, completion_tokens),
             fallbacks=state.fallbacks,
-            latency_s=time.perf_counter() - started,
+            latency_s=latency,
+            energy_kwh=footprint.energy_kwh,
+            gwp_kgco2eq=footprint.gwp_kgco2eq,
+            ttft_s=(state.first_token_at - started) if state.first_token_at else None,
         )
 
     def _translate(self, error: Exception, route: Route, started: float) -> Exception:

@@ -42,6 +42,13 @@ class UsageRecorder:
                 cost_eur=consumed.cost_eur,
                 latency_ms=round((time.perf_counter() - context.started) * 1000),
                 fallbacks=completion.fallbacks if completion else 0,
+                ttft_ms=(
+                    round(completion.ttft_s * 1000)
+                    if completion is not None and completion.ttft_s is not None
+                    else None
+                ),
+                energy_kwh=consumed.energy_kwh,
+                gwp_kgco2eq=consumed.gwp_kgco2eq,
                 charged=outcome.outcome != "failure",
             )
         )
