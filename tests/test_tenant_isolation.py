@@ -64,6 +64,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/v1/admin/organizations/{organization_id}/quotas"): OPERATOR,
     ("GET", "/v1/quotas"): ANY_KEY,
     ("PUT", "/v1/quotas"): TENANT_ADMIN,
+    ("GET", "/v1/usage"): TENANT_ADMIN,
+    ("GET", "/v1/admin/usage"): OPERATOR,
     ("GET", "/v1/audit"): TENANT_ADMIN,
     ("GET", "/v1/audit/export"): TENANT_ADMIN,
     ("GET", "/v1/audit/verify"): TENANT_ADMIN,
@@ -1314,3 +1316,21 @@ async def test_another_tenants_audit_chain_is_not_found(
     # Without organization_id, a caller reads its own chain only.
     own = await call(client, "GET", "/v1/audit", world.key("a1.admin"))
     assert {item["organization_id"] for item in own.json()["items"]} == {str(world.a1.id)}
+
+
+@covers("GET", "/v1/usage")
+async def test_another_tenants_usage_is_not_found(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    for caller_name, target in FOREIGN_CHAINS:
+        with subtests.test(caller=caller_name, target=target):
+            target_id = world.org(target).id
+            response = await call(
+                client, "GET", f"/v1/usage?organization_id={target_id}", world.key(caller_name)
+            )
+            assert_problem(response, 404, "not_found")
+    # Without organization_id, an EPCI admin's report covers itself and its communes only.
+    own = await call(client, "GET", "/v1/usage?group_by=organization", world.key("epci_a.admin"))
+    assert own.status_code == 200, own.text
+    allowed = {world.epci_a.slug, world.a1.slug, world.a2.slug}
+    assert {row["key"] for row in own.json()["rows"]} <= allowed

@@ -50,11 +50,13 @@ from plume.migrations import head_revision
 from plume.organizations import endpoints as organizations_endpoints
 from plume.provider_calls import CallHook, ProviderCalls
 from plume.quotas import endpoints as quota_endpoints
+from plume.quotas.gauges import QuotaGauges
 from plume.quotas.guard import QuotaGuard
 from plume.quotas.periods import Clock, SystemClock
 from plume.quotas.sweeper import Sweeper
 from plume.routing.config import load_routing
 from plume.routing.router import ProviderRouter
+from plume.usage import endpoints as usage_endpoints
 from plume.usage.recorder import UsageRecorder
 from plume.validation import invalid_request_from
 
@@ -232,6 +234,9 @@ def _wire_services(app: FastAPI, call_hooks: list[CallHook]) -> None:
     app.state.quota_sweeper = Sweeper(
         app.state.session_factory, app.state.clock, app.state.settings.quota_sweep_interval_s
     )
+    app.state.quota_gauges = QuotaGauges(
+        app.state.session_factory, app.state.clock, app.state.settings.quota_gauge_interval_s
+    )
 
 
 def create_app(
@@ -264,10 +269,13 @@ def create_app(
             _wire_services(app, call_hooks)
         worker: SyntheseWorker = app.state.synthese_worker
         sweeper: Sweeper = app.state.quota_sweeper
+        gauges: QuotaGauges = app.state.quota_gauges
         worker.start()
         sweeper.start()
+        gauges.start()
         logger.info("started", env=settings.env.value)
         yield
+        await gauges.stop()
         await sweeper.stop()
         await worker.stop()
         if owned_engine is not None:
@@ -325,6 +333,8 @@ def create_app(
     app.include_router(organizations_endpoints.admin_router)
     app.include_router(quota_endpoints.admin_router)
     app.include_router(audit_endpoints.router)
+    app.include_router(usage_endpoints.admin_router)
+    app.include_router(usage_endpoints.tenant_router)
     app.include_router(quota_endpoints.tenant_router)
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)

@@ -1,0 +1,93 @@
+"""plume_quota_used_ratio, refreshed from the database on a timer (never a query per
+scrape). Every worker refreshes; the gauge's multiprocess mode keeps the freshest value of
+the live workers rather than adding them up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from decimal import Decimal
+
+import structlog
+from prometheus_client import multiprocess
+from sqlalchemy import and_, case, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from plume.db import TenantScope, enter_tenant_context
+from plume.metrics import registry
+from plume.models import Organization, Quota, QuotaCounter
+from plume.quotas.periods import Clock, windows
+
+logger = structlog.get_logger("plume.quotas")
+
+
+class QuotaGauges:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], clock: Clock, interval_s: float
+    ) -> None:
+        self.session_factory = session_factory
+        self.clock = clock
+        self.interval_s = interval_s
+        self._shown: set[tuple[str, str, str]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="plume-quota-gauges")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # This worker's gauge values stop counting as live.
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("quota_gauges_not_refreshed", exc_info=True)
+            await asyncio.sleep(self.interval_s)
+
+    async def refresh(self) -> None:
+        current = windows(self.clock.now())
+        window = case(
+            *((Quota.period == period, start) for period, start in current.items()),
+        )
+        statement = (
+            select(
+                Organization.slug,
+                Quota.metric,
+                Quota.period,
+                Quota.limit,
+                QuotaCounter.used,
+                QuotaCounter.reserved,
+            )
+            .join(Organization, Organization.id == Quota.organization_id)
+            .outerjoin(
+                QuotaCounter,
+                and_(
+                    QuotaCounter.organization_id == Quota.organization_id,
+                    QuotaCounter.metric == Quota.metric,
+                    QuotaCounter.period == Quota.period,
+                    QuotaCounter.window_start == window,
+                ),
+            )
+        )
+        async with self.session_factory() as session, session.begin():
+            await enter_tenant_context(session, TenantScope.everything())
+            rows = (await session.execute(statement)).all()
+        shown: set[tuple[str, str, str]] = set()
+        for slug, metric, period, limit, used, reserved in rows:
+            taken = (used or Decimal(0)) + (reserved or Decimal(0))
+            registry.QUOTA_USED_RATIO.labels(slug, metric, period).set(float(taken / limit))
+            shown.add((slug, metric, period))
+        for gone in self._shown - shown:
+            with contextlib.suppress(KeyError):
+                registry.QUOTA_USED_RATIO.remove(*gone)
+        self._shown = shown

@@ -1,0 +1,140 @@
+"""Usage reports: sums over the usage record, grouped as the caller asks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from plume.models import Organization, UsageRecord
+from plume.quotas.periods import utc_bounds
+from plume.usage.schemas import GroupBy, UsageFigures, UsageReport, UsageRow
+
+_PARIS_TIME = func.timezone("Europe/Paris", UsageRecord.created_at)
+
+
+def _key(group_by: GroupBy) -> ColumnElement[Any] | InstrumentedAttribute[str]:
+    if group_by == "day":
+        return func.to_char(_PARIS_TIME, "YYYY-MM-DD")
+    if group_by == "month":
+        return func.to_char(_PARIS_TIME, "YYYY-MM")
+    if group_by == "kind":
+        return UsageRecord.kind
+    if group_by == "model":
+        return func.coalesce(UsageRecord.model, UsageRecord.model_group)
+    return Organization.slug
+
+
+def _figures(row: Any) -> dict[str, Any]:
+    return {
+        "requests": int(row.requests),
+        "prompt_tokens": int(row.prompt_tokens or 0),
+        "completion_tokens": int(row.completion_tokens or 0),
+        "cost_eur": Decimal(row.cost_eur or 0),
+        "energy_kwh": float(row.energy_kwh) if row.energy_kwh is not None else None,
+        "gwp_kgco2eq": float(row.gwp_kgco2eq) if row.gwp_kgco2eq is not None else None,
+        "requests_without_impact": int(row.without_impact),
+    }
+
+
+async def usage_report(
+    session: AsyncSession,
+    organization_ids: Sequence[uuid.UUID] | None,
+    first: date,
+    last: date,
+    group_by: GroupBy,
+) -> UsageReport:
+    """What was charged between two Paris dates; `None` for every organisation.
+
+    Failed requests released their quota and are not counted; a request cut by its client
+    counts with what it produced.
+    """
+    start, end = utc_bounds(first, last)
+    key = _key(group_by).label("key")
+    measures = [
+        func.count().label("requests"),
+        func.sum(UsageRecord.prompt_tokens).label("prompt_tokens"),
+        func.sum(UsageRecord.completion_tokens).label("completion_tokens"),
+        func.sum(UsageRecord.cost_eur).label("cost_eur"),
+        func.sum(UsageRecord.energy_kwh).label("energy_kwh"),
+        func.sum(UsageRecord.gwp_kgco2eq).label("gwp_kgco2eq"),
+        func.count().filter(UsageRecord.energy_kwh.is_(None)).label("without_impact"),
+    ]
+    statement = (
+        select(key, func.min(Organization.name).label("label"), *measures)
+        .join(Organization, Organization.id == UsageRecord.organization_id)
+        .where(
+            UsageRecord.created_at >= start,
+            UsageRecord.created_at < end,
+            UsageRecord.charged.is_(True),
+        )
+        .group_by(key)
+        .order_by(key)
+    )
+    if organization_ids is not None:
+        statement = statement.where(UsageRecord.organization_id.in_(list(organization_ids)))
+    rows = [
+        UsageRow(
+            key=str(row.key),
+            label=row.label if group_by == "organization" else None,
+            **_figures(row),
+        )
+        for row in (await session.execute(statement)).all()
+    ]
+    total = UsageFigures(
+        requests=sum(r.requests for r in rows),
+        prompt_tokens=sum(r.prompt_tokens for r in rows),
+        completion_tokens=sum(r.completion_tokens for r in rows),
+        cost_eur=sum((r.cost_eur for r in rows), Decimal(0)),
+        energy_kwh=_sum_known([r.energy_kwh for r in rows]),
+        gwp_kgco2eq=_sum_known([r.gwp_kgco2eq for r in rows]),
+        requests_without_impact=sum(r.requests_without_impact for r in rows),
+    )
+    warnings = []
+    if total.requests_without_impact:
+        warnings.append(
+            f"{total.requests_without_impact} requête(s) sur {total.requests} ont été servies "
+            "par un modèle dont les paramètres ne sont pas connus : leur énergie et leurs "
+            "émissions ne sont pas estimées et ne figurent pas dans les totaux."
+        )
+    return UsageReport(
+        from_=first, to=last, group_by=group_by, rows=rows, total=total, warnings=warnings
+    )
+
+
+def _sum_known(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+_COLUMNS = [
+    "key",
+    "label",
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_eur",
+    "energy_kwh",
+    "gwp_kgco2eq",
+    "requests_without_impact",
+]
+
+
+def as_csv(report: UsageReport) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(_COLUMNS)
+    for row in report.rows:
+        data = row.model_dump(mode="json")
+        writer.writerow(["" if data[c] is None else data[c] for c in _COLUMNS])
+    total = report.total.model_dump(mode="json")
+    writer.writerow(["total", ""] + ["" if total[c] is None else total[c] for c in _COLUMNS[2:]])
+    return buffer.getvalue()
