@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 from httpx import ASGITransport, AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.app import create_app
 from tests.conftest import TEST_SECRET, make_settings
-from tests.factories import Factory, fresh_insee
+from tests.factories import Factory, fresh_insee, fresh_siren
 from tests.fake_provider import free_port
 from tests.processes import PLUME, run_plume, wait_until_ready
 
@@ -88,21 +90,46 @@ async def test_metrics_may_require_a_token(
         assert "plume_requests_total" in right.text
 
 
-def test_two_workers_add_up(committed_database_url: str, tmp_path: Path) -> None:
+def test_two_workers_agree_with_the_usage_report(
+    committed_database_url: str, tmp_path: Path
+) -> None:
+    """Requests spread over two worker processes and two communes of an EPCI: /metrics and
+    /v1/usage agree for each commune, the EPCI's report sums them, and the quota gauge shows
+    the freshest value of the live workers (not their sum)."""
     env = {
         **os.environ,
         "PLUME_ENV": "test",
         "PLUME_DATABASE_URL": committed_database_url,
         "PLUME_SECRET_KEY": TEST_SECRET,
         "PLUME_STATE_DIR": str(tmp_path),
+        "PLUME_QUOTA_GAUGE_INTERVAL_S": "0.2",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
-    insee = fresh_insee()
-    run_plume(env, "bootstrap")
-    run_plume(env, "orgs", "create", "--kind", "commune", "--name", "Deux", "--insee-code", insee)
-    key = run_plume(
-        env, "keys", "create", "--organization", insee, "--role", "agent", "--name", "m"
+    operator = run_plume(env, "bootstrap")
+    siren = fresh_siren()
+    run_plume(env, "orgs", "create", "--kind", "epci", "--name", "CC Deux", "--siren", siren)
+    communes = [fresh_insee(), fresh_insee()]
+    keys = {}
+    for index, insee in enumerate(communes):
+        run_plume(
+            env,
+            "orgs",
+            "create",
+            "--kind",
+            "commune",
+            "--name",
+            f"Commune {index}",
+            "--insee-code",
+            insee,
+            "--parent",
+            siren,
+        )
+        keys[insee] = run_plume(
+            env, "keys", "create", "--organization", insee, "--role", "agent", "--name", "m"
+        )
+    epci_admin = run_plume(
+        env, "keys", "create", "--organization", siren, "--role", "tenant_admin", "--name", "a"
     )
     port = free_port()
     server = subprocess.Popen(
@@ -112,20 +139,44 @@ def test_two_workers_add_up(committed_database_url: str, tmp_path: Path) -> None
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
+    sent = {communes[0]: 7, communes[1]: 5}
     try:
         wait_until_ready(f"{base}/readyz", server)
-        sent = 12
-        for _ in range(sent):
-            # A new connection each time, so both workers get some.
-            response = httpx.post(
-                f"{base}/v1/drafts",
-                json=BULLETIN,
-                headers={"Authorization": f"Bearer {key}"},
-                timeout=30,
-            )
-            assert response.status_code == 201, response.text
+        first = httpx.get(
+            f"{base}/v1/organization", headers={"Authorization": f"Bearer {keys[communes[0]]}"}
+        ).json()
+        limit = 20
+        quota = httpx.put(
+            f"{base}/v1/admin/organizations/{first['id']}/quotas",
+            json=[{"metric": "requests", "period": "day", "limit": limit}],
+            headers={"Authorization": f"Bearer {operator}"},
+        )
+        assert quota.status_code == 200, quota.text
+        for insee, count in sent.items():
+            for _ in range(count):
+                # A new connection each time, so both workers get some.
+                response = httpx.post(
+                    f"{base}/v1/drafts",
+                    json=BULLETIN,
+                    headers={"Authorization": f"Bearer {keys[insee]}"},
+                    timeout=30,
+                )
+                assert response.status_code == 201, response.text
+        time.sleep(1)  # two gauge refreshes
         text = httpx.get(f"{base}/metrics", timeout=10).text
-        counted = value(
+        report = httpx.get(
+            f"{base}/v1/usage?group_by=organization",
+            headers={"Authorization": f"Bearer {epci_admin}"},
+            timeout=10,
+        ).json()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    rows = {row["key"]: row for row in report["rows"]}
+    assert set(rows) == set(communes)
+    for insee, count in sent.items():
+        requests = value(
             text,
             "plume_requests_total",
             organization=insee,
@@ -133,7 +184,23 @@ def test_two_workers_add_up(committed_database_url: str, tmp_path: Path) -> None
             model_group="offline",
             outcome="success",
         )
-        assert counted == sent
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        assert requests == rows[insee]["requests"] == count
+        for direction in ("prompt", "completion"):
+            tokens = value(
+                text,
+                "plume_tokens_total",
+                organization=insee,
+                model_group="offline",
+                direction=direction,
+            )
+            assert tokens == rows[insee][f"{direction}_tokens"] > 0
+        energy = value(text, "plume_energy_kwh_total", organization=insee)
+        assert energy == pytest.approx(rows[insee]["energy_kwh"], rel=1e-9)
+        assert energy > 0
+        assert value(text, "plume_cost_euros_total", organization=insee, provider="offline") == 0
+    assert report["total"]["requests"] == sum(sent.values())
+    assert report["total"]["prompt_tokens"] == sum(r["prompt_tokens"] for r in rows.values())
+    ratio = value(
+        text, "plume_quota_used_ratio", organization=communes[0], metric="requests", period="day"
+    )
+    assert ratio == pytest.approx(sent[communes[0]] / limit)

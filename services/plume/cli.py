@@ -284,6 +284,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         timeout_graceful_shutdown=settings.drain_timeout_s,
+        # A worker imports LiteLLM before it can answer the supervisor's health check: that
+        # takes several seconds on a busy machine, past uvicorn's 5 s default, which would
+        # kill and respawn workers for ever.
+        timeout_worker_healthcheck=60,
         log_config=None,
         server_header=False,
     )
