@@ -216,9 +216,8 @@ def _call_hooks(app: FastAPI, *, enforce_quotas: bool, audit: bool) -> list[Call
                 settings.quota_job_reservation_ttl_s,
             )
         )
-    hooks.append(UsageRecorder())
-    if audit:
-        hooks.append(AuditHook())
+    # The audit hook writes the usage record and its entry in one statement.
+    hooks.append(AuditHook() if audit else UsageRecorder())
     return hooks
 
 

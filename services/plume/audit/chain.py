@@ -28,7 +28,7 @@ from plume.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
 
-_APPEND = text("""
+_APPEND_SQL = """
 WITH input AS (
     SELECT CAST(:body AS text) AS body, CAST(:genesis AS text) AS genesis
 ),
@@ -52,7 +52,41 @@ SELECT :organization_id, head.seq, :occurred_at, :action, :actor_key_id, :actor_
        input.body, head.prev_hash, head.hash
 FROM head, input
 RETURNING seq, hash
-""")
+"""
+_APPEND = text(_APPEND_SQL)
+
+# The usage record's columns, written by the same statement as the entry for provider-backed
+# requests: one round trip for both.
+USAGE_COLUMNS = (
+    "id",
+    "organization_id",
+    "api_key_id",
+    "request_id",
+    "kind",
+    "model_group",
+    "provider",
+    "model",
+    "outcome",
+    "error_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_eur",
+    "latency_ms",
+    "ttft_ms",
+    "fallbacks",
+    "energy_kwh",
+    "gwp_kgco2eq",
+    "charged",
+)
+# Built from the constant column names above, never from input.
+_USAGE_CTE = (
+    "WITH usage AS (INSERT INTO usage_records ("  # noqa: S608
+    + ", ".join(USAGE_COLUMNS)
+    + ") VALUES ("
+    + ", ".join(f":usage_{column}" for column in USAGE_COLUMNS)
+    + ")),\n"
+)
+_APPEND_WITH_USAGE = text(_USAGE_CTE + _APPEND_SQL.lstrip().removeprefix("WITH "))
 
 
 def canonical(fields: dict[str, Any]) -> str:
@@ -72,21 +106,23 @@ async def append(
     actor_key_id: uuid.UUID | None,
     actor_role: str | None,
     body: str,
+    usage: dict[str, Any] | None = None,
 ) -> tuple[int, str]:
-    row = (
-        await session.execute(
-            _APPEND,
-            {
-                "organization_id": organization_id,
-                "occurred_at": occurred_at,
-                "action": action,
-                "actor_key_id": actor_key_id,
-                "actor_role": actor_role,
-                "body": body,
-                "genesis": GENESIS,
-            },
-        )
-    ).one()
+    """Append the entry; with `usage`, insert that usage record in the same statement."""
+    parameters = {
+        "organization_id": organization_id,
+        "occurred_at": occurred_at,
+        "action": action,
+        "actor_key_id": actor_key_id,
+        "actor_role": actor_role,
+        "body": body,
+        "genesis": GENESIS,
+    }
+    statement = _APPEND
+    if usage is not None:
+        statement = _APPEND_WITH_USAGE
+        parameters.update({f"usage_{column}": usage[column] for column in USAGE_COLUMNS})
+    row = (await session.execute(statement, parameters)).one()
     return int(row[0]), str(row[1])
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.models import UsageRecord
@@ -14,41 +16,50 @@ from plume.provider_calls import CallContext, CallOutcome
 _NO_KEY = uuid.UUID(int=0)
 
 
+def usage_row(context: CallContext, outcome: CallOutcome) -> dict[str, Any] | None:
+    """The usage record's values for a settled request; None for a synthèse accepted as a
+    job (the job records it when it settles)."""
+    if outcome.outcome == "deferred":
+        return None
+    completion = outcome.completion
+    consumed = outcome.consumed
+    key_id = context.principal.key_id
+    return {
+        "id": uuid.uuid4(),
+        "organization_id": context.principal.organization_id,
+        "api_key_id": None if key_id == _NO_KEY else key_id,
+        "request_id": context.request_id,
+        "kind": context.kind,
+        "model_group": context.route.group.name,
+        "provider": completion.provider if completion else None,
+        "model": completion.model if completion else None,
+        "outcome": outcome.outcome,
+        "error_code": outcome.error_code,
+        "prompt_tokens": consumed.prompt_tokens,
+        "completion_tokens": consumed.completion_tokens,
+        "cost_eur": consumed.cost_eur,
+        "latency_ms": round((time.perf_counter() - context.started) * 1000),
+        "ttft_ms": (
+            round(completion.ttft_s * 1000)
+            if completion is not None and completion.ttft_s is not None
+            else None
+        ),
+        "fallbacks": completion.fallbacks if completion else 0,
+        "energy_kwh": consumed.energy_kwh,
+        "gwp_kgco2eq": consumed.gwp_kgco2eq,
+        "charged": outcome.outcome != "failure",
+    }
+
+
 class UsageRecorder:
+    """The usage record alone (the audit hook writes it together with its entry)."""
+
     async def before_call(self, session: AsyncSession, context: CallContext) -> None:
         return None
 
     async def after_call(
         self, session: AsyncSession, context: CallContext, outcome: CallOutcome
     ) -> None:
-        if outcome.outcome == "deferred":
-            return  # the job records the request when it settles
-        completion = outcome.completion
-        consumed = outcome.consumed
-        key_id = context.principal.key_id
-        session.add(
-            UsageRecord(
-                organization_id=context.principal.organization_id,
-                api_key_id=None if key_id == _NO_KEY else key_id,
-                request_id=context.request_id,
-                kind=context.kind,
-                model_group=context.route.group.name,
-                provider=completion.provider if completion else None,
-                model=completion.model if completion else None,
-                outcome=outcome.outcome,
-                error_code=outcome.error_code,
-                prompt_tokens=consumed.prompt_tokens,
-                completion_tokens=consumed.completion_tokens,
-                cost_eur=consumed.cost_eur,
-                latency_ms=round((time.perf_counter() - context.started) * 1000),
-                fallbacks=completion.fallbacks if completion else 0,
-                ttft_ms=(
-                    round(completion.ttft_s * 1000)
-                    if completion is not None and completion.ttft_s is not None
-                    else None
-                ),
-                energy_kwh=consumed.energy_kwh,
-                gwp_kgco2eq=consumed.gwp_kgco2eq,
-                charged=outcome.outcome != "failure",
-            )
-        )
+        row = usage_row(context, outcome)
+        if row is not None:
+            await session.execute(insert(UsageRecord).values(**row))
