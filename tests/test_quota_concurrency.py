@@ -111,7 +111,12 @@ def stack(
         # Organisations and keys go through the admin API: one CLI call for the first key.
         operator_key = run_plume(env, "bootstrap")
         wait_until_ready(f"http://127.0.0.1:{provider_port}/v1/models", provider)
-        wait_until_ready(f"http://127.0.0.1:{plume_port}/readyz", plume)
+        try:
+            wait_until_ready(f"http://127.0.0.1:{plume_port}/readyz", plume)
+        except AssertionError as error:
+            log.flush()
+            tail = (tmp / "plume.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{error}\n--- plume serve's log (end) ---\n{tail}") from None
         yield Stack(
             base_url=f"http://127.0.0.1:{plume_port}",
             operator_key=operator_key,
