@@ -8,6 +8,8 @@ tests/test_quota_concurrency.py runs two worker processes on real commits.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -735,3 +737,59 @@ async def test_when_the_database_goes_away_after_authentication_no_provider_is_c
             problem(draft, 503, "unavailable")
         await dead.dispose()
         assert provider.received == []
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/drafts"])
+async def test_a_stream_whose_client_left_before_it_started_is_still_settled(
+    client: AsyncClient, factory: Factory, db: AsyncSession, path: str
+) -> None:
+    """The client hangs up before the first event is sent: the generator that would settle
+    the call never starts, yet nothing stays reserved and the request is recorded."""
+    operator = await factory.operator_key()
+    commune = await factory.commune()
+    agent = await factory.key(commune)
+    await set_quotas(
+        client, operator, commune, [{"metric": "requests", "period": "day", "limit": 5}]
+    )
+    body = chat_body(stream=True) if path.endswith("completions") else {**ARTICLE, "stream": True}
+    raw = json.dumps(body).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"plume.test"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+            (b"authorization", agent.headers["Authorization"].encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("plume.test", 80),
+    }
+    messages = [{"type": "http.request", "body": raw, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            raise OSError("the client went away")
+
+    app = client.app  # type: ignore[attr-defined]
+    with contextlib.suppress(OSError):  # the server logs it, and has no one to answer
+        await app(scope, receive, send)
+
+    assert await open_reservations(db, commune) == 0
+    held = await counter(db, commune, "requests", "day")
+    assert held is not None
+    assert held.reserved == 0
+    record = await db.scalar(select(UsageRecord).where(UsageRecord.organization_id == commune.id))
+    assert record is not None
+    expected = "client_disconnected" if path.endswith("completions") else "failure"
+    assert record.outcome == expected

@@ -67,12 +67,20 @@ class TenantScope:
         return column.in_(sorted(self.organization_ids))
 
 
-async def enter_tenant_context(session: AsyncSession, scope: TenantScope) -> None:
+async def enter_tenant_context(
+    session: AsyncSession, scope: TenantScope, *, durable: bool = True
+) -> None:
     """Switch the current transaction to the non-superuser role and publish the scope.
 
     Both settings are transaction-local, so they end with the request's transaction and
     can never leak to the next user of the pooled connection. Row-level security policies
     read them, which makes them hold even when the connection's own role is a superuser.
+
+    `durable=False` lets the commit return before its WAL reaches the disk (PostgreSQL's
+    asynchronous commit: a crash may lose the last fraction of a second of such
+    transactions, never corrupt anything). Only the quota reservation uses it: a lost
+    reservation is a hold that vanished, and the settlement, which is durable, charges the
+    request anyway.
     """
     ids = ",".join(str(i) for i in sorted(scope.organization_ids))
     ancestors = ",".join(str(i) for i in sorted(scope.ancestor_ids))
@@ -81,9 +89,15 @@ async def enter_tenant_context(session: AsyncSession, scope: TenantScope) -> Non
         text(
             "SELECT set_config('plume.all_organizations', :all, true),"
             " set_config('plume.organizations', :ids, true),"
-            " set_config('plume.ancestors', :ancestors, true)"
+            " set_config('plume.ancestors', :ancestors, true),"
+            " set_config('synchronous_commit', :synchronous, true)"
         ),
-        {"all": "on" if scope.all_organizations else "off", "ids": ids, "ancestors": ancestors},
+        {
+            "all": "on" if scope.all_organizations else "off",
+            "ids": ids,
+            "ancestors": ancestors,
+            "synchronous": "on" if durable else "off",
+        },
     )
 
 

@@ -103,6 +103,8 @@ class CallContext:
     # what the settlement transaction stores (the draft).
     response: StoredResponse | None = None
     responder: Callable[[Any], StoredResponse] | None = None
+    # Set once the call has been settled (see plume.streaming).
+    settled: bool = False
 
     def response_headers(self) -> dict[str, str]:
         return self.rate_limit.headers() if self.rate_limit is not None else {}
@@ -173,7 +175,8 @@ class ProviderCalls:
         if not self.hooks:
             return
         async with self.session_factory() as session, session.begin():
-            await enter_tenant_context(session, context.principal.scope)
+            # Holds only: the settlement, durable, is what counts (see enter_tenant_context).
+            await enter_tenant_context(session, context.principal.scope, durable=False)
             for hook in self.hooks:
                 await hook.before_call(session, context)
 
@@ -205,6 +208,7 @@ class ProviderCalls:
         for observer in self.observers:
             observer.observe(context, outcome)
         if not self.hooks and work is None:
+            context.settled = True
             return None
         result: T | None = None
         with anyio.CancelScope(shield=True):
@@ -214,4 +218,5 @@ class ProviderCalls:
                     result = await work(session)
                 for hook in self.hooks:
                     await hook.after_call(session, context, outcome)
+        context.settled = True
         return result

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from plume.audit.recorder import client_address, digest
 from plume.chat.schemas import ChatCompletionRequest, ModelList
@@ -11,6 +11,7 @@ from plume.chat.service import CHAT_KIND, ChatService
 from plume.credentials.auth import ProviderCaller
 from plume.idempotency import request_key
 from plume.provider_calls import CallContext
+from plume.streaming import SettledStreamingResponse
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -31,7 +32,7 @@ async def list_models(request: Request, principal: ProviderCaller) -> ModelList:
 )
 async def chat_completions(
     payload: ChatCompletionRequest, request: Request, principal: ProviderCaller
-) -> JSONResponse | StreamingResponse:
+) -> JSONResponse | SettledStreamingResponse:
     service = _service(request)
     route = service.plan(principal, payload)
     idempotency_key, request_hash = await request_key(request)
@@ -48,10 +49,11 @@ async def chat_completions(
     )
     await service.calls.before(context)
     if payload.stream:
-        events = await service.open_stream(context, payload)
-        return StreamingResponse(
+        events, abandon = await service.open_stream(context, payload)
+        return SettledStreamingResponse(
             events,
-            media_type="text/event-stream",
+            context=context,
+            abandon=abandon,
             headers={
                 "Cache-Control": "no-cache",
                 "X-Accel-Buffering": "no",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -112,8 +112,11 @@ class ChatService:
 
     async def open_stream(
         self, context: CallContext, payload: ChatCompletionRequest
-    ) -> AsyncIterator[bytes]:
-        """Start the provider stream; errors before the first token become HTTP errors."""
+    ) -> tuple[AsyncIterator[bytes], Callable[[], Awaitable[None]]]:
+        """Start the provider stream; errors before the first token become HTTP errors.
+
+        Returns the events, and what to do if the client leaves before they are read: close
+        the provider stream and settle the call with what it produced."""
         messages = [m.for_provider() for m in payload.messages]
         state = StreamState()
         deltas = self.router.stream(
@@ -135,9 +138,15 @@ class ChatService:
             await self.calls.after(context, CallOutcome("failure", error_code=code))
             raise
         include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
-        return self._events(
-            context, deltas, first, state, count_message_tokens(messages), include_usage
-        )
+        prompt_estimate = count_message_tokens(messages)
+
+        async def abandon() -> None:
+            await deltas.aclose()  # type: ignore[attr-defined]
+            completion = self.router.settle_stream(state, prompt_estimate, context.started)
+            await self.calls.after(context, CallOutcome("client_disconnected", completion))
+
+        events = self._events(context, deltas, first, state, prompt_estimate, include_usage)
+        return events, abandon
 
     async def _events(
         self,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import anyio
 from fastapi import APIRouter, Body, Query, Request, Response, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from plume.audit.recorder import Audit, client_address, digest
 from plume.credentials.auth import AnyKey, ProviderCaller
@@ -26,6 +26,7 @@ from plume.idempotency import request_key
 from plume.models import DraftStatus
 from plume.pagination import Page, PageParams, next_cursor
 from plume.provider_calls import CallContext, StoredResponse
+from plume.streaming import SettledStreamingResponse
 from plume.transaction import DBSession
 
 router = APIRouter(prefix="/v1/drafts", tags=["drafting"])
@@ -90,9 +91,10 @@ async def create_draft(
     headers = context.response_headers()
     if isinstance(payload, SyntheseRequest) and plan is not None and plan.long:
         if payload.stream:
-            return StreamingResponse(
+            return SettledStreamingResponse(
                 service.synthese_stream(context, payload, plan),
-                media_type="text/event-stream",
+                context=context,
+                abandon=service.release(context),
                 headers={**_SSE_HEADERS, **headers},
             )
         draft = await service.enqueue_synthese(context, fields)
@@ -103,9 +105,10 @@ async def create_draft(
             headers={**_answer_headers(202, draft), **headers},
         )
     if payload.stream:
-        return StreamingResponse(
+        return SettledStreamingResponse(
             service.stream(context, payload.kind, fields, payload.max_output_tokens),
-            media_type="text/event-stream",
+            context=context,
+            abandon=service.release(context),
             headers={**_SSE_HEADERS, **headers},
         )
     draft = await service.create(context, payload.kind, fields, payload.max_output_tokens)

@@ -462,6 +462,17 @@ class DraftingService:
                     CallOutcome(outcome, completion, error_code),  # type: ignore[arg-type]
                 )
 
+    def release(self, context: CallContext) -> Callable[[], Awaitable[None]]:
+        """For a stream whose client left before it started: nothing was asked of the
+        provider, so the call is released as a failure (nothing charged)."""
+
+        async def abandon() -> None:
+            await self.calls.after(
+                context, CallOutcome("failure", error_code="client_disconnected")
+            )
+
+        return abandon
+
     # -- synthèse of long documents --------------------------------------------------------
 
     async def enqueue_synthese(self, context: CallContext, fields: dict[str, Any]) -> DraftOut:

@@ -110,14 +110,23 @@ class QuotaGuard:
             return
         if outcome.outcome == "failure":
             await ledger.settle(session, [context.reservation_id])
-        else:
-            consumed = outcome.consumed
-            await ledger.settle(
+            return
+        consumed = outcome.consumed
+        tokens = consumed.prompt_tokens + consumed.completion_tokens
+        cost = consumed.cost_eur
+        settled = await ledger.settle(
+            session, [context.reservation_id], requests=1, tokens=tokens, cost=cost
+        )
+        if not settled:
+            # The reservation was swept (the request outlived its TTL) or lost: charge anyway.
+            principal = context.principal
+            await ledger.charge(
                 session,
-                [context.reservation_id],
+                chain=[level.id for level in principal.chain] or [principal.organization_id],
+                windows=windows(self.clock.now()),
                 requests=1,
-                tokens=consumed.prompt_tokens + consumed.completion_tokens,
-                cost=consumed.cost_eur,
+                tokens=tokens,
+                cost=cost,
             )
 
     def _refusal(

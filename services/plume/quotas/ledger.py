@@ -90,6 +90,26 @@ WHERE c.organization_id = held.organization_id AND c.metric = held.metric
   AND c.period = held.period AND c.window_start = held.window_start
 """)
 
+# A request whose reservation is gone (swept after its TTL, or lost with an asynchronous
+# commit in a database crash) is still charged, against the current windows, unconditionally:
+# it has happened.
+_CHARGE = text("""
+INSERT INTO quota_counters AS c (organization_id, metric, period, window_start, used, reserved)
+SELECT q.organization_id, q.metric, q.period,
+       CASE q.period WHEN 'minute' THEN CAST(:w_minute AS timestamptz)
+                     WHEN 'day' THEN CAST(:w_day AS timestamptz)
+                     ELSE CAST(:w_month AS timestamptz) END,
+       CASE q.metric WHEN 'requests' THEN CAST(:requests AS numeric)
+                     WHEN 'tokens' THEN CAST(:tokens AS numeric)
+                     ELSE CAST(:cost AS numeric) END,
+       0
+FROM quotas AS q
+WHERE q.organization_id = ANY (CAST(:chain AS uuid[]))
+ORDER BY q.organization_id, q.metric, q.period
+ON CONFLICT (organization_id, metric, period, window_start) DO UPDATE
+    SET used = c.used + excluded.used
+""")
+
 _EXPIRED = text("""
 SELECT id FROM quota_reservations
 WHERE expires_at < :now
@@ -163,11 +183,37 @@ async def settle(
     requests: int = 0,
     tokens: int = 0,
     cost: Decimal = Decimal(0),
-) -> None:
-    """Replace what was reserved by what was used (zero to release)."""
-    await session.execute(
+) -> bool:
+    """Replace what was reserved by what was used (zero to release); False when no
+    reservation was found (already settled, swept or lost)."""
+    result = await session.execute(
         _SETTLE,
         {"ids": reservation_ids, "requests": requests, "tokens": tokens, "cost": cost},
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def charge(
+    session: AsyncSession,
+    *,
+    chain: list[uuid.UUID],
+    windows: dict[str, datetime],
+    requests: int,
+    tokens: int,
+    cost: Decimal,
+) -> None:
+    """Add use to the current windows of every quota of the chain, without a reservation."""
+    await session.execute(
+        _CHARGE,
+        {
+            "chain": chain,
+            "w_minute": windows["minute"],
+            "w_day": windows["day"],
+            "w_month": windows["month"],
+            "requests": requests,
+            "tokens": tokens,
+            "cost": cost,
+        },
     )
 
 
