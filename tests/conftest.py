@@ -181,6 +181,29 @@ async def reset_tenant_context(connection: AsyncConnection) -> None:
     )
 
 
+# LiteLLM lists every Router's cooldown and usage callbacks in module globals, and silently
+# stops adding them past LITELLM_MAX_CALLBACKS (100): after a hundred test routers, a new
+# router would have no cooldowns. Production builds one router per hosting policy; tests
+# build hundreds, so each test gives back the callbacks its routers added.
+_LITELLM_CALLBACK_LISTS = (
+    "callbacks",
+    "success_callback",
+    "failure_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+)
+
+
+@pytest.fixture(autouse=True)
+def _litellm_callbacks() -> Iterator[None]:
+    import litellm
+
+    saved = {name: list(getattr(litellm, name)) for name in _LITELLM_CALLBACK_LISTS}
+    yield
+    for name, callbacks in saved.items():
+        getattr(litellm, name)[:] = callbacks
+
+
 @pytest.fixture
 def app(
     settings: Settings,

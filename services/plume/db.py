@@ -84,10 +84,11 @@ async def enter_tenant_context(
     """
     ids = ",".join(str(i) for i in sorted(scope.organization_ids))
     ancestors = ",".join(str(i) for i in sorted(scope.ancestor_ids))
-    await session.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+    # set_config('role', …, true) is SET LOCAL ROLE: one round trip for the role and scope.
     await session.execute(
         text(
-            "SELECT set_config('plume.all_organizations', :all, true),"
+            f"SELECT set_config('role', '{APP_ROLE}', true),"
+            " set_config('plume.all_organizations', :all, true),"
             " set_config('plume.organizations', :ids, true),"
             " set_config('plume.ancestors', :ancestors, true),"
             " set_config('synchronous_commit', :synchronous, true)"
