@@ -154,7 +154,8 @@ async def test_each_action_is_recorded_with_hashes_never_with_text_or_secrets(
     }
     assert details["provider"] == "offline"
     assert details["kind"] == "bulletin_article"
-    assert details["idempotency_key"] == "k-1"
+    # The client's free-text key is kept as its digest only.
+    assert details["idempotency_key"] == hashlib.sha256(b"k-1").hexdigest()
     assert details["prompt_tokens"] > 0
     assert body(rows[1])["details"]["decision"] == "approved"
     assert body(rows[2])["details"]["format"] == "docx"

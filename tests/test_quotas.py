@@ -235,6 +235,11 @@ async def test_a_day_quota_refuses_the_request_over_it_with_a_french_reason(
     refused = await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
     body = problem(refused, 429, "quota_exceeded")
     assert refused.headers["retry-after"] == str(8 * 3600)
+    assert (refused.headers["ratelimit-limit"], refused.headers["ratelimit-remaining"]) == (
+        "2",
+        "0",
+    )
+    assert refused.headers["ratelimit-reset"] == str(8 * 3600)
     assert "2 requêtes par jour" in body["detail"]
     assert "la commune « Saint-Martin-de-Test »" in body["detail"]
     assert "28 novembre 2026 à 00:00 (heure de Paris)" in body["detail"]
@@ -793,3 +798,78 @@ async def test_a_stream_whose_client_left_before_it_started_is_still_settled(
     assert record is not None
     expected = "client_disconnected" if path.endswith("completions") else "failure"
     assert record.outcome == expected
+
+
+async def test_an_epci_splits_only_what_it_has_and_keeps_the_operators_other_limits(
+    client: AsyncClient, factory: Factory
+) -> None:
+    operator = await factory.operator_key()
+    epci = await factory.epci()
+    commune = await factory.commune(parent=epci)
+    await set_quotas(client, operator, epci, [{"metric": "requests", "period": "day", "limit": 50}])
+    await set_quotas(
+        client,
+        operator,
+        commune,
+        [
+            {"metric": "cost_eur", "period": "month", "limit": 5},
+            {"metric": "requests", "period": "day", "limit": 10},
+        ],
+    )
+    admin = await factory.key(epci, "tenant_admin")
+    url = f"/v1/quotas?organization_id={commune.id}"
+    # Removing or raising the operator's cost cap is not the EPCI's to do.
+    raise_cost = [{"metric": "cost_eur", "period": "month", "limit": 1_000_000}]
+    body = problem(
+        await client.put(url, json=raise_cost, headers=admin.headers), 422, "invalid_request"
+    )
+    assert body["errors"][0]["field"] == "[0].period"
+    assert "n'a pas de quota" in body["errors"][0]["message"]
+    emptied = await client.put(url, json=[], headers=admin.headers)
+    assert emptied.status_code == 200, emptied.text
+    assert [(i["metric"], i["limit"]) for i in emptied.json()["items"]] == [("cost_eur", 5)]
+    resplit = await client.put(
+        url, json=[{"metric": "requests", "period": "day", "limit": 20}], headers=admin.headers
+    )
+    assert {(i["metric"], i["limit"]) for i in resplit.json()["items"]} == {
+        ("cost_eur", 5),
+        ("requests", 20),
+    }
+
+
+async def test_a_call_is_settled_once_even_if_asked_twice(
+    client: AsyncClient, factory: Factory, db: AsyncSession
+) -> None:
+    """A late second settlement (a stream finalised after it was already settled) changes
+    nothing: no second charge, no second usage row."""
+    from plume.credentials.auth import authenticate_token
+    from plume.provider_calls import CallContext, CallOutcome, Estimate
+
+    operator = await factory.operator_key()
+    commune = await factory.commune()
+    agent = await factory.key(commune)
+    await set_quotas(
+        client, operator, commune, [{"metric": "requests", "period": "day", "limit": 9}]
+    )
+    app = client.app  # type: ignore[attr-defined]
+    async with app.state.session_factory() as session, session.begin():
+        principal = await authenticate_token(session, app.state.settings, agent.secret)
+    context = CallContext(
+        principal=principal,
+        kind="chat",
+        route=app.state.provider_router.route(None, frozenset(principal.policy.allowed_hosting)),
+        request_id="twice",
+        estimate=Estimate(prompt_tokens=5, output_tokens=50),
+    )
+    await app.state.provider_calls.before(context)
+    for _ in range(2):
+        await app.state.provider_calls.after(context, CallOutcome("client_disconnected"))
+    used = await counter(db, commune, "requests", "day")
+    assert used is not None
+    assert (used.used, used.reserved) == (Decimal(1), Decimal(0))
+    records = await db.scalar(
+        select(func.count())
+        .select_from(UsageRecord)
+        .where(UsageRecord.organization_id == commune.id)
+    )
+    assert records == 1

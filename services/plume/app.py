@@ -206,7 +206,11 @@ def _call_hooks(app: FastAPI, *, enforce_quotas: bool, audit: bool) -> list[Call
     replay reserves nothing), then quotas, then the usage record and the audit entry."""
     settings: Settings = app.state.settings
     clock = app.state.clock
-    hooks: list[CallHook] = [IdempotencyHook(clock, settings.quota_reservation_ttl_s)]
+    hooks: list[CallHook] = [
+        IdempotencyHook(
+            clock, settings.quota_reservation_ttl_s, settings.quota_job_reservation_ttl_s
+        )
+    ]
     if enforce_quotas:
         hooks.append(
             QuotaGuard(

@@ -70,9 +70,11 @@ async def request_key(request: Request) -> tuple[str | None, str | None]:
 class IdempotencyHook:
     """A CallHook; registered first, so that a replay reserves nothing."""
 
-    def __init__(self, clock: Clock, lock_s: int) -> None:
+    def __init__(self, clock: Clock, lock_s: int, long_lock_s: int) -> None:
         self.clock = clock
         self.lock = timedelta(seconds=lock_s)
+        # A synthèse in parts may legitimately run for hours.
+        self.long_lock = timedelta(seconds=long_lock_s)
 
     async def before_call(self, session: AsyncSession, context: CallContext) -> None:
         if context.idempotency_key is None or context.request_hash is None:
@@ -85,7 +87,10 @@ class IdempotencyHook:
                 "organization_id": organization_id,
                 "key": context.idempotency_key,
                 "request_hash": context.request_hash,
-                "locked_until": now + self.lock,
+                "locked_until": now
+                + (
+                    self.long_lock if context.estimate and context.estimate.calls > 1 else self.lock
+                ),
                 "expires_at": now + KEEP_FOR,
                 "now": now,
             },

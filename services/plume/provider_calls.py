@@ -191,6 +191,8 @@ class ProviderCalls:
         `work` (e.g. storing the draft) runs in the same transaction as the hooks, so the
         result, its usage and its audit entry are committed together or not at all.
         """
+        if context.settled:
+            return None  # settled once already (e.g. an abandoned stream finalised late)
         completion = outcome.completion
         logger.info(
             "provider_request",

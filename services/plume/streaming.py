@@ -8,6 +8,7 @@ reservation is released, the usage recorded, the provider stream closed.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -34,6 +35,12 @@ class SettledStreamingResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            if not self.context.settled:
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                # Starlette never closes the body: a generator paused at a `yield` when the
+                # client left settles in its own `finally`, run now rather than by the GC.
+                closer = getattr(self.body_iterator, "aclose", None)
+                if closer is not None:
+                    with contextlib.suppress(Exception):
+                        await closer()
+                if not self.context.settled:
                     await self.abandon()

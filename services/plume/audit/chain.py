@@ -151,19 +151,23 @@ def format_time(moment: datetime) -> str:
 
 
 async def entries(
-    session: AsyncSession, organization_id: uuid.UUID, batch: int = 1000
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    batch: int = 1000,
+    up_to: int | None = None,
 ) -> AsyncIterator[AuditEntry]:
     """The chain in order, read in batches (a chain may hold millions of entries)."""
     after = 0
     while True:
-        rows = (
-            await session.scalars(
-                select(AuditEntry)
-                .where(AuditEntry.organization_id == organization_id, AuditEntry.seq > after)
-                .order_by(AuditEntry.seq)
-                .limit(batch)
-            )
-        ).all()
+        statement = (
+            select(AuditEntry)
+            .where(AuditEntry.organization_id == organization_id, AuditEntry.seq > after)
+            .order_by(AuditEntry.seq)
+            .limit(batch)
+        )
+        if up_to is not None:
+            statement = statement.where(AuditEntry.seq <= up_to)
+        rows = (await session.scalars(statement)).all()
         for row in rows:
             yield row
         if len(rows) < batch:
@@ -184,6 +188,8 @@ async def verify(session: AsyncSession, organization_id: uuid.UUID) -> Verificat
     entry's hash, each hash recomputed from its body, the columns agreeing with the body,
     and the head row pointing at the last entry. After a purge, the first remaining entry
     must link to the hash a purge checkpoint recorded."""
+    # The head first: entries appended while the walk runs are beyond it, not "extra".
+    head = await session.get(AuditHead, organization_id, populate_existing=True)
     checkpoints: dict[int, str] = {}
     checked = 0
     expected_seq: int | None = None
@@ -191,7 +197,7 @@ async def verify(session: AsyncSession, organization_id: uuid.UUID) -> Verificat
     first_seq: int | None = None
     first_prev: str | None = None
     last: AuditEntry | None = None
-    async for entry in entries(session, organization_id):
+    async for entry in entries(session, organization_id, up_to=head.seq if head else None):
         if expected_seq is None:
             first_seq, first_prev = entry.seq, entry.prev_hash
             expected_seq = entry.seq
@@ -220,7 +226,6 @@ async def verify(session: AsyncSession, organization_id: uuid.UUID) -> Verificat
         # them: the chain is unverifiable from the first entry no checkpoint covers.
         covered = max((seq for seq in checkpoints if seq < first_seq), default=0)
         return Verification(False, checked, covered + 1)
-    head = await session.get(AuditHead, organization_id, populate_existing=True)
     if head is not None and (last is None or head.seq != last.seq or head.hash != last.hash):
         # Entries at the end were removed behind the application's back.
         return Verification(False, checked, (last.seq + 1) if last is not None else 1)

@@ -100,7 +100,7 @@ async def export_entries(
     factory = request.app.state.session_factory
 
     async def lines() -> AsyncIterator[bytes]:
-        # One read transaction: the export is a consistent snapshot of the chain.
+        # Up to the head read first: entries appended meanwhile belong to a later export.
         async with factory() as session, session.begin():
             await enter_tenant_context(session, principal.scope)
             async for line in service.export(session, organization, format):

@@ -162,7 +162,10 @@ class AuditHook:
             "fallbacks": completion.fallbacks if completion else 0,
             "input": context.input_digest,
             "output": output,
-            "idempotency_key": context.idempotency_key,
+            # The client's key is free text: its digest identifies it without keeping it.
+            "idempotency_key": (
+                digest(context.idempotency_key)["sha256"] if context.idempotency_key else None
+            ),
             "error_code": outcome.error_code,
         }
         principal = context.principal

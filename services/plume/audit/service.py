@@ -133,7 +133,9 @@ async def export(
 ) -> AsyncIterator[bytes]:
     if format == "csv":
         yield csv_header()
-    async for entry in chain.entries(session, organization_id):
+    head = await session.get(AuditHead, organization_id, populate_existing=True)
+    up_to = head.seq if head is not None else None
+    async for entry in chain.entries(session, organization_id, up_to=up_to):
         yield export_line(entry, format)
 
 

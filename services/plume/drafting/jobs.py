@@ -30,6 +30,10 @@ from plume.routing.router import Completion
 logger = structlog.get_logger("plume.jobs")
 
 
+class _AlreadyFinished(Exception):
+    """The job's draft is no longer processing when this worker comes to store it."""
+
+
 class SyntheseWorker:
     def __init__(
         self,
@@ -146,8 +150,12 @@ class SyntheseWorker:
         interval = max(1.0, self.settings.lease.total_seconds() / 3)
         while True:
             await asyncio.sleep(interval)
-            async with self.session_factory() as session, session.begin():
-                await SyntheseJobQueue(session).renew(draft_id, self.settings.lease)
+            try:
+                async with self.session_factory() as session, session.begin():
+                    await SyntheseJobQueue(session).renew(draft_id, self.settings.lease)
+            except Exception:
+                # A blip must not let the lease lapse for good: try again next time.
+                logger.warning("synthese_lease_not_renewed", draft_id=str(draft_id))
 
     async def _complete(
         self,
@@ -161,16 +169,22 @@ class SyntheseWorker:
             repository = DraftRepository(session, context.principal.scope)
             draft = await repository.get(draft_id, for_update=True)
             if draft is None or draft.status is not DraftStatus.PROCESSING:
-                return
+                # Another worker finished it (this one lost its lease): roll back, so the
+                # request is neither charged nor recorded twice.
+                raise _AlreadyFinished()
             apply_document(draft, document, usage)
             context.output_digest = digest(draft.text)
             draft.status = DraftStatus.DRAFT
             draft.locked_until = None
             await repository.save(draft)
 
-        await self.service.calls.after(
-            context, CallOutcome("success", completion, totals=usage.totals()), work
-        )
+        try:
+            await self.service.calls.after(
+                context, CallOutcome("success", completion, totals=usage.totals()), work
+            )
+        except _AlreadyFinished:
+            logger.warning("synthese_finished_elsewhere", draft_id=str(draft_id))
+            return
         logger.info("synthese_done", draft_id=str(draft_id))
 
     async def _fail(self, scope: TenantScope, draft_id: uuid.UUID, reason: str) -> None:

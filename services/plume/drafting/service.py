@@ -448,7 +448,8 @@ class DraftingService:
             error_code = error.code
             yield _sse("error", error.problem(context.request_id))
         except (asyncio.CancelledError, GeneratorExit):
-            outcome = "client_disconnected"
+            if outcome not in ("success", "settled"):
+                outcome = "client_disconnected"
             raise
         except Exception:
             logger.exception("draft_stream_error")

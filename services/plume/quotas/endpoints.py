@@ -79,8 +79,8 @@ async def split_quotas(
     epci = await OrganizationRepository(session, principal.scope).get(principal.organization_id)
     assert epci is not None
     service = _service(request, session, principal)
-    await service.check_split(epci, commune.id, items)
-    await service.replace(commune.id, items)
+    splittable = await service.check_split(epci, commune.id, items)
+    await service.replace(commune.id, items, within=splittable)
     await _audit_update(audit, commune.id, items)
     return QuotaList(items=await service.status([commune.id]))
 

@@ -87,7 +87,9 @@ class QuotaGuard:
             windows=windows(now),
             tokens=estimate.tokens,
             cost=self.router.worst_cost(context.route, estimate.prompt_tokens, outputs),
-            expires_at=now + self.reservation_ttl,
+            # A synthèse in parts may run for a long time, streamed or as a job.
+            expires_at=now
+            + (self.job_reservation_ttl if estimate.calls > 1 else self.reservation_ttl),
         )
         if not rows:
             return  # no quota applies at any level
@@ -146,9 +148,17 @@ class QuotaGuard:
                 "ou demandez un quota plus large. "
             )
         detail += f"Il sera rétabli {reset_label(worst.period, resets_at, now)}."
-        if all(row.period == "minute" for row in refused):
-            return RateLimited(detail, retry_after)
-        return QuotaExceeded(detail, retry_after)
+        error = (
+            RateLimited(detail, retry_after)
+            if all(row.period == "minute" for row in refused)
+            else QuotaExceeded(detail, retry_after)
+        )
+        error.headers.update(
+            RateLimitStatus(
+                limit=worst.limit, remaining=Decimal(0), reset_seconds=max(retry_after, 1)
+            ).headers()
+        )
+        return error
 
 
 def _tightest(rows: list[ledger.Reserved], now: datetime) -> RateLimitStatus:

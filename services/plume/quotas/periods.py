@@ -66,8 +66,9 @@ def paris_day_start(day: date) -> datetime:
 def date_range(start: date | None, end: date | None, now: datetime) -> tuple[date, date]:
     """Inclusive calendar dates in Paris; by default the current month (so far)."""
     today = now.astimezone(PARIS).date()
-    first = start or today.replace(day=1)
-    last = end or (today if start is None else max(today, first))
+    last = end or (today if start is None else max(today, start))
+    # Without `from`: the month of `to` (the current month by default).
+    first = start or last.replace(day=1)
     return first, last
 
 

@@ -89,14 +89,24 @@ class QuotaService:
             resets_at=window_end(quota.period, windows[quota.period]).astimezone(PARIS),
         )
 
-    async def replace(self, organization_id: uuid.UUID, items: Sequence[QuotaIn]) -> None:
-        """The list replaces the organisation's quotas; counters (the ledger) are kept."""
+    async def replace(
+        self,
+        organization_id: uuid.UUID,
+        items: Sequence[QuotaIn],
+        within: set[tuple[str, str]] | None = None,
+    ) -> None:
+        """The list replaces the organisation's quotas — only those on the (metric, period)
+        pairs in `within`, when given; counters (the ledger) are kept."""
         check_no_duplicates(items)
         wanted = {(item.metric, item.period) for item in items}
         existing = await self.session.execute(
             select(Quota.metric, Quota.period).where(Quota.organization_id == organization_id)
         )
-        gone = [pair for pair in existing.all() if (pair[0], pair[1]) not in wanted]
+        gone = [
+            pair
+            for pair in existing.all()
+            if (pair[0], pair[1]) not in wanted and (within is None or (pair[0], pair[1]) in within)
+        ]
         for metric, period in gone:
             await self.session.execute(
                 delete(Quota).where(
@@ -122,9 +132,10 @@ class QuotaService:
 
     async def check_split(
         self, epci: Organization, commune_id: uuid.UUID, items: Sequence[QuotaIn]
-    ) -> None:
-        """An EPCI may hand its communes no more than it has: for each of its own quotas,
-        the communes' limits on the same metric and period add up to at most its own."""
+    ) -> set[tuple[str, str]]:
+        """An EPCI may hand its communes no more than it has: it splits only the quotas it
+        has itself, and for each, the communes' limits add up to at most its own. Returns
+        the (metric, period) pairs it may set (the operator's other limits stay)."""
         check_no_duplicates(items)
         # Locked, so two splits at once cannot both fit on their own and overflow together.
         own = {
@@ -147,7 +158,11 @@ class QuotaService:
         for index, item in enumerate(items):
             ceiling = own.get((item.metric, item.period))
             if ceiling is None:
-                continue  # the EPCI has no such limit: a commune's narrows nothing it owns
+                raise invalid_field(
+                    f"[{index}].period",
+                    f"l'EPCI « {epci.name} » n'a pas de quota « {item.metric} » par "
+                    f"« {item.period} » à répartir ; seul l'opérateur peut en fixer un",
+                )
             others = already.get((item.metric, item.period), Decimal(0))
             if others + item.limit > ceiling:
                 free = max(Decimal(0), ceiling - others)
@@ -157,6 +172,7 @@ class QuotaService:
                     f"({quota_label(item.metric, item.period, ceiling)}) ; "
                     f"il reste au plus {_plain(free)} à répartir pour cette commune",
                 )
+        return set(own)
 
 
 def _plain(value: Decimal) -> str:
