@@ -4,12 +4,10 @@ the live workers rather than adding them up."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from decimal import Decimal
 
-import structlog
 from prometheus_client import multiprocess
 from sqlalchemy import and_, case, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,42 +15,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from plume.db import TenantScope, enter_tenant_context
 from plume.metrics import registry
 from plume.models import Organization, Quota, QuotaCounter
+from plume.periodic import Periodic
 from plume.quotas.periods import Clock, windows
 
-logger = structlog.get_logger("plume.quotas")
 
-
-class QuotaGauges:
+class QuotaGauges(Periodic):
     def __init__(
         self, session_factory: async_sessionmaker[AsyncSession], clock: Clock, interval_s: float
     ) -> None:
+        super().__init__("quota-gauges", interval_s, self.refresh)
         self.session_factory = session_factory
         self.clock = clock
-        self.interval_s = interval_s
         self._shown: set[tuple[str, str, str]] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="plume-quota-gauges")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # This worker's gauge values stop counting as live.
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("quota_gauges_not_refreshed", exc_info=True)
-            await asyncio.sleep(self.interval_s)
 
     async def refresh(self) -> None:
         current = windows(self.clock.now())

@@ -5,8 +5,6 @@ Every API process runs one; `FOR UPDATE SKIP LOCKED` keeps two sweepers off the 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 
 import structlog
@@ -14,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume import idempotency
 from plume.db import TenantScope, enter_tenant_context
+from plume.periodic import Periodic
 from plume.quotas import ledger
 from plume.quotas.periods import Clock
 
@@ -23,33 +22,13 @@ logger = structlog.get_logger("plume.quotas")
 _MINUTES_KEPT = timedelta(hours=1)
 
 
-class Sweeper:
+class Sweeper(Periodic):
     def __init__(
         self, session_factory: async_sessionmaker[AsyncSession], clock: Clock, interval_s: float
     ) -> None:
+        super().__init__("quota-sweeper", interval_s, self.run_once)
         self.session_factory = session_factory
         self.clock = clock
-        self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="plume-quota-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("quota_sweep_error")
-            await asyncio.sleep(self.interval_s)
 
     async def run_once(self) -> int:
         """One sweep; returns how many reservations were released."""
