@@ -149,6 +149,13 @@ def deployment(
     return entry
 
 
+def unreachable_router() -> ProviderRouter:
+    """A default group whose only provider refuses connections: every call fails (502)."""
+    return router_for(
+        group("standard", deployment("openai/down", api_base=dead_api_base()), default=True)
+    )
+
+
 def offline(hosting: str = "fr") -> dict[str, Any]:
     return {
         "model": "plume_offline/offline",

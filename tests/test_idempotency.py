@@ -20,11 +20,8 @@ from tests.factories import Factory, Key
 from tests.routing_helpers import (
     assert_openai_error,
     chat_body,
-    dead_api_base,
-    deployment,
-    group,
-    router_for,
     sse_data,
+    unreachable_router,
 )
 
 ARTICLE = {
@@ -192,10 +189,9 @@ async def test_a_failed_request_frees_its_key_for_a_real_retry(
     factory: Factory,
     db: AsyncSession,
 ) -> None:
-    router = router_for(
-        group("standard", deployment("openai/down", api_base=dead_api_base()), default=True)
+    app = create_app(
+        settings, session_factory=session_factory, provider_router=unreachable_router()
     )
-    app = create_app(settings, session_factory=session_factory, provider_router=router)
     commune = await factory.commune()
     agent = await factory.key(commune)
     async with AsyncClient(

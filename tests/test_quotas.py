@@ -31,11 +31,11 @@ from tests.fake_provider import free_port
 from tests.routing_helpers import (
     assert_openai_error,
     chat_body,
-    dead_api_base,
     deployment,
     group,
     router_for,
     running_recording_provider,
+    unreachable_router,
 )
 
 ARTICLE = {
@@ -377,10 +377,9 @@ async def test_a_failed_provider_call_releases_everything_it_reserved(
     factory: Factory,
     db: AsyncSession,
 ) -> None:
-    router = router_for(
-        group("standard", deployment("openai/down", api_base=dead_api_base()), default=True)
+    app = create_app(
+        settings, session_factory=session_factory, provider_router=unreachable_router()
     )
-    app = create_app(settings, session_factory=session_factory, provider_router=router)
     operator = await factory.operator_key()
     commune = await factory.commune()
     agent = await factory.key(commune)
