@@ -872,3 +872,52 @@ async def test_a_call_is_settled_once_even_if_asked_twice(
         .where(UsageRecord.organization_id == commune.id)
     )
     assert records == 1
+
+
+async def test_a_draft_that_could_not_be_stored_is_charged_once_the_provider_answered(
+    client: AsyncClient, factory: Factory, db: AsyncSession
+) -> None:
+    """The provider answered (and was paid), then storing the result failed: the settlement
+    that failed leaves nothing, the one after it charges the tokens, once."""
+    from plume.credentials.auth import authenticate_token
+    from plume.provider_calls import CallContext, CallOutcome, Estimate
+
+    operator = await factory.operator_key()
+    commune = await factory.commune()
+    agent = await factory.key(commune)
+    await set_quotas(
+        client, operator, commune, [{"metric": "tokens", "period": "day", "limit": 100_000}]
+    )
+    app = client.app  # type: ignore[attr-defined]
+    async with app.state.session_factory() as session, session.begin():
+        principal = await authenticate_token(session, app.state.settings, agent.secret)
+    route = app.state.provider_router.route(None, frozenset(principal.policy.allowed_hosting))
+    context = CallContext(
+        principal=principal,
+        kind="bulletin_article",
+        route=route,
+        request_id="unstored",
+        estimate=Estimate(prompt_tokens=100, output_tokens=500),
+    )
+    await app.state.provider_calls.before(context)
+    completion = await app.state.provider_router.complete(
+        route, [{"role": "user", "content": "Rédige une phrase."}]
+    )
+
+    async def storing_fails(session: AsyncSession) -> None:
+        raise RuntimeError("the draft could not be stored")
+
+    with pytest.raises(RuntimeError):
+        await app.state.provider_calls.after(
+            context, CallOutcome("success", completion), storing_fails
+        )
+    await app.state.provider_calls.after(
+        context, CallOutcome("failure", completion, error_code="internal_error")
+    )
+    tokens = await counter(db, commune, "tokens", "day")
+    assert tokens is not None
+    assert (tokens.used, tokens.reserved) == (Decimal(completion.total_tokens), Decimal(0))
+    records = (
+        await db.scalars(select(UsageRecord).where(UsageRecord.organization_id == commune.id))
+    ).all()
+    assert [(r.outcome, r.charged) for r in records] == [("failure", True)]

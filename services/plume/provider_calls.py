@@ -131,6 +131,15 @@ class CallOutcome:
     totals: Totals | None = None
 
     @property
+    def charged(self) -> bool:
+        """Whether the request counts against quotas. A provider failure releases
+        everything; but when the provider did answer and Plume failed afterwards (storing
+        the draft), the provider was paid: that is charged."""
+        if self.outcome != "failure":
+            return True
+        return self.completion is not None and self.error_code == "internal_error"
+
+    @property
     def consumed(self) -> Totals:
         if self.totals is not None:
             return self.totals
@@ -207,18 +216,18 @@ class ProviderCalls:
             completion_tokens=outcome.consumed.completion_tokens,
             duration_ms=round((time.perf_counter() - context.started) * 1000, 1),
         )
+        result: T | None = None
+        if self.hooks or work is not None:
+            with anyio.CancelScope(shield=True):
+                async with self.session_factory() as session, session.begin():
+                    await enter_tenant_context(session, context.principal.scope)
+                    if work is not None:
+                        result = await work(session)
+                    for hook in self.hooks:
+                        await hook.after_call(session, context, outcome)
+        context.settled = True
+        # Only once committed: a settlement that rolls back is settled again, differently,
+        # and must not be counted twice.
         for observer in self.observers:
             observer.observe(context, outcome)
-        if not self.hooks and work is None:
-            context.settled = True
-            return None
-        result: T | None = None
-        with anyio.CancelScope(shield=True):
-            async with self.session_factory() as session, session.begin():
-                await enter_tenant_context(session, context.principal.scope)
-                if work is not None:
-                    result = await work(session)
-                for hook in self.hooks:
-                    await hook.after_call(session, context, outcome)
-        context.settled = True
         return result

@@ -110,7 +110,7 @@ class QuotaGuard:
                 session, context.reservation_id, self.clock.now() + self.job_reservation_ttl
             )
             return
-        if outcome.outcome == "failure":
+        if not outcome.charged:
             await ledger.settle(session, [context.reservation_id])
             return
         consumed = outcome.consumed

@@ -47,7 +47,7 @@ def usage_row(context: CallContext, outcome: CallOutcome) -> dict[str, Any] | No
         "fallbacks": completion.fallbacks if completion else 0,
         "energy_kwh": consumed.energy_kwh,
         "gwp_kgco2eq": consumed.gwp_kgco2eq,
-        "charged": outcome.outcome != "failure",
+        "charged": outcome.charged,
     }
 
 
