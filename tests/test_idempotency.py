@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from plume.app import create_app
 from plume.config import Settings
 from plume.models import IdempotencyKey, Organization, QuotaCounter, UsageRecord
+from tests.clock import FakeClock
 from tests.factories import Factory, Key
 from tests.routing_helpers import (
     assert_openai_error,
@@ -31,17 +32,9 @@ ARTICLE = {
 }
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.current = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture

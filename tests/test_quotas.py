@@ -12,7 +12,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +26,7 @@ from plume.config import Settings
 from plume.db import create_engine, create_session_factory
 from plume.models import Organization, QuotaCounter, QuotaReservation, UsageRecord
 from plume.quotas.periods import PARIS, window_end, window_start
+from tests.clock import FakeClock
 from tests.factories import Factory, Key
 from tests.fake_provider import free_port
 from tests.routing_helpers import (
@@ -43,17 +44,6 @@ ARTICLE = {
     "subject": "Atelier de réparation de vélos",
     "key_points": ["samedi 14 h", "salle des fêtes", "gratuit"],
 }
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> None:
-        self.current += timedelta(**delta)
 
 
 @pytest.fixture

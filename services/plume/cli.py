@@ -70,7 +70,7 @@ async def _audit_key_created(
         action="api_key.create",
         actor=audit.Actor.system(),
         target=("api_key", str(minted.id)),
-        details={"name": minted.name, "role": minted.role, "prefix": minted.prefix},
+        details=audit.key_details(minted.name, minted.role, minted.prefix),
     )
 
 
@@ -214,7 +214,7 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
             action="api_key.revoke",
             actor=audit.Actor.system(),
             target=("api_key", str(key.id)),
-            details={"name": key.name, "role": key.role.value, "prefix": key.prefix},
+            details=audit.key_details(key.name, key.role.value, key.prefix),
         )
         return f"{key.id}\trevoked"
 

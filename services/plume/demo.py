@@ -79,7 +79,7 @@ async def seed_demo(session: AsyncSession, hasher: KeyHasher) -> list[DemoKey]:
             action="api_key.create",
             actor=audit.Actor.system(),
             target=("api_key", str(created.id)),
-            details={"name": created.name, "role": created.role, "prefix": created.prefix},
+            details=audit.key_details(created.name, created.role, created.prefix),
         )
         minted.append(DemoKey(organization.name, organization.slug, role.value, created.key))
     return minted

@@ -59,13 +59,14 @@ class RateLimitStatus:
 
     def headers(self) -> dict[str, str]:
         return {
-            "RateLimit-Limit": _number(self.limit),
-            "RateLimit-Remaining": _number(max(self.remaining, Decimal(0))),
+            "RateLimit-Limit": plain_number(self.limit),
+            "RateLimit-Remaining": plain_number(max(self.remaining, Decimal(0))),
             "RateLimit-Reset": str(self.reset_seconds),
         }
 
 
-def _number(value: Decimal) -> str:
+def plain_number(value: Decimal) -> str:
+    """12, 0.5: a count or an amount as a person (and a header) writes it."""
     return str(int(value)) if value == value.to_integral_value() else f"{value.normalize():f}"
 
 

@@ -53,6 +53,11 @@ def actor_of(request: Request, principal: Principal) -> Actor:
     )
 
 
+def key_details(name: str, role: str, prefix: str) -> dict[str, Any]:
+    """What the trail says of an API key: never its secret."""
+    return {"name": name, "role": role, "prefix": prefix}
+
+
 def digest(data: bytes | str) -> dict[str, Any]:
     raw = data.encode() if isinstance(data, str) else data
     return {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from plume.audit.recorder import Audit, AuditTrail
+from plume.audit.recorder import Audit, AuditTrail, key_details
 from plume.credentials.auth import OperatorAdmin, Principal, TenantAdmin
 from plume.credentials.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from plume.credentials.secrets import KeyHasher
@@ -63,9 +63,7 @@ async def _mint(
         "api_key.create",
         target=("api_key", str(created.id)),
         details={
-            "name": created.name,
-            "role": created.role,
-            "prefix": created.prefix,
+            **key_details(created.name, created.role, created.prefix),
             "expires_at": created.expires_at.isoformat() if created.expires_at else None,
         },
     )
@@ -78,7 +76,7 @@ async def _revoke(service: ApiKeyService, key_id: uuid.UUID, audit: AuditTrail) 
         key.organization_id,
         "api_key.revoke",
         target=("api_key", str(key.id)),
-        details={"name": key.name, "role": key.role.value, "prefix": key.prefix},
+        details=key_details(key.name, key.role.value, key.prefix),
     )
 
 

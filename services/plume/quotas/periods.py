@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from plume.errors import invalid_field
+
 PARIS = ZoneInfo("Europe/Paris")
 
 Period = Literal["minute", "day", "month"]
@@ -64,7 +66,10 @@ def paris_day_start(day: date) -> datetime:
 
 
 def date_range(start: date | None, end: date | None, now: datetime) -> tuple[date, date]:
-    """Inclusive calendar dates in Paris; by default the current month (so far)."""
+    """Inclusive calendar dates in Paris (`from`, `to` of reports); by default the current
+    month (so far). An end before the start is a 422 naming `to`."""
+    if start is not None and end is not None and end < start:
+        raise invalid_field("to", "la date de fin précède la date de début")
     today = now.astimezone(PARIS).date()
     last = end or (today if start is None else max(today, start))
     # Without `from`: the month of `to` (the current month by default).

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from plume.db import TenantScope
 from plume.errors import invalid_field
 from plume.models import Organization, Quota, QuotaCounter
+from plume.provider_calls import plain_number
 from plume.quotas.guard import quota_label
 from plume.quotas.periods import PARIS, Clock, window_end, window_start
 from plume.quotas.schemas import QuotaIn, QuotaOut
@@ -170,10 +171,6 @@ class QuotaService:
                     f"[{index}].limit",
                     f"les quotas des communes dépasseraient celui de l'EPCI « {epci.name} » "
                     f"({quota_label(item.metric, item.period, ceiling)}) ; "
-                    f"il reste au plus {_plain(free)} à répartir pour cette commune",
+                    f"il reste au plus {plain_number(free)} à répartir pour cette commune",
                 )
         return set(own)
-
-
-def _plain(value: Decimal) -> str:
-    return str(int(value)) if value == value.to_integral_value() else f"{value.normalize():f}"
