@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, pool
 
 import plume.models  # noqa: F401  (registers every table on the metadata)
 from plume.config import get_settings, normalize_database_url
-from plume.db import Base
+from plume.db import Base, include_in_autogenerate
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,7 +21,12 @@ def _database_url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_database_url(), target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        url=_database_url(),
+        target_metadata=target_metadata,
+        compare_type=True,
+        include_object=include_in_autogenerate,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -29,13 +34,23 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            compare_type=True,
+            include_object=include_in_autogenerate,
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(_database_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            compare_type=True,
+            include_object=include_in_autogenerate,
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

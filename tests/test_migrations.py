@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
 import plume.models  # noqa: F401
-from plume.db import Base
+from plume.db import Base, include_in_autogenerate
 from plume.migrations import head_revision
 from tests.conftest import DatabaseServer
 
@@ -16,7 +16,9 @@ def test_autogenerate_finds_no_drift(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "include_object": include_in_autogenerate}
+            )
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()

@@ -253,13 +253,13 @@ def _check_ledger(stack: Stack, quota_holder: str, requesters: list[str], succes
     _, _, tokens, cost = usage[0]
     assert tokens > 0
     by_key = {(metric, period): (used, reserved) for metric, period, used, reserved in counters}
-    # One window each: the day's and the month's.
+    # One row per quota (the ledger's view).
     assert len(by_key) == len(counters) == 3, counters
     assert by_key[("requests", "day")] == (Decimal(success), Decimal(0))
     assert by_key[("tokens", "day")] == (Decimal(tokens), Decimal(0))
     assert by_key[("cost_eur", "month")] == (Decimal(cost), Decimal(0))
     assert reservations == (0,)
-    # Organisations without quotas of their own keep no counters.
+    # Organisations without quotas of their own keep no ledger.
     assert requester_counters == (0,)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, func, text, true
+import psycopg
+from sqlalchemy import DateTime, MetaData, func, true
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -67,9 +69,47 @@ class TenantScope:
         return column.in_(sorted(self.organization_ids))
 
 
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """SQL for the psycopg connection itself (`%(name)s` placeholders), built from
+    constants: what the hot path sends without SQLAlchemy's statement machinery."""
+
+    sql: str
+    parameters: dict[str, Any]
+
+
+# set_config('role', …, true) is SET LOCAL ROLE: one statement for the role and the scope.
+_TENANT_CONTEXT = (
+    f"SELECT set_config('role', '{APP_ROLE}', true) AS role,"
+    " set_config('plume.all_organizations', %(all)s, true),"
+    " set_config('plume.organizations', %(ids)s, true),"
+    " set_config('plume.ancestors', %(ancestors)s, true),"
+    " set_config('synchronous_commit', %(synchronous)s, true)"
+)
+# A row source read in the same statement, once the context is set: a LATERAL subquery
+# that depends on the context row runs after it, and OFFSET 0 keeps the planner from
+# flattening it (which would free the row source to run first).
+_TENANT_CONTEXT_THEN = (
+    "SELECT opened.* FROM (" + _TENANT_CONTEXT + ") AS context,"  # noqa: S608 (constants)
+    " LATERAL (SELECT * FROM {source} WHERE context.role IS NOT NULL OFFSET 0) AS opened"
+)
+
+
+async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under the session's current transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+    return driver
+
+
 async def enter_tenant_context(
-    session: AsyncSession, scope: TenantScope, *, durable: bool = True
-) -> None:
+    session: AsyncSession,
+    scope: TenantScope,
+    *,
+    durable: bool = True,
+    then: DriverStatement | None = None,
+) -> list[tuple[Any, ...]]:
     """Switch the current transaction to the non-superuser role and publish the scope.
 
     Both settings are transaction-local, so they end with the request's transaction and
@@ -81,25 +121,35 @@ async def enter_tenant_context(
     transactions, never corrupt anything). Only the quota reservation uses it: a lost
     reservation is a hold that vanished, and the settlement, which is durable, charges the
     request anyway.
+
+    `then` is a row source (a set-returning function call) read in the same statement,
+    once the context is set: its rows are returned. One round trip for both.
     """
-    ids = ",".join(str(i) for i in sorted(scope.organization_ids))
-    ancestors = ",".join(str(i) for i in sorted(scope.ancestor_ids))
-    # set_config('role', …, true) is SET LOCAL ROLE: one round trip for the role and scope.
-    await session.execute(
-        text(
-            f"SELECT set_config('role', '{APP_ROLE}', true),"
-            " set_config('plume.all_organizations', :all, true),"
-            " set_config('plume.organizations', :ids, true),"
-            " set_config('plume.ancestors', :ancestors, true),"
-            " set_config('synchronous_commit', :synchronous, true)"
-        ),
-        {
-            "all": "on" if scope.all_organizations else "off",
-            "ids": ids,
-            "ancestors": ancestors,
-            "synchronous": "on" if durable else "off",
-        },
+    parameters: dict[str, Any] = {
+        "all": "on" if scope.all_organizations else "off",
+        "ids": ",".join(str(i) for i in sorted(scope.organization_ids)),
+        "ancestors": ",".join(str(i) for i in sorted(scope.ancestor_ids)),
+        "synchronous": "on" if durable else "off",
+    }
+    driver = await driver_connection(session)
+    if then is None:
+        await driver.execute(_TENANT_CONTEXT, parameters)
+        return []
+    if parameters.keys() & then.parameters.keys():
+        raise ValueError("the row source's parameters must not reuse the context's names")
+    cursor = await driver.execute(
+        _TENANT_CONTEXT_THEN.format(source=then.sql), {**parameters, **then.parameters}
     )
+    return await cursor.fetchall()
+
+
+def include_in_autogenerate(
+    item: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """For Alembic's autogenerate: a model mapped to a view (`info={"is_view": True}`) is
+    the migrations' SQL, not a table to create."""
+    info = getattr(item, "info", {})
+    return not (type_ == "table" and info.get("is_view"))
 
 
 def create_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -> AsyncEngine:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plume.db import DriverStatement
 from plume.errors import FieldError, IdempotencyInProgress, IdempotencyMismatch, InvalidRequest
 from plume.models import IdempotencyKey
 from plume.provider_calls import CallContext, CallOutcome, StoredResponse
@@ -76,7 +78,12 @@ class IdempotencyHook:
         # A synthèse in parts may legitimately run for hours.
         self.long_lock = timedelta(seconds=long_lock_s)
 
-    async def before_call(self, session: AsyncSession, context: CallContext) -> None:
+    def opening(self, context: CallContext) -> DriverStatement | None:
+        return None
+
+    async def before_call(
+        self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None
+    ) -> None:
         if context.idempotency_key is None or context.request_hash is None:
             return
         now = self.clock.now()

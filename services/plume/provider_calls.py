@@ -7,7 +7,9 @@ lock is held across it. A request is:
 2. call the provider holding nothing;
 3. in a second short transaction, run every hook's `after_call` — on success, on failure
    and when the client went away — shielded from cancellation, so that what was reserved is
-   always settled or released.
+   always settled or released. A hook may leave a SQL function call (`DeferredCall`) for
+   the statement that writes the usage record, which evaluates it in the same round trip;
+   whatever no hook took runs on its own before the commit.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
 import structlog
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.credentials.auth import Principal
-from plume.db import enter_tenant_context
+from plume.db import DriverStatement, enter_tenant_context
 from plume.routing.router import Completion, Route
 
 logger = structlog.get_logger("plume.provider_calls")
@@ -80,6 +83,29 @@ class StoredResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class DeferredCall:
+    """A SQL function call left for the settlement statement (e.g. settling the quota
+    ledger). `sql` is built from constants; its parameter names belong to the hook that
+    made it, so that several calls can share one statement."""
+
+    sql: str
+    parameters: dict[str, Any]
+
+
+async def run_deferred(session: AsyncSession, call: DeferredCall) -> Any:
+    return await session.scalar(text(f"SELECT {call.sql}"), call.parameters)
+
+
+def deferred_ctes(calls: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Common table expressions evaluating `calls` (SQL built from constants), and their
+    names: a statement must list them in a FROM clause (each yields one row), as
+    PostgreSQL does not run a SELECT in WITH that nothing reads."""
+    names = [f"deferred_{index}" for index in range(len(calls))]
+    ctes = [f"{name} AS (SELECT {call} AS result)" for name, call in zip(names, calls, strict=True)]
+    return ctes, names
+
+
 @dataclass(slots=True)
 class CallContext:
     principal: Principal
@@ -106,9 +132,16 @@ class CallContext:
     responder: Callable[[Any], StoredResponse] | None = None
     # Set once the call has been settled (see plume.streaming).
     settled: bool = False
+    # Left by the hooks for the statement that writes the usage record (which empties it).
+    deferred: list[DeferredCall] = field(default_factory=list)
 
     def response_headers(self) -> dict[str, str]:
         return self.rate_limit.headers() if self.rate_limit is not None else {}
+
+    def take_deferred(self) -> list[DeferredCall]:
+        """The deferred calls, for the statement that will evaluate them."""
+        calls, self.deferred = self.deferred, []
+        return calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +189,14 @@ class CallOutcome:
 
 
 class CallHook(Protocol):
-    async def before_call(self, session: AsyncSession, context: CallContext) -> None: ...
+    def opening(self, context: CallContext) -> DriverStatement | None:
+        """A row source read with the tenant context, in its statement (the quota
+        reservation; one hook at most); its rows come back to `before_call` as `opened`."""
+        ...
+
+    async def before_call(
+        self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None
+    ) -> None: ...
 
     async def after_call(
         self, session: AsyncSession, context: CallContext, outcome: CallOutcome
@@ -185,10 +225,19 @@ class ProviderCalls:
         if not self.hooks:
             return
         async with self.session_factory() as session, session.begin():
+            openings = [hook.opening(context) for hook in self.hooks]
+            opening = [statement for statement in openings if statement is not None]
+            if len(opening) > 1:
+                raise RuntimeError("at most one hook may send a statement with the context")
             # Holds only: the settlement, durable, is what counts (see enter_tenant_context).
-            await enter_tenant_context(session, context.principal.scope, durable=False)
-            for hook in self.hooks:
-                await hook.before_call(session, context)
+            opened = await enter_tenant_context(
+                session,
+                context.principal.scope,
+                durable=False,
+                then=opening[0] if opening else None,
+            )
+            for hook, statement in zip(self.hooks, openings, strict=True):
+                await hook.before_call(session, context, opened if statement is not None else None)
 
     async def after(
         self,
@@ -222,10 +271,13 @@ class ProviderCalls:
             with anyio.CancelScope(shield=True):
                 async with self.session_factory() as session, session.begin():
                     await enter_tenant_context(session, context.principal.scope)
+                    context.deferred.clear()  # from an attempt that rolled back
                     if work is not None:
                         result = await work(session)
                     for hook in self.hooks:
                         await hook.after_call(session, context, outcome)
+                    for call in context.take_deferred():
+                        await run_deferred(session, call)
         context.settled = True
         # Only once committed: a settlement that rolls back is settled again, differently,
         # and must not be counted twice.

@@ -13,23 +13,29 @@ action that rolls back leaves no entry.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.models import AuditEntry, AuditHead
+from plume.provider_calls import DeferredCall, deferred_ctes
+from plume.usage.recorder import USAGE_COLUMNS
 
 GENESIS = "0" * 64
 
+# {extra} adds common table expressions before the chain's: the usage record and the calls
+# hooks deferred to this statement (see plume.provider_calls.DeferredCall); {joined} makes
+# PostgreSQL evaluate those calls (an unreferenced SELECT in WITH would not run).
 _APPEND_SQL = """
-WITH input AS (
+WITH {extra}input AS (
     SELECT CAST(:body AS text) AS body, CAST(:genesis AS text) AS genesis
 ),
 head AS (
@@ -50,43 +56,23 @@ INSERT INTO audit_entries
     (organization_id, seq, occurred_at, action, actor_key_id, actor_role, body, prev_hash, hash)
 SELECT :organization_id, head.seq, :occurred_at, :action, :actor_key_id, :actor_role,
        input.body, head.prev_hash, head.hash
-FROM head, input
+FROM head, input{joined}
 RETURNING seq, hash
 """
-_APPEND = text(_APPEND_SQL)
 
-# The usage record's columns, written by the same statement as the entry for provider-backed
-# requests: one round trip for both.
-USAGE_COLUMNS = (
-    "id",
-    "organization_id",
-    "api_key_id",
-    "request_id",
-    "kind",
-    "model_group",
-    "provider",
-    "model",
-    "outcome",
-    "error_code",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_eur",
-    "latency_ms",
-    "ttft_ms",
-    "fallbacks",
-    "energy_kwh",
-    "gwp_kgco2eq",
-    "charged",
-)
-# Built from the constant column names above, never from input.
-_USAGE_CTE = (
-    "WITH usage AS (INSERT INTO usage_records ("  # noqa: S608
-    + ", ".join(USAGE_COLUMNS)
-    + ") VALUES ("
-    + ", ".join(f":usage_{column}" for column in USAGE_COLUMNS)
-    + ")),\n"
-)
-_APPEND_WITH_USAGE = text(_USAGE_CTE + _APPEND_SQL.lstrip().removeprefix("WITH "))
+
+@functools.cache
+def _append_statement(with_usage: bool, calls: tuple[str, ...]) -> TextClause:
+    """Built from the constant column names and calls above, never from input."""
+    ctes, names = deferred_ctes(calls)
+    if with_usage:
+        columns = ", ".join(USAGE_COLUMNS)
+        values = ", ".join(f":usage_{column}" for column in USAGE_COLUMNS)
+        usage = f"usage AS (INSERT INTO usage_records ({columns}) VALUES ({values}))"  # noqa: S608
+        ctes.insert(0, usage)
+    extra = "".join(f"{cte},\n" for cte in ctes)
+    joined = "".join(f", {name}" for name in names)
+    return text(_APPEND_SQL.format(extra=extra, joined=joined))
 
 
 def canonical(fields: dict[str, Any]) -> str:
@@ -107,8 +93,10 @@ async def append(
     actor_role: str | None,
     body: str,
     usage: dict[str, Any] | None = None,
+    calls: Sequence[DeferredCall] = (),
 ) -> tuple[int, str]:
-    """Append the entry; with `usage`, insert that usage record in the same statement."""
+    """Append the entry; with `usage`, insert that usage record in the same statement, and
+    evaluate the deferred `calls` there too."""
     parameters = {
         "organization_id": organization_id,
         "occurred_at": occurred_at,
@@ -118,10 +106,11 @@ async def append(
         "body": body,
         "genesis": GENESIS,
     }
-    statement = _APPEND
     if usage is not None:
-        statement = _APPEND_WITH_USAGE
         parameters.update({f"usage_{column}": usage[column] for column in USAGE_COLUMNS})
+    for call in calls:
+        parameters.update(call.parameters)
+    statement = _append_statement(usage is not None, tuple(call.sql for call in calls))
     row = (await session.execute(statement, parameters)).one()
     return int(row[0]), str(row[1])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -16,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.audit import chain
 from plume.credentials.auth import Principal
-from plume.db import enter_tenant_context
-from plume.provider_calls import CallContext, CallOutcome
+from plume.db import DriverStatement, enter_tenant_context
+from plume.provider_calls import CallContext, CallOutcome, DeferredCall
 from plume.transaction import DBSession
 from plume.usage.recorder import usage_row
 
@@ -74,9 +75,10 @@ async def record(
     details: dict[str, Any] | None = None,
     occurred_at: datetime | None = None,
     usage: dict[str, Any] | None = None,
+    calls: Sequence[DeferredCall] = (),
 ) -> tuple[int, str]:
     """Append one entry to the organisation's chain, in the session's transaction (with
-    `usage`, that usage record is inserted by the same statement).
+    `usage`, that usage record is inserted by the same statement, which evaluates `calls`).
 
     Never put prompt or output text, or a secret, in `details`: hashes and sizes only.
     """
@@ -104,6 +106,7 @@ async def record(
         actor_role=actor.role,
         body=chain.canonical(fields),
         usage=usage,
+        calls=calls,
     )
 
 
@@ -145,7 +148,12 @@ class AuditHook:
     written by one statement together with the request's usage record (it replaces
     UsageRecorder, so that the audit trail costs no extra round trip)."""
 
-    async def before_call(self, session: AsyncSession, context: CallContext) -> None:
+    def opening(self, context: CallContext) -> DriverStatement | None:
+        return None
+
+    async def before_call(
+        self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None
+    ) -> None:
         return None
 
     async def after_call(
@@ -188,6 +196,8 @@ class AuditHook:
             target=("draft", str(context.draft_id)) if context.draft_id else None,
             details=details,
             usage=usage_row(context, outcome),
+            # Settling the quota ledger, in the same round trip.
+            calls=context.take_deferred(),
         )
 
 

@@ -199,8 +199,6 @@ class SyntheseWorker:
             draft.locked_until = None
             await repository.save(draft)
             if draft.reservation_id is not None:
-                # Nothing is charged for a failed job. The reservation may hold the EPCI's
-                # and the operator's counters too, hence the system's scope, for this alone.
-                await enter_tenant_context(session, TenantScope.everything())
-                await ledger.settle(session, [draft.reservation_id])
+                # Nothing is charged for a failed job.
+                await ledger.release(session, [draft.reservation_id])
         logger.warning("synthese_failed", draft_id=str(draft_id))

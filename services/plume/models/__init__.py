@@ -5,7 +5,7 @@ from plume.models.audit_entry import AuditEntry, AuditHead
 from plume.models.draft import Draft, DraftStatus
 from plume.models.idempotency_key import IdempotencyKey
 from plume.models.organization import Organization, OrganizationKind, OrganizationStatus
-from plume.models.quota import Quota, QuotaCounter, QuotaReservation
+from plume.models.quota import Quota, QuotaCounter, QuotaLedger, QuotaReservation
 from plume.models.usage_record import UsageRecord
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "OrganizationStatus",
     "Quota",
     "QuotaCounter",
+    "QuotaLedger",
     "QuotaReservation",
     "UsageRecord",
 ]

@@ -1,24 +1,28 @@
-"""Quotas, their per-period counters (the ledger) and the reservations held against them."""
+"""Quotas, their per-period counters (the ledger) and the reservations held against them.
+
+The ledger and reservations are written only by the ledger's SECURITY DEFINER functions
+(migration 2026-11-27-1820; plume.quotas.ledger calls them): the application role reads
+them. They carry no foreign key to organisations: the check would run on every request's
+hot path, and organisations are never deleted (every other table restricts it).
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
-    Index,
     Numeric,
-    PrimaryKeyConstraint,
     String,
     UniqueConstraint,
+    Uuid,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plume.db import Base, TimestampedMixin, new_id
@@ -52,42 +56,69 @@ class Quota(TimestampedMixin, Base):
     )
 
 
-class QuotaCounter(Base):
-    """What one period window of one quota has used, and what is reserved in flight.
+class QuotaLedger(Base):
+    """One organisation's ledger: each period's current window with its use per metric, and
+    what requests in flight hold per metric (whatever the period).
 
-    Rows are per window, so a request is settled against the window it reserved in even
-    when the period has rolled over since; old windows are swept.
+    Windows roll forward in the row itself when a request reserves or settles; a request
+    is charged to the windows in which it ends. One row per organisation keeps a request's
+    writes to one row per level of its chain.
     """
 
-    __tablename__ = "quota_counters"
+    __tablename__ = "quota_ledger"
     __table_args__ = (
-        PrimaryKeyConstraint("organization_id", "metric", "period", "window_start"),
-        CheckConstraint("used >= 0", name="used_not_negative"),
-        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint(
+            "reserved_requests >= 0 AND reserved_tokens >= 0 AND reserved_cost_eur >= 0",
+            name="reserved_not_negative",
+        ),
     )
 
-    organization_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organizations.id", ondelete="RESTRICT"), nullable=False
-    )
-    metric: Mapped[str] = mapped_column(String(16), nullable=False)
-    period: Mapped[str] = mapped_column(String(16), nullable=False)
-    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    used: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
-    reserved: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    # No foreign key (see the module's docstring).
+    organization_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    minute_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    day_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    month_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    minute_requests: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    minute_tokens: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    minute_cost_eur: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    day_requests: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    day_tokens: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    day_cost_eur: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    month_requests: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    month_tokens: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    month_cost_eur: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    reserved_requests: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    reserved_tokens: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    reserved_cost_eur: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+
+
+class QuotaCounter(Base):
+    """A view over the ledger: one row per quota, with its window's use and what requests
+    in flight hold (read-only; `window_start` is the ledger's latest window of that
+    period, which a reader compares with the current one)."""
+
+    __tablename__ = "quota_counters"
+    __table_args__ = ({"info": {"is_view": True}},)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used: Mapped[Decimal] = mapped_column(AMOUNT)
+    reserved: Mapped[Decimal] = mapped_column(AMOUNT)
 
 
 class QuotaReservation(TimestampedMixin, Base):
     """Capacity held for a request in flight; settled, released, or swept when it expires."""
 
     __tablename__ = "quota_reservations"
-    __table_args__ = (Index("quota_reservations_expires_at_idx", "expires_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    organization_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organizations.id", ondelete="RESTRICT"), nullable=False
-    )
+    # No foreign key, and no index on expires_at: the sweep reads a small table of requests
+    # in flight (see the module's docstring).
+    organization_id: Mapped[uuid.UUID] = mapped_column(nullable=False)
     tokens: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False)
     cost_eur: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False)
-    # The counters held: [[organization_id, metric, period, window_start], ...]
-    holds: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
+    # The ledger rows held: the levels of the chain that had quotas.
+    holds: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

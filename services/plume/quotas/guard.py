@@ -10,10 +10,12 @@ import math
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.credentials.auth import Level, Principal
+from plume.db import DriverStatement
 from plume.drafting.document import french_day
 from plume.errors import QuotaExceeded, RateLimited
 from plume.models import OrganizationKind
@@ -71,19 +73,18 @@ class QuotaGuard:
         self.reservation_ttl = timedelta(seconds=reservation_ttl_s)
         self.job_reservation_ttl = timedelta(seconds=job_reservation_ttl_s)
 
-    async def before_call(self, session: AsyncSession, context: CallContext) -> None:
+    def opening(self, context: CallContext) -> DriverStatement:
         estimate = context.estimate
         if estimate is None:
             raise RuntimeError("a provider-backed request must carry its estimate")
         now = self.clock.now()
-        principal = context.principal
-        reservation_id = uuid.uuid4()
+        # Held only if phase 1 commits: a refusal, a replay or an error rolls it back, and
+        # then no settlement follows.
+        context.reservation_id = uuid.uuid4()
         outputs = estimate.output_tokens * estimate.calls
-        rows = await ledger.reserve(
-            session,
-            reservation_id=reservation_id,
-            organization_id=principal.organization_id,
-            chain=[level.id for level in principal.chain] or [principal.organization_id],
+        return ledger.reserve(
+            reservation_id=context.reservation_id,
+            organization_id=context.principal.organization_id,
             windows=windows(now),
             tokens=estimate.tokens,
             cost=self.router.worst_cost(context.route, estimate.prompt_tokens, outputs),
@@ -91,12 +92,18 @@ class QuotaGuard:
             expires_at=now
             + (self.job_reservation_ttl if estimate.calls > 1 else self.reservation_ttl),
         )
+
+    async def before_call(
+        self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None
+    ) -> None:
+        rows = ledger.reserved(opened or [])
         if not rows:
-            return  # no quota applies at any level
+            context.reservation_id = None  # no quota applies at any level
+            return
+        now = self.clock.now()
         refused = [row for row in rows if not row.fitted]
         if refused:
-            raise self._refusal(principal, refused, now)
-        context.reservation_id = reservation_id
+            raise self._refusal(context.principal, refused, now)
         context.rate_limit = _tightest(rows, now)
 
     async def after_call(
@@ -110,26 +117,22 @@ class QuotaGuard:
                 session, context.reservation_id, self.clock.now() + self.job_reservation_ttl
             )
             return
+        # Evaluated by the statement that writes the usage record: no round trip of its own.
         if not outcome.charged:
-            await ledger.settle(session, [context.reservation_id])
+            context.deferred.append(ledger.settle_call([context.reservation_id]))
             return
         consumed = outcome.consumed
-        tokens = consumed.prompt_tokens + consumed.completion_tokens
-        cost = consumed.cost_eur
-        settled = await ledger.settle(
-            session, [context.reservation_id], requests=1, tokens=tokens, cost=cost
-        )
-        if not settled:
-            # The reservation was swept (the request outlived its TTL) or lost: charge anyway.
-            principal = context.principal
-            await ledger.charge(
-                session,
-                chain=[level.id for level in principal.chain] or [principal.organization_id],
+        context.deferred.append(
+            ledger.settle_call(
+                [context.reservation_id],
+                organization_id=context.principal.organization_id,
+                # Where a reservation swept or lost is charged all the same.
                 windows=windows(self.clock.now()),
                 requests=1,
-                tokens=tokens,
-                cost=cost,
+                tokens=consumed.prompt_tokens + consumed.completion_tokens,
+                cost=consumed.cost_eur,
             )
+        )
 
     def _refusal(
         self, principal: Principal, refused: list[ledger.Reserved], now: datetime

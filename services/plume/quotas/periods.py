@@ -6,6 +6,7 @@ offset that day (daylight-saving changes included); minutes are the same everywh
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -40,6 +41,7 @@ def window_start(period: str, now: datetime) -> datetime:
     return start.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=64)
 def window_end(period: str, start: datetime) -> datetime:
     """The start (UTC) of the window after the one starting at `start`."""
     if period == "minute":
@@ -58,7 +60,14 @@ def window_end(period: str, start: datetime) -> datetime:
 
 
 def windows(now: datetime) -> dict[str, datetime]:
-    return {period: window_start(period, now) for period in ("minute", "day", "month")}
+    """The start of each period's window containing `now` (every request asks: the answer
+    only changes with the minute)."""
+    return dict(_windows_at(now.astimezone(UTC).replace(second=0, microsecond=0)))
+
+
+@functools.lru_cache(maxsize=8)
+def _windows_at(minute: datetime) -> tuple[tuple[str, datetime], ...]:
+    return tuple((period, window_start(period, minute)) for period in ("minute", "day", "month"))
 
 
 def paris_day_start(day: date) -> datetime:

@@ -99,6 +99,7 @@ class QuotaService:
         """The list replaces the organisation's quotas — only those on the (metric, period)
         pairs in `within`, when given; counters (the ledger) are kept."""
         check_no_duplicates(items)
+        await self._lock(organization_id)
         wanted = {(item.metric, item.period) for item in items}
         existing = await self.session.execute(
             select(Quota.metric, Quota.period).where(Quota.organization_id == organization_id)
@@ -131,6 +132,12 @@ class QuotaService:
                 )
             )
 
+    async def _lock(self, organization_id: uuid.UUID) -> None:
+        """Serialises changes to an organisation's quotas and to its communes' split."""
+        await self.session.execute(
+            select(Organization.id).where(Organization.id == organization_id).with_for_update()
+        )
+
     async def check_split(
         self, epci: Organization, commune_id: uuid.UUID, items: Sequence[QuotaIn]
     ) -> set[tuple[str, str]]:
@@ -138,13 +145,14 @@ class QuotaService:
         has itself, and for each, the communes' limits add up to at most its own. Returns
         the (metric, period) pairs it may set (the operator's other limits stay)."""
         check_no_duplicates(items)
-        # Locked, so two splits at once cannot both fit on their own and overflow together.
+        # Two splits at once cannot both fit on their own and overflow together, nor can the
+        # operator shrink the EPCI's limits under a split (`replace` locks it too). The
+        # organisation is locked, not its quotas, which only the operator may write.
+        await self._lock(epci.id)
         own = {
             (q.metric, q.period): q.limit
-            for q in (
-                await self.session.scalars(
-                    select(Quota).where(Quota.organization_id == epci.id).with_for_update()
-                )
+            for q in await self.session.scalars(
+                select(Quota).where(Quota.organization_id == epci.id)
             )
         }
         siblings = select(Organization.id).where(

@@ -5,8 +5,6 @@ Every API process runs one; `FOR UPDATE SKIP LOCKED` keeps two sweepers off the 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,9 +15,6 @@ from plume.quotas import ledger
 from plume.quotas.periods import Clock
 
 logger = structlog.get_logger("plume.quotas")
-
-# A minute window is kept this long after it closed (for reports of the last hour).
-_MINUTES_KEPT = timedelta(hours=1)
 
 
 class Sweeper(Periodic):
@@ -36,7 +31,6 @@ class Sweeper(Periodic):
         async with self.session_factory() as session, session.begin():
             await enter_tenant_context(session, TenantScope.everything())
             released = await ledger.release_expired(session, now)
-            await ledger.forget_old_minutes(session, now - _MINUTES_KEPT)
             await idempotency.forget_expired(session, now)
         if released:
             logger.warning("quota_reservations_expired", released=released)

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.models import UsageRecord
-from plume.provider_calls import CallContext, CallOutcome
+from plume.db import DriverStatement
+from plume.provider_calls import CallContext, CallOutcome, deferred_ctes
+
+# The usage record's columns (the audit hook writes the record with its entry, in one
+# statement).
+USAGE_COLUMNS = (
+    "id",
+    "organization_id",
+    "api_key_id",
+    "request_id",
+    "kind",
+    "model_group",
+    "provider",
+    "model",
+    "outcome",
+    "error_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_eur",
+    "latency_ms",
+    "ttft_ms",
+    "fallbacks",
+    "energy_kwh",
+    "gwp_kgco2eq",
+    "charged",
+)
+
 
 # Background jobs whose key is unknown act with this placeholder id.
 _NO_KEY = uuid.UUID(int=0)
@@ -52,14 +78,39 @@ def usage_row(context: CallContext, outcome: CallOutcome) -> dict[str, Any] | No
 
 
 class UsageRecorder:
-    """The usage record alone (the audit hook writes it together with its entry)."""
+    """The usage record alone (the audit hook writes it together with its entry), and the
+    calls other hooks deferred to its statement."""
 
-    async def before_call(self, session: AsyncSession, context: CallContext) -> None:
+    def opening(self, context: CallContext) -> DriverStatement | None:
+        return None
+
+    async def before_call(
+        self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None
+    ) -> None:
         return None
 
     async def after_call(
         self, session: AsyncSession, context: CallContext, outcome: CallOutcome
     ) -> None:
         row = usage_row(context, outcome)
-        if row is not None:
-            await session.execute(insert(UsageRecord).values(**row))
+        if row is None:
+            return
+        calls = context.take_deferred()
+        parameters = {f"usage_{column}": row[column] for column in USAGE_COLUMNS}
+        for call in calls:
+            parameters.update(call.parameters)
+        await session.execute(_insert_statement(tuple(call.sql for call in calls)), parameters)
+
+
+@functools.cache
+def _insert_statement(calls: tuple[str, ...]) -> TextClause:
+    """Built from the constant column names and calls, never from input."""
+    ctes, names = deferred_ctes(calls)
+    columns = ", ".join(USAGE_COLUMNS)
+    values = ", ".join(f":usage_{column}" for column in USAGE_COLUMNS)
+    if not calls:
+        return text(f"INSERT INTO usage_records ({columns}) VALUES ({values})")  # noqa: S608
+    return text(
+        f"WITH {', '.join(ctes)}"  # noqa: S608
+        f" INSERT INTO usage_records ({columns}) SELECT {values} FROM {', '.join(names)}"
+    )
