@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 from httpx import ASGITransport, AsyncClient, Response
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,8 +29,8 @@ from plume.db import TenantScope, create_engine, create_session_factory, enter_t
 from plume.models import Organization, QuotaCounter, QuotaReservation, UsageRecord
 from plume.quotas.periods import PARIS, window_end, window_start
 from tests.clock import FakeClock
+from tests.conftest import TEST_SECRET, make_settings
 from tests.factories import Factory, Key
-from tests.fake_provider import free_port
 from tests.routing_helpers import (
     assert_openai_error,
     chat_body,
@@ -821,32 +821,44 @@ async def test_quota_tables_are_scoped_by_row_level_security(
 
 
 async def test_when_the_database_goes_away_after_authentication_no_provider_is_called(
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    factory: Factory,
+    committed_database_url: str,
 ) -> None:
-    """The reservation cannot be written: 503, and the provider never hears of it, so no
-    request is ever served uncounted."""
+    """The connection dies between authentication and the reservation (same transaction):
+    503, and the provider never hears of it, so no request is ever served uncounted."""
+    engine = create_engine(committed_database_url)
+    async with create_session_factory(engine)() as session, session.begin():
+        setup = Factory(session, TEST_SECRET)
+        agent = await setup.key(await setup.commune())
+    admin_url = committed_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    def kill_after_authentication(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM api_keys" in statement:
+            pid = connection.connection.driver_connection.info.backend_pid
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
     with running_recording_provider() as provider:
         router = router_for(
             group("standard", deployment("openai/ok", api_base=provider.api_base), default=True)
         )
-        app = create_app(settings, session_factory=session_factory, provider_router=router)
-        agent = await factory.key(await factory.commune())
-        # Authentication still reaches the database; the reservation's transaction does not.
-        dead = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/plume")
-        app.state.provider_calls.session_factory = create_session_factory(dead)
-        async with AsyncClient(
-            transport=ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://plume.test",
-        ) as http:
-            chat = await http.post(
-                "/v1/chat/completions", json=chat_body("standard"), headers=agent.headers
-            )
-            assert_openai_error(chat, 503, "unavailable")
-            draft = await http.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
-            problem(draft, 503, "unavailable")
-        await dead.dispose()
+        app = create_app(
+            make_settings(committed_database_url), engine=engine, provider_router=router
+        )
+        event.listen(engine.sync_engine, "after_cursor_execute", kill_after_authentication)
+        try:
+            async with AsyncClient(
+                transport=ASGITransport(app=app, raise_app_exceptions=False),
+                base_url="http://plume.test",
+            ) as http:
+                chat = await http.post(
+                    "/v1/chat/completions", json=chat_body("standard"), headers=agent.headers
+                )
+                assert_openai_error(chat, 503, "unavailable")
+                draft = await http.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
+                problem(draft, 503, "unavailable")
+        finally:
+            event.remove(engine.sync_engine, "after_cursor_execute", kill_after_authentication)
+            await engine.dispose()
         assert provider.received == []
 
 

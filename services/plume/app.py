@@ -79,9 +79,25 @@ def problem_response(error: PlumeError, request: Request) -> JSONResponse:
     )
 
 
+# Raised by the server when it goes away under a connection (57P01-57P03).
+_SHUTDOWNS = (
+    psycopg.errors.AdminShutdown,
+    psycopg.errors.CrashShutdown,
+    psycopg.errors.CannotConnectNow,
+)
+
+
 def _is_database_unreachable(error: Exception) -> bool:
     if isinstance(error, sa_exc.TimeoutError):  # pool exhausted or connect timeout
         return True
+    if isinstance(error, psycopg.OperationalError):
+        # From the driver itself (the hot path's statements): a lost or closed connection
+        # is a bare OperationalError or a connection-class (08) error.
+        return (
+            type(error) is psycopg.OperationalError
+            or isinstance(error, _SHUTDOWNS)
+            or (error.sqlstate or "").startswith("08")
+        )
     if isinstance(error, sa_exc.DBAPIError):
         if error.connection_invalidated:
             return True

@@ -3,7 +3,8 @@
 A provider call lasts seconds to minutes, so no database connection, row lock or advisory
 lock is held across it. A request is:
 
-1. authenticate and check policy (and, with quotas, reserve) in one short transaction;
+1. authenticate, check policy, claim the idempotency key and reserve quota in one short
+   transaction, committed before the call;
 2. call the provider holding nothing;
 3. in a second short transaction, run every hook's `after_call` — on success, on failure
    and when the client went away — shielded from cancellation, so that what was reserved is
@@ -220,24 +221,40 @@ class ProviderCalls:
         self.hooks = hooks
         self.observers = observers or []
 
-    async def before(self, context: CallContext) -> None:
-        """Phase 1 (after authentication): the hooks' checks and reservations, committed."""
-        if not self.hooks:
+    async def before(self, context: CallContext, session: AsyncSession | None = None) -> None:
+        """Phase 1: the hooks' checks and reservations, committed before the provider is
+        called. `session` is the request's first transaction, which authenticated it
+        (plume.transaction.CallSession); without it, a transaction of its own."""
+        if session is None:
+            async with self.session_factory() as own:
+                await self._open(own, context)
             return
-        async with self.session_factory() as session, session.begin():
-            openings = [hook.opening(context) for hook in self.hooks]
-            opening = [statement for statement in openings if statement is not None]
-            if len(opening) > 1:
-                raise RuntimeError("at most one hook may send a statement with the context")
-            # Holds only: the settlement, durable, is what counts (see enter_tenant_context).
-            opened = await enter_tenant_context(
-                session,
-                context.principal.scope,
-                durable=False,
-                then=opening[0] if opening else None,
-            )
-            for hook, statement in zip(self.hooks, openings, strict=True):
-                await hook.before_call(session, context, opened if statement is not None else None)
+        await self._open(session, context)
+
+    async def _open(self, session: AsyncSession, context: CallContext) -> None:
+        try:
+            if self.hooks:
+                openings = [hook.opening(context) for hook in self.hooks]
+                opening = [statement for statement in openings if statement is not None]
+                if len(opening) > 1:
+                    raise RuntimeError("at most one hook may send a statement with the context")
+                # Holds only: the settlement, durable, is what counts (see
+                # enter_tenant_context).
+                opened = await enter_tenant_context(
+                    session,
+                    context.principal.scope,
+                    durable=False,
+                    then=opening[0] if opening else None,
+                )
+                for hook, statement in zip(self.hooks, openings, strict=True):
+                    await hook.before_call(
+                        session, context, opened if statement is not None else None
+                    )
+            # Also without hooks: nothing may stay open while the provider works.
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
 
     async def after(
         self,

@@ -27,3 +27,18 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 DBSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+
+
+async def get_call_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The first of a provider-backed request's two short transactions: it authenticates
+    the caller and, once the request is planned, takes its quota reservation; the
+    provider-call layer commits it before the provider is called
+    (plume.provider_calls.ProviderCalls.before). If the request stops before that (bad
+    input, policy), closing the session rolls it back. Scoped to the endpoint function, so
+    nothing of it outlives the handler (a stream included)."""
+    factory = request.app.state.session_factory
+    async with factory() as session:
+        yield session
+
+
+CallSession = Annotated[AsyncSession, Depends(get_call_session, scope="function")]

@@ -12,6 +12,7 @@ from plume.credentials.auth import ProviderCaller
 from plume.idempotency import request_key
 from plume.provider_calls import CallContext
 from plume.streaming import SettledStreamingResponse
+from plume.transaction import CallSession
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -31,7 +32,10 @@ async def list_models(request: Request, principal: ProviderCaller) -> ModelList:
     response_model=None,
 )
 async def chat_completions(
-    payload: ChatCompletionRequest, request: Request, principal: ProviderCaller
+    payload: ChatCompletionRequest,
+    request: Request,
+    principal: ProviderCaller,
+    session: CallSession,
 ) -> JSONResponse | SettledStreamingResponse:
     service = _service(request)
     route = service.plan(principal, payload)
@@ -47,7 +51,7 @@ async def chat_completions(
         client_address=client_address(request),
         input_digest=digest(await request.body()),
     )
-    await service.calls.before(context)
+    await service.calls.before(context, session)
     if payload.stream:
         events, abandon = await service.open_stream(context, payload)
         return SettledStreamingResponse(

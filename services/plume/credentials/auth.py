@@ -26,7 +26,7 @@ from plume.organizations.policy import EffectivePolicy, effective_policy
 from plume.organizations.repository import OrganizationRepository
 from plume.organizations.schemas import OrganizationOut
 from plume.organizations.service import organization_out
-from plume.transaction import DBSession
+from plume.transaction import CallSession, DBSession
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -175,13 +175,13 @@ async def authenticate_briefly(
     request: Request,
     security_scopes: SecurityScopes,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    session: CallSession,
 ) -> Principal:
-    """Authenticate in a short transaction of its own, for provider-backed routes: the
-    request must hold no database connection while the provider works."""
+    """Authenticate in the request's first short transaction (see CallSession), for
+    provider-backed routes: the request must hold no database connection while the
+    provider works, so that transaction ends before the call."""
     token = credentials.credentials if credentials is not None else None
-    factory = request.app.state.session_factory
-    async with factory() as session, session.begin():
-        principal = await authenticate_token(session, request.app.state.settings, token)
+    principal = await authenticate_token(session, request.app.state.settings, token)
     request.state.principal = principal
     required = [ApiKeyRole(role) for role in security_scopes.scopes]
     if required and _ROLE_RANK[principal.role] < min(_ROLE_RANK[r] for r in required):

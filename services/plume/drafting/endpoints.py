@@ -27,7 +27,7 @@ from plume.models import DraftStatus
 from plume.pagination import Page, PageParams, next_cursor
 from plume.provider_calls import CallContext, StoredResponse
 from plume.streaming import SettledStreamingResponse
-from plume.transaction import DBSession
+from plume.transaction import CallSession, DBSession
 
 router = APIRouter(prefix="/v1/drafts", tags=["drafting"])
 
@@ -47,7 +47,10 @@ def _service(request: Request) -> DraftingService:
     responses={202: {"model": DraftOut, "description": "A long synthèse, drafted as a job"}},
 )
 async def create_draft(
-    payload: Annotated[DraftRequest, Body()], request: Request, principal: ProviderCaller
+    payload: Annotated[DraftRequest, Body()],
+    request: Request,
+    principal: ProviderCaller,
+    session: CallSession,
 ) -> Response:
     settings = request.app.state.settings
     if payload.kind != "synthese":
@@ -87,7 +90,7 @@ async def create_draft(
     if not payload.stream:
         long_job = plan is not None and plan.long
         context.responder = _stored_answer(202 if long_job else 201)
-    await service.calls.before(context)
+    await service.calls.before(context, session)
     headers = context.response_headers()
     if isinstance(payload, SyntheseRequest) and plan is not None and plan.long:
         if payload.stream:
