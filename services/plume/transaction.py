@@ -34,11 +34,19 @@ async def get_call_session(request: Request) -> AsyncIterator[AsyncSession]:
     the caller and, once the request is planned, takes its quota reservation; the
     provider-call layer commits it before the provider is called
     (plume.provider_calls.ProviderCalls.before). If the request stops before that (bad
-    input, policy), closing the session rolls it back. Scoped to the endpoint function, so
-    nothing of it outlives the handler (a stream included)."""
+    input, policy, quota), it rolls back: nothing is held, and the key's `last_used_at`
+    waits for its next request. A route that calls no provider (the model list) commits it
+    when it returns. Scoped to the endpoint function, so nothing of it outlives the handler
+    (a stream included)."""
     factory = request.app.state.session_factory
     async with factory() as session:
-        yield session
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()  # a no-op once ProviderCalls.before has committed
 
 
 CallSession = Annotated[AsyncSession, Depends(get_call_session, scope="function")]
