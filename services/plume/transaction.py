@@ -1,4 +1,6 @@
-"""The request owns its transaction: this dependency is the one place that commits."""
+"""The request owns its transaction: this dependency is the one place that commits (the
+first transaction of a provider-backed request is committed before the provider call, by
+plume.provider_calls)."""
 
 from __future__ import annotations
 
@@ -29,24 +31,11 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
 DBSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
-async def get_call_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The first of a provider-backed request's two short transactions: it authenticates
-    the caller and, once the request is planned, takes its quota reservation; the
-    provider-call layer commits it before the provider is called
-    (plume.provider_calls.ProviderCalls.before). If the request stops before that (bad
-    input, policy, quota), it rolls back: nothing is held, and the key's `last_used_at`
-    waits for its next request. A route that calls no provider (the model list) commits it
-    when it returns. Scoped to the endpoint function, so nothing of it outlives the handler
-    (a stream included)."""
-    factory = request.app.state.session_factory
-    async with factory() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()  # a no-op once ProviderCalls.before has committed
-
-
-CallSession = Annotated[AsyncSession, Depends(get_call_session, scope="function")]
+# The first of a provider-backed request's two short transactions: it authenticates the
+# caller and, once the request is planned, takes its quota reservation;
+# plume.provider_calls.ProviderCalls.before commits it before the provider is called. If
+# the request stops before that (bad input, policy, quota), it rolls back: nothing is held,
+# and the key's `last_used_at` waits for its next request. A route that calls no provider
+# (the model list) commits it when it returns. Scoped to the endpoint function, so nothing
+# of it outlives the handler (a stream included).
+CallSession = DBSession
