@@ -1,8 +1,8 @@
 """The quota ledger: reserve, settle, extend, sweep. Each is one call of a SECURITY DEFINER
 function (migration 2026-11-27-1820), atomic in PostgreSQL, with no read-then-write race;
-the application role only reads the counters.
+the application role only reads the ledger.
 
-Neither costs a round trip of its own on a provider-backed request: the reservation is
+Neither reserving nor settling costs a round trip of its own on a provider-backed request: the reservation is
 read in the statement that sets the tenant context of the request's first transaction,
 and `settle_call` is evaluated inside the statement that writes the request's usage record
 (see plume.provider_calls).
