@@ -2,10 +2,10 @@
 function (migration 2026-11-27-1820), atomic in PostgreSQL, with no read-then-write race;
 the application role only reads the ledger.
 
-Neither reserving nor settling costs a round trip of its own on a provider-backed request: the reservation is
-read in the statement that sets the tenant context of the request's first transaction,
-and `settle_call` is evaluated inside the statement that writes the request's usage record
-(see plume.provider_calls).
+Neither reserving nor settling costs a round trip of its own on a provider-backed request:
+the reservation is read in the statement that sets the tenant context of the request's
+first transaction, and `settle_call` is evaluated inside the statement that writes the
+request's usage record (see plume.provider_calls).
 """
 
 from __future__ import annotations
