@@ -28,6 +28,7 @@ from plume.models import ApiKey, Organization
 from plume.transaction import get_db_session
 from tests.conftest import TEST_SECRET, make_settings, random_secret, reset_tenant_context
 from tests.factories import Factory, Key
+from tests.routing_helpers import chat_body
 
 # --------------------------------------------------------------------------------------
 # Helpers
@@ -343,6 +344,30 @@ async def test_last_used_at_older_than_a_minute_is_refreshed(
         update(ApiKey).where(ApiKey.id == uuid.UUID(tenant.agent.id)).values(last_used_at=stale)
     )
     response = await client.get("/v1/organization", headers=tenant.agent.headers)
+    assert response.status_code == 200, response.text
+    refreshed = (await key_row(db, tenant.agent.id)).last_used_at
+    assert refreshed > stale + timedelta(minutes=4)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("GET", "/v1/models", None), ("POST", "/v1/chat/completions", chat_body())],
+)
+async def test_provider_routes_refresh_last_used_at_too(
+    client: AsyncClient,
+    db: AsyncSession,
+    tenant: Tenant,
+    method: str,
+    path: str,
+    body: dict[str, object] | None,
+) -> None:
+    """Their first transaction (authentication, then the reservation) commits the use,
+    whether or not a provider is called."""
+    stale = datetime.now(UTC) - timedelta(minutes=5)
+    await db.execute(
+        update(ApiKey).where(ApiKey.id == uuid.UUID(tenant.agent.id)).values(last_used_at=stale)
+    )
+    response = await client.request(method, path, json=body, headers=tenant.agent.headers)
     assert response.status_code == 200, response.text
     refreshed = (await key_row(db, tenant.agent.id)).last_used_at
     assert refreshed > stale + timedelta(minutes=4)
