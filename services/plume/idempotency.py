@@ -18,10 +18,9 @@ from fastapi import Request
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.db import DriverStatement
 from plume.errors import FieldError, IdempotencyInProgress, IdempotencyMismatch, InvalidRequest
 from plume.models import IdempotencyKey
-from plume.provider_calls import CallContext, CallOutcome, StoredResponse
+from plume.provider_calls import CallContext, CallHook, CallOutcome, StoredResponse
 from plume.quotas.periods import Clock
 
 KEEP_FOR = timedelta(hours=24)
@@ -69,7 +68,7 @@ async def request_key(request: Request) -> tuple[str | None, str | None]:
     return key, digest.hexdigest()
 
 
-class IdempotencyHook:
+class IdempotencyHook(CallHook):
     """A CallHook; registered first, so that a replay reserves nothing."""
 
     def __init__(self, clock: Clock, lock_s: int, long_lock_s: int) -> None:
@@ -77,9 +76,6 @@ class IdempotencyHook:
         self.lock = timedelta(seconds=lock_s)
         # A synthèse in parts may legitimately run for hours.
         self.long_lock = timedelta(seconds=long_lock_s)
-
-    def opening(self, context: CallContext) -> DriverStatement | None:
-        return None
 
     async def before_call(
         self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None

@@ -190,14 +190,18 @@ class CallOutcome:
 
 
 class CallHook(Protocol):
+    """What runs around a provider call. A hook that inherits this class gets the
+    defaults: nothing sent with the tenant context, nothing checked before the call."""
+
     def opening(self, context: CallContext) -> DriverStatement | None:
         """A row source read with the tenant context, in its statement (the quota
         reservation; one hook at most); its rows come back to `before_call` as `opened`."""
-        ...
+        return None
 
     async def before_call(
         self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None
-    ) -> None: ...
+    ) -> None:
+        return None
 
     async def after_call(
         self, session: AsyncSession, context: CallContext, outcome: CallOutcome

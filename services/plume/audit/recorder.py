@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.audit import chain
 from plume.credentials.auth import Principal
-from plume.db import DriverStatement, enter_tenant_context
-from plume.provider_calls import CallContext, CallOutcome, DeferredCall
+from plume.db import enter_tenant_context
+from plume.provider_calls import CallContext, CallHook, CallOutcome, DeferredCall
 from plume.transaction import DBSession
 from plume.usage.recorder import usage_row
 
@@ -143,18 +143,10 @@ def audit_trail(request: Request, session: DBSession) -> AuditTrail:
 Audit = Annotated[AuditTrail, Depends(audit_trail)]
 
 
-class AuditHook:
+class AuditHook(CallHook):
     """A CallHook: `draft.create` or `chat.completion`, in the settlement transaction,
     written by one statement together with the request's usage record (it replaces
     UsageRecorder, so that the audit trail costs no extra round trip)."""
-
-    def opening(self, context: CallContext) -> DriverStatement | None:
-        return None
-
-    async def before_call(
-        self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None
-    ) -> None:
-        return None
 
     async def after_call(
         self, session: AsyncSession, context: CallContext, outcome: CallOutcome

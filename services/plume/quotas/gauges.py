@@ -9,14 +9,15 @@ import os
 from decimal import Decimal
 
 from prometheus_client import multiprocess
-from sqlalchemy import and_, case, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.db import TenantScope, enter_tenant_context
 from plume.metrics import registry
 from plume.models import Organization, Quota, QuotaCounter
 from plume.periodic import Periodic
-from plume.quotas.periods import Clock, windows
+from plume.quotas import ledger
+from plume.quotas.periods import Clock
 
 
 class QuotaGauges(Periodic):
@@ -35,10 +36,6 @@ class QuotaGauges(Periodic):
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     async def refresh(self) -> None:
-        current = windows(self.clock.now())
-        window = case(
-            *((Quota.period == period, start) for period, start in current.items()),
-        )
         statement = (
             select(
                 Organization.slug,
@@ -49,15 +46,7 @@ class QuotaGauges(Periodic):
                 QuotaCounter.reserved,
             )
             .join(Organization, Organization.id == Quota.organization_id)
-            .outerjoin(
-                QuotaCounter,
-                and_(
-                    QuotaCounter.organization_id == Quota.organization_id,
-                    QuotaCounter.metric == Quota.metric,
-                    QuotaCounter.period == Quota.period,
-                    QuotaCounter.window_start == window,
-                ),
-            )
+            .outerjoin(QuotaCounter, ledger.counter_in_current_window(self.clock.now()))
         )
         async with self.session_factory() as session, session.begin():
             await enter_tenant_context(session, TenantScope.everything())

@@ -19,7 +19,7 @@ from plume.db import DriverStatement
 from plume.drafting.document import french_day
 from plume.errors import QuotaExceeded, RateLimited
 from plume.models import OrganizationKind
-from plume.provider_calls import CallContext, CallOutcome, RateLimitStatus
+from plume.provider_calls import CallContext, CallHook, CallOutcome, RateLimitStatus
 from plume.quotas import ledger
 from plume.quotas.periods import PARIS, Clock, window_end, windows
 from plume.routing.router import ProviderRouter
@@ -57,7 +57,7 @@ def reset_label(period: str, resets_at: datetime, now: datetime) -> str:
     return f"le {french_day(local.date())} à {local:%H:%M} (heure de Paris)"
 
 
-class QuotaGuard:
+class QuotaGuard(CallHook):
     """A CallHook: every drafting or chat request counts against its organisation's quotas
     and those of each ancestor; it is refused if one of them would go over."""
 

@@ -16,11 +16,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import and_, case, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from plume.db import DriverStatement
+from plume.models import Quota, QuotaCounter
 from plume.provider_calls import DeferredCall, run_deferred
+from plume.quotas.periods import windows
 
 # A row source: read together with the tenant context (see plume.db.enter_tenant_context).
 _RESERVE = (
@@ -55,6 +58,18 @@ class Reserved:
     @property
     def fitted(self) -> bool:
         return self.used is not None
+
+
+def counter_in_current_window(now: datetime) -> ColumnElement[bool]:
+    """The join of a quota to its counter (the ledger's view) in the window holding `now`:
+    a quota whose window has rolled since its last use joins nothing (nothing used yet)."""
+    starts = windows(now)
+    return and_(
+        QuotaCounter.organization_id == Quota.organization_id,
+        QuotaCounter.metric == Quota.metric,
+        QuotaCounter.period == Quota.period,
+        QuotaCounter.window_start == case(*((Quota.period == p, s) for p, s in starts.items())),
+    )
 
 
 def window_list(windows: dict[str, datetime]) -> list[datetime]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,8 +16,9 @@ from plume.db import TenantScope
 from plume.errors import invalid_field
 from plume.models import Organization, Quota, QuotaCounter
 from plume.provider_calls import plain_number
+from plume.quotas import ledger
 from plume.quotas.guard import quota_label
-from plume.quotas.periods import PARIS, Clock, window_end, window_start
+from plume.quotas.periods import PARIS, Clock, window_end, windows
 from plume.quotas.schemas import QuotaIn, QuotaOut
 
 _ORDER = {"requests": 0, "tokens": 1, "cost_eur": 2, "minute": 0, "day": 1, "month": 2}
@@ -43,24 +44,9 @@ class QuotaService:
     async def status(self, organization_ids: Sequence[uuid.UUID]) -> list[QuotaOut]:
         """Each quota of these organisations, with what the current period used and holds."""
         now = self.clock.now()
-        windows = {p: window_start(p, now) for p in ("minute", "day", "month")}
-        current = or_(
-            *(
-                and_(QuotaCounter.period == period, QuotaCounter.window_start == start)
-                for period, start in windows.items()
-            )
-        )
         statement = (
             select(Quota, QuotaCounter.used, QuotaCounter.reserved)
-            .outerjoin(
-                QuotaCounter,
-                and_(
-                    QuotaCounter.organization_id == Quota.organization_id,
-                    QuotaCounter.metric == Quota.metric,
-                    QuotaCounter.period == Quota.period,
-                    current,
-                ),
-            )
+            .outerjoin(QuotaCounter, ledger.counter_in_current_window(now))
             .where(Quota.organization_id.in_(list(organization_ids)))
         )
         rank = {organization_id: index for index, organization_id in enumerate(organization_ids)}
@@ -68,7 +54,8 @@ class QuotaService:
             (await self.session.execute(statement)).all(),
             key=lambda r: (rank[r[0].organization_id], _ORDER[r[0].metric], _ORDER[r[0].period]),
         )
-        return [self._out(quota, used, reserved, windows) for quota, used, reserved in rows]
+        starts = windows(now)
+        return [self._out(quota, used, reserved, starts) for quota, used, reserved in rows]
 
     @staticmethod
     def _out(

@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.db import DriverStatement
-from plume.provider_calls import CallContext, CallOutcome, deferred_ctes
+from plume.provider_calls import CallContext, CallHook, CallOutcome, deferred_ctes
 
 # The usage record's columns (the audit hook writes the record with its entry, in one
 # statement).
@@ -77,17 +76,9 @@ def usage_row(context: CallContext, outcome: CallOutcome) -> dict[str, Any] | No
     }
 
 
-class UsageRecorder:
+class UsageRecorder(CallHook):
     """The usage record alone (the audit hook writes it together with its entry), and the
     calls other hooks deferred to its statement."""
-
-    def opening(self, context: CallContext) -> DriverStatement | None:
-        return None
-
-    async def before_call(
-        self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None
-    ) -> None:
-        return None
 
     async def after_call(
         self, session: AsyncSession, context: CallContext, outcome: CallOutcome
