@@ -683,18 +683,12 @@ async def test_the_ledger_moves_only_through_its_functions_for_the_callers_own_r
         )
     operator_id = (await factory.operator()).id
     now = datetime.now(UTC)
-    starts = [window_start(period, now) for period in ("minute", "day", "month")]
-    reserve = text(
-        "SELECT organization_id, used, reserved FROM quota_reserve(:id, :organization,"
-        " CAST(:windows AS timestamptz[]), 10, 0, :expires)"
-    )
+    reserve = text("SELECT accepted FROM quota_reserve(:id, :organization, :now, 10, 0, :now)")
 
     # Another commune's request holds a reservation (the system's scope, for the set-up).
     await enter_tenant_context(db, TenantScope.everything())
     theirs = uuid.uuid4()
-    await db.execute(
-        reserve, {"id": theirs, "organization": other.id, "windows": starts, "expires": now}
-    )
+    assert await db.scalar(reserve, {"id": theirs, "organization": other.id, "now": now})
 
     await enter_tenant_context(
         db, TenantScope(frozenset({mine.id}), ancestor_ids=frozenset({epci.id, operator_id}))
@@ -713,26 +707,23 @@ async def test_the_ledger_moves_only_through_its_functions_for_the_callers_own_r
 
     async with db.begin_nested() as savepoint:
         with pytest.raises(DBAPIError) as outside:
-            await db.execute(
-                reserve,
-                {"id": uuid.uuid4(), "organization": other.id, "windows": starts, "expires": now},
-            )
+            await db.execute(reserve, {"id": uuid.uuid4(), "organization": other.id, "now": now})
         await savepoint.rollback()
     assert _refused(outside.value)
     assert "outside this transaction's scope" in str(outside.value.orig)
 
     # Settling (releasing) the other commune's reservation finds nothing it may touch.
     released = await db.scalar(
-        text("SELECT quota_settle(CAST(:ids AS uuid[]), 0, 0, 0, NULL, NULL)"), {"ids": [theirs]}
+        text("SELECT quota_settle(:id, 0, 0, 0, NULL, NULL)"), {"id": theirs}
     )
     assert released is False
 
+    assert await db.scalar(reserve, {"id": uuid.uuid4(), "organization": mine.id, "now": now})
     held = {
         organization_id: (used, reserved)
         for organization_id, used, reserved in (
             await db.execute(
-                reserve,
-                {"id": uuid.uuid4(), "organization": mine.id, "windows": starts, "expires": now},
+                select(QuotaCounter.organization_id, QuotaCounter.used, QuotaCounter.reserved)
             )
         ).all()
     }

@@ -200,5 +200,5 @@ class SyntheseWorker:
             await repository.save(draft)
             if draft.reservation_id is not None:
                 # Nothing is charged for a failed job.
-                await ledger.release(session, [draft.reservation_id])
+                await ledger.release(session, draft.reservation_id)
         logger.warning("synthese_failed", draft_id=str(draft_id))

@@ -1,7 +1,8 @@
 """Quotas, their per-period counters (the ledger) and the reservations held against them.
 
 The ledger and reservations are written only by the ledger's SECURITY DEFINER functions
-(migration 2026-11-27-1820; plume.quotas.ledger calls them): the application role reads
+(migrations 2026-11-27-1820 and -2040; plume.quotas.ledger calls them) and by the trigger
+that copies an organisation's limits into its ledger row: the application role reads
 them. They carry no foreign key to organisations: the check would run on every request's
 hot path, and organisations are never deleted (every other table restricts it).
 """
@@ -90,6 +91,16 @@ class QuotaLedger(Base):
     reserved_requests: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
     reserved_tokens: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
     reserved_cost_eur: Mapped[Decimal] = mapped_column(AMOUNT, nullable=False, server_default="0")
+    # The organisation's limits (NULL: no such quota), copied from `quotas` by a trigger.
+    minute_requests_limit: Mapped[Decimal | None] = mapped_column(AMOUNT)
+    minute_tokens_limit: Mapped[Decimal | None] = mapped_column(AMOUNT)
+    minute_cost_eur_limit: Mapped[Decimal | None] = mapped_column(AMOUNT)
+    day_requests_limit: Mapped[Decimal | None] = mapped_column(AMOUNT)
+    day_tokens_limit: Mapped[Decimal | None] = mapped_column(AMOUNT)
+    day_cost_eur_limit: Mapped[Decimal | None] = mapped_column(AMOUNT)
+    month_requests_limit: Mapped[Decimal | None] = mapped_column(AMOUNT)
+    month_tokens_limit: Mapped[Decimal | None] = mapped_column(AMOUNT)
+    month_cost_eur_limit: Mapped[Decimal | None] = mapped_column(AMOUNT)
 
 
 class QuotaCounter(Base):

@@ -21,7 +21,7 @@ from plume.errors import QuotaExceeded, RateLimited
 from plume.models import OrganizationKind
 from plume.provider_calls import CallContext, CallHook, CallOutcome, RateLimitStatus
 from plume.quotas import ledger
-from plume.quotas.periods import PARIS, Clock, window_end, windows
+from plume.quotas.periods import PARIS, Clock, window_end
 from plume.routing.router import ProviderRouter
 
 _PERIOD_LABELS = {"minute": "par minute", "day": "par jour", "month": "par mois"}
@@ -85,7 +85,7 @@ class QuotaGuard(CallHook):
         return ledger.reserve(
             reservation_id=context.reservation_id,
             organization_id=context.principal.organization_id,
-            windows=windows(now),
+            now=now,
             tokens=estimate.tokens,
             cost=self.router.worst_cost(context.route, estimate.prompt_tokens, outputs),
             # A synthèse in parts may run for a long time, streamed or as a job.
@@ -96,15 +96,19 @@ class QuotaGuard(CallHook):
     async def before_call(
         self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None
     ) -> None:
-        rows = ledger.reserved(opened or [])
-        if not rows:
+        answer = ledger.reserved(opened or [])
+        if answer is None:
             context.reservation_id = None  # no quota applies at any level
             return
         now = self.clock.now()
-        refused = [row for row in rows if not row.fitted]
-        if refused:
-            raise self._refusal(context.principal, refused, now)
-        context.rate_limit = _tightest(rows, now)
+        if not answer.accepted:
+            raise self._refusal(context.principal, answer, now)
+        reset = window_end(answer.period, answer.window_start)
+        context.rate_limit = RateLimitStatus(
+            limit=answer.limit,
+            remaining=answer.remaining,
+            reset_seconds=max(0, math.ceil((reset - now).total_seconds())),
+        )
 
     async def after_call(
         self, session: AsyncSession, context: CallContext, outcome: CallOutcome
@@ -119,15 +123,15 @@ class QuotaGuard(CallHook):
             return
         # Evaluated by the statement that writes the usage record: no round trip of its own.
         if not outcome.charged:
-            context.deferred.append(ledger.settle_call([context.reservation_id]))
+            context.deferred.append(ledger.settle_call(context.reservation_id))
             return
         consumed = outcome.consumed
         context.deferred.append(
             ledger.settle_call(
-                [context.reservation_id],
+                context.reservation_id,
                 organization_id=context.principal.organization_id,
                 # Where a reservation swept or lost is charged all the same.
-                windows=windows(self.clock.now()),
+                now=self.clock.now(),
                 requests=1,
                 tokens=consumed.prompt_tokens + consumed.completion_tokens,
                 cost=consumed.cost_eur,
@@ -135,11 +139,10 @@ class QuotaGuard(CallHook):
         )
 
     def _refusal(
-        self, principal: Principal, refused: list[ledger.Reserved], now: datetime
+        self, principal: Principal, worst: ledger.Reserved, now: datetime
     ) -> QuotaExceeded:
+        """`worst`: of the quotas that refused, the one that stays shut the longest."""
         levels = {level.id: level for level in principal.chain}
-        # The quota that stays shut the longest is the one worth naming.
-        worst = max(refused, key=lambda row: window_end(row.period, row.window_start))
         resets_at = window_end(worst.period, worst.window_start)
         retry_after = math.ceil((resets_at - now).total_seconds())
         quota = quota_label(worst.metric, worst.period, worst.limit)
@@ -151,9 +154,10 @@ class QuotaGuard(CallHook):
                 "ou demandez un quota plus large. "
             )
         detail += f"Il sera rétabli {reset_label(worst.period, resets_at, now)}."
+        # Only per-minute quotas refused when the one shut the longest is one of them.
         error = (
             RateLimited(detail, retry_after)
-            if all(row.period == "minute" for row in refused)
+            if worst.period == "minute"
             else QuotaExceeded(detail, retry_after)
         )
         error.headers.update(
@@ -162,20 +166,3 @@ class QuotaGuard(CallHook):
             ).headers()
         )
         return error
-
-
-def _tightest(rows: list[ledger.Reserved], now: datetime) -> RateLimitStatus:
-    def remaining(row: ledger.Reserved) -> Decimal:
-        assert row.used is not None
-        assert row.reserved is not None
-        return row.limit - row.used - row.reserved
-
-    tightest = min(
-        rows, key=lambda row: (remaining(row) / row.limit, window_end(row.period, row.window_start))
-    )
-    reset = window_end(tightest.period, tightest.window_start)
-    return RateLimitStatus(
-        limit=tightest.limit,
-        remaining=remaining(tightest),
-        reset_seconds=max(0, math.ceil((reset - now).total_seconds())),
-    )

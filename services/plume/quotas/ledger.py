@@ -1,6 +1,6 @@
 """The quota ledger: reserve, settle, extend, sweep. Each is one call of a SECURITY DEFINER
-function (migration 2026-11-27-1820), atomic in PostgreSQL, with no read-then-write race;
-the application role only reads the ledger.
+function (migrations 2026-11-27-1820 and -2040), atomic in PostgreSQL, with no
+read-then-write race; the application role only reads the ledger.
 
 Neither reserving nor settling costs a round trip of its own on a provider-backed request:
 the reservation is read in the statement that sets the tenant context of the request's
@@ -27,15 +27,15 @@ from plume.quotas.periods import windows
 
 # A row source: read together with the tenant context (see plume.db.enter_tenant_context).
 _RESERVE = (
-    "quota_reserve(%(id)s, %(organization_id)s, %(windows)s::timestamptz[],"
-    " %(tokens)s::numeric, %(cost)s::numeric, %(expires_at)s)"
+    "quota_reserve(%(id)s, %(organization_id)s, %(now)s, %(tokens)s::numeric,"
+    " %(cost)s::numeric, %(expires_at)s)"
 )
 
 # Evaluated inside another statement: its parameters are prefixed to stay apart.
 SETTLE_CALL = (
-    "quota_settle(CAST(:quota_ids AS uuid[]), CAST(:quota_requests AS numeric),"
+    "quota_settle(CAST(:quota_id AS uuid), CAST(:quota_requests AS numeric),"
     " CAST(:quota_tokens AS numeric), CAST(:quota_cost AS numeric),"
-    " CAST(:quota_organization AS uuid), CAST(:quota_windows AS timestamptz[]))"
+    " CAST(:quota_organization AS uuid), CAST(:quota_now AS timestamptz))"
 )
 _EXTEND = text("SELECT quota_extend(:id, :expires_at)")
 _RELEASE_EXPIRED = text("SELECT quota_release_expired(:now, :batch)")
@@ -43,21 +43,24 @@ _RELEASE_EXPIRED = text("SELECT quota_release_expired(:now, :batch)")
 
 @dataclass(frozen=True, slots=True)
 class Reserved:
-    """One quota the request counts against, and whether the reservation fitted."""
+    """What a reservation answers: the quota that refused it (the one that stays shut the
+    longest), or else the quota it left tightest."""
 
     organization_id: uuid.UUID
     metric: str
     period: str
     limit: Decimal
     window_start: datetime
+    # What the request would hold of this quota's metric.
     amount: Decimal
-    # None when this quota refused the request.
-    used: Decimal | None
-    reserved: Decimal | None
+    # After the reservation if accepted; as they stand if refused.
+    used: Decimal
+    reserved: Decimal
+    accepted: bool
 
     @property
-    def fitted(self) -> bool:
-        return self.used is not None
+    def remaining(self) -> Decimal:
+        return self.limit - self.used - self.reserved
 
 
 def counter_in_current_window(now: datetime) -> ColumnElement[bool]:
@@ -72,29 +75,24 @@ def counter_in_current_window(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def window_list(windows: dict[str, datetime]) -> list[datetime]:
-    """The current windows' starts in the order the ledger's functions take them."""
-    return [windows["minute"], windows["day"], windows["month"]]
-
-
 def reserve(
     *,
     reservation_id: uuid.UUID,
     organization_id: uuid.UUID,
-    windows: dict[str, datetime],
+    now: datetime,
     tokens: int,
     cost: Decimal,
     expires_at: datetime,
 ) -> DriverStatement:
-    """The reservation against every quota of the organisation and its ancestors, sent
-    with the tenant context (see plume.provider_calls); `reserved` reads its rows. The
-    caller rolls back if one quota refused."""
+    """The reservation against every quota of the organisation and its ancestors, in the
+    windows containing `now`, all or nothing; sent with the tenant context (see
+    plume.provider_calls). `reserved` reads its answer."""
     return DriverStatement(
         _RESERVE,
         {
             "id": reservation_id,
             "organization_id": organization_id,
-            "windows": window_list(windows),
+            "now": now,
             "tokens": tokens,
             "cost": cost,
             "expires_at": expires_at,
@@ -102,38 +100,39 @@ def reserve(
     )
 
 
-def reserved(rows: list[tuple[Any, ...]]) -> list[Reserved]:
-    """Each quota the request counts against; used and reserved are None where it refused."""
-    return [Reserved(*row) for row in rows]
+def reserved(rows: list[tuple[Any, ...]]) -> Reserved | None:
+    """The reservation's answer; None when no quota applies at any level."""
+    return Reserved(*rows[0]) if rows else None
 
 
 def settle_call(
-    reservation_ids: list[uuid.UUID],
+    reservation_id: uuid.UUID,
     *,
     organization_id: uuid.UUID | None = None,
-    windows: dict[str, datetime] | None = None,
+    now: datetime | None = None,
     requests: int = 0,
     tokens: int = 0,
     cost: Decimal = Decimal(0),
 ) -> DeferredCall:
-    """Replace what the reservations held by what was used (zero to release). A charged
-    request whose reservation is gone (swept, lost) is charged against `windows`."""
+    """Replace what the reservation held by what was used (zero to release), in the
+    windows containing `now`. A charged request whose reservation is gone (swept, lost) is
+    charged all the same."""
     return DeferredCall(
         SETTLE_CALL,
         {
-            "quota_ids": reservation_ids,
+            "quota_id": reservation_id,
             "quota_requests": requests,
             "quota_tokens": tokens,
             "quota_cost": cost,
             "quota_organization": organization_id,
-            "quota_windows": window_list(windows) if windows is not None else None,
+            "quota_now": now,
         },
     )
 
 
-async def release(session: AsyncSession, reservation_ids: list[uuid.UUID]) -> None:
-    """Give back everything the reservations held (nothing was used)."""
-    await run_deferred(session, settle_call(reservation_ids))
+async def release(session: AsyncSession, reservation_id: uuid.UUID) -> None:
+    """Give back everything the reservation held (nothing was used)."""
+    await run_deferred(session, settle_call(reservation_id))
 
 
 async def extend(session: AsyncSession, reservation_id: uuid.UUID, expires_at: datetime) -> None:
