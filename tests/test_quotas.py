@@ -270,6 +270,44 @@ async def test_a_minute_quota_answers_rate_limited_with_the_seconds_to_wait(
     assert again.status_code == 200, again.text
 
 
+async def test_the_refusal_names_the_quota_that_refused_not_another_of_the_same_level(
+    client: AsyncClient, factory: Factory, clock: FakeClock
+) -> None:
+    """A commune with a per-minute limit spent and roomy day and month limits is told to
+    wait seconds (rate_limited), not until tomorrow; the EPCI above has room too."""
+    operator = await factory.operator_key()
+    epci = await factory.epci()
+    commune = await factory.commune("Village-Pressé", parent=epci)
+    agent = await factory.key(commune)
+    await set_quotas(
+        client,
+        operator,
+        commune,
+        [
+            {"metric": "requests", "period": "minute", "limit": 1},
+            {"metric": "requests", "period": "day", "limit": 100},
+            {"metric": "cost_eur", "period": "month", "limit": 50},
+        ],
+    )
+    await set_quotas(
+        client, operator, epci, [{"metric": "requests", "period": "month", "limit": 1000}]
+    )
+    clock.advance(seconds=15)
+    ok = await client.post("/v1/chat/completions", json=chat_body(), headers=agent.headers)
+    assert ok.status_code == 200, ok.text
+    # The tightest after this request: the minute limit, spent, back in 45 s.
+    assert ok.headers["ratelimit-limit"] == "1"
+    assert ok.headers["ratelimit-remaining"] == "0"
+    assert ok.headers["ratelimit-reset"] == "45"
+
+    refused = await client.post("/v1/chat/completions", json=chat_body(), headers=agent.headers)
+    error = assert_openai_error(refused, 429, "rate_limited")
+    assert refused.headers["retry-after"] == "45"
+    assert "1 requête par minute" in error["message"]
+    assert "la commune « Village-Pressé »" in error["message"]
+    assert "par jour" not in error["message"]
+
+
 async def test_an_epci_quota_is_a_pool_shared_by_its_communes(
     client: AsyncClient, factory: Factory, db: AsyncSession
 ) -> None:
