@@ -85,8 +85,8 @@ def reserve(
     expires_at: datetime,
 ) -> DriverStatement:
     """The reservation against every quota of the organisation and its ancestors, in the
-    windows containing `now`, all or nothing; sent with the tenant context (see
-    plume.provider_calls). `reserved` reads its answer."""
+    windows containing `now`; sent with the tenant context (see plume.provider_calls).
+    `reserved` reads its answer; the caller rolls back if it was refused."""
     return DriverStatement(
         _RESERVE,
         {
