@@ -450,6 +450,39 @@ async def test_an_organisation_without_quota_is_not_limited_and_gets_no_ratelimi
     assert "ratelimit-limit" not in response.headers
 
 
+async def test_a_changed_or_removed_quota_takes_effect_on_the_next_request(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """The limits a reservation checks are the ones last set: raised, the commune may go
+    on; removed, it is no longer limited at all (what was counted is kept)."""
+    operator = await factory.operator_key()
+    commune = await factory.commune()
+    agent = await factory.key(commune)
+    day = [{"metric": "requests", "period": "day", "limit": 1}]
+    assert (await set_quotas(client, operator, commune, day)).status_code == 200
+    assert (await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)).status_code == 201
+    problem(
+        await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers), 429, "quota_exceeded"
+    )
+
+    raised = [{"metric": "requests", "period": "day", "limit": 2}]
+    assert (await set_quotas(client, operator, commune, raised)).status_code == 200
+    again = await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
+    assert again.status_code == 201, again.text
+    assert (again.headers["ratelimit-limit"], again.headers["ratelimit-remaining"]) == ("2", "0")
+
+    assert (await set_quotas(client, operator, commune, [])).status_code == 200
+    free = await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
+    assert free.status_code == 201, free.text
+    assert "ratelimit-limit" not in free.headers
+
+    # Set again the same day: what was counted while a quota was set still counts.
+    assert (await set_quotas(client, operator, commune, raised)).status_code == 200
+    problem(
+        await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers), 429, "quota_exceeded"
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Reading quotas, and an EPCI's split
 # --------------------------------------------------------------------------------------
