@@ -43,11 +43,27 @@ down_revision: str | None = "7d2f0c4b9e11"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-PERIODS = ("minute", "day", "month")
-METRICS = ("requests", "tokens", "cost_eur")
-PAIRS = [(period, metric) for period in PERIODS for metric in METRICS]
+
+def _previous() -> ModuleType:
+    """The migration this one follows (never changed once written)."""
+    path = Path(__file__).with_name("2026-11-27-1820_quota_ledger_functions.py")
+    spec = importlib.util.spec_from_file_location("quota_ledger_functions", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The migration this one follows: its functions are what a downgrade restores, and its
+# constants and scope check are this one's too.
+_PREVIOUS = _previous()
+PERIODS = _PREVIOUS.PERIODS
+METRICS = _PREVIOUS.METRICS
+PAIRS = _PREVIOUS.PAIRS
+AMOUNT = _PREVIOUS.AMOUNT
+_refuse_outside_scope = _PREVIOUS._refuse_outside_scope
 LIMITS = [f"{period}_{metric}_limit" for period, metric in PAIRS]
-AMOUNT = sa.Numeric(precision=20, scale=6)
 # The windows of a ledger row that nothing has used yet: long past, so the first request
 # rolls them to its own.
 NEVER = "'1970-01-01 00:00:00+00'::timestamptz"
@@ -75,25 +91,6 @@ _WINDOWS = """
     w_minute CONSTANT timestamptz := date_trunc('minute', p_now);
     w_day CONSTANT timestamptz := date_trunc('day', p_now, 'Europe/Paris');
     w_month CONSTANT timestamptz := date_trunc('month', p_now, 'Europe/Paris');"""
-
-
-def _previous() -> ModuleType:
-    """The migration this one follows: its functions are what a downgrade restores."""
-    path = Path(__file__).with_name("2026-11-27-1820_quota_ledger_functions.py")
-    spec = importlib.util.spec_from_file_location("quota_ledger_functions", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _refuse_outside_scope(variable: str) -> str:
-    return f"""
-    IF NOT {scope_predicate(variable)} THEN
-        RAISE EXCEPTION 'organisation % is outside this transaction''s scope', {variable}
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;"""
 
 
 def _use(row: str, period: str, metric: str) -> str:
@@ -334,7 +331,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     _drop_functions(list(_FUNCTIONS))
-    previous: dict[str, str] = _previous()._FUNCTIONS
+    previous: dict[str, str] = _PREVIOUS._FUNCTIONS
     _create_functions({signature: previous[signature] for signature in _REPLACED})
     op.execute("DROP TRIGGER quotas_copy_limits ON quotas")
     op.execute("DROP FUNCTION quota_ledger_copy_limits()")
