@@ -272,11 +272,14 @@ _COPY_LIMITS = f"""
     ON CONFLICT ON CONSTRAINT quota_ledger_pkey DO UPDATE SET
         {", ".join(f"{limit} = excluded.{limit}" for limit in LIMITS)};"""
 
+_COPY_OLD = _COPY_LIMITS.format(organization="OLD.organization_id")
 _TRIGGER_FUNCTION = f"""
 CREATE FUNCTION quota_ledger_copy_limits() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN{_COPY_LIMITS.format(organization="OLD.organization_id")}
+    -- The organisation a quota left (deleted, or moved to another): once, not twice.
+    IF TG_OP = 'DELETE'
+       OR (TG_OP = 'UPDATE' AND OLD.organization_id <> NEW.organization_id) THEN{_COPY_OLD}
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN{_COPY_LIMITS.format(organization="NEW.organization_id")}
     END IF;
