@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from plume.app import create_app
 from plume.config import Environment, Settings
 from plume.db import create_engine
-from plume.migrations import upgrade
+from plume.runtime.migrations import upgrade
 from tests.factories import Factory
 
 TEST_SECRET = "test-secret-" + "k3y" * 10
@@ -41,7 +41,7 @@ def _server_admin_url(tmp_root: Path) -> str:
         psycopg.connect(LOCAL_SERVER, connect_timeout=2).close()
         return LOCAL_SERVER
     except psycopg.OperationalError:
-        from plume.embedded import start_embedded_postgres
+        from plume.runtime.embedded import start_embedded_postgres
 
         url = start_embedded_postgres(tmp_root / "pgdata", database="postgres")
         return url.replace("postgresql+psycopg://", "postgresql://")

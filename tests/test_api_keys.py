@@ -25,7 +25,7 @@ from plume.app import create_app
 from plume.config import Settings
 from plume.db import create_engine, create_session_factory
 from plume.models import ApiKey, Organization
-from plume.transaction import get_db_session
+from plume.web.transaction import get_db_session
 from tests.conftest import TEST_SECRET, make_settings, random_secret, reset_tenant_context
 from tests.factories import Factory, Key
 from tests.routing_helpers import chat_body

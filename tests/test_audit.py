@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.app import create_app
 from plume.audit import chain
-from plume.audit.recorder import Actor, record
 from plume.audit.service import purge
+from plume.audit.trail import Actor, record
 from plume.db import create_engine, create_session_factory
 from plume.models import AuditEntry, AuditHead, Organization
 from tests.conftest import TEST_SECRET, make_settings

@@ -20,7 +20,7 @@ from plume.app import create_app
 from plume.config import Settings
 from plume.credentials.secrets import generate_key
 from plume.models import Organization
-from plume.transaction import DBSession
+from plume.web.transaction import DBSession
 from tests.conftest import make_settings
 from tests.factories import Factory, Key, fresh_siren
 

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine
 
 import plume.models  # noqa: F401
 from plume.db import Base, include_in_autogenerate
-from plume.migrations import head_revision
+from plume.runtime.migrations import head_revision
 from tests.conftest import DatabaseServer
 
 
@@ -27,7 +27,7 @@ def test_autogenerate_finds_no_drift(database_url: str) -> None:
 def test_migrations_go_down_and_up_again(database_server: DatabaseServer) -> None:
     from alembic import command
 
-    from plume.migrations import alembic_config
+    from plume.runtime.migrations import alembic_config
 
     url = database_server.create()
     config = alembic_config(url)

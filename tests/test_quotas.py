@@ -24,10 +24,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.app import create_app
+from plume.calls.context import Estimate, RequestFacts
+from plume.calls.unit import ProviderCall
 from plume.config import Settings
+from plume.credentials.auth import authenticate_token
+from plume.dates import PARIS
 from plume.db import TenantScope, create_engine, create_session_factory, enter_tenant_context
 from plume.models import Organization, QuotaCounter, QuotaReservation, UsageRecord
-from plume.quotas.periods import PARIS, window_end, window_start
+from plume.quotas.periods import window_end, window_start
 from tests.clock import FakeClock
 from tests.conftest import TEST_SECRET, make_settings
 from tests.factories import Factory, Key
@@ -690,8 +694,6 @@ async def test_the_sweep_releases_a_reservation_its_request_never_settled(
 ) -> None:
     """A process killed during the provider call leaves its reservation: the sweep frees it
     once it has expired, and only then."""
-    from plume.provider_calls import CallContext, Estimate
-
     operator = await factory.operator_key()
     epci = await factory.epci()
     commune = await factory.commune(parent=epci)
@@ -702,20 +704,10 @@ async def test_the_sweep_releases_a_reservation_its_request_never_settled(
     assert me["id"] == str(commune.id)
 
     # Phase 1 of a request, as a process would run it before dying mid-call.
-    from plume.credentials.auth import authenticate_token
-
-    async with app.state.session_factory() as session, session.begin():
-        principal = await authenticate_token(session, app.state.settings, agent.secret)
-    route = app.state.provider_router.route(None, frozenset(principal.policy.allowed_hosting))
-    context = CallContext(
-        principal=principal,
-        kind="chat",
-        route=route,
-        request_id=None,
-        estimate=Estimate(prompt_tokens=10, output_tokens=100),
+    call = await _reserved_call(
+        client, agent, "chat", Estimate(prompt_tokens=10, output_tokens=100)
     )
-    await app.state.provider_calls.before(context)
-    assert context.reservation_id is not None
+    assert call.reservation_id is not None
     held = await counter(db, epci, "requests", "day")
     assert held is not None
     assert held.reserved == 1
@@ -1017,42 +1009,52 @@ async def test_an_epci_splits_only_what_it_has_and_keeps_the_operators_other_lim
     }
 
 
-async def test_a_call_is_settled_once_even_if_asked_twice(
+async def _reserved_call(
+    client: AsyncClient, agent: Key, kind: str, estimate: Estimate
+) -> ProviderCall:
+    """A provider call of `agent`'s, past its reservation (the unit of work's first phase)."""
+    app = client.app  # type: ignore[attr-defined]
+    async with app.state.session_factory() as session:
+        principal = await authenticate_token(session, app.state.settings, agent.secret)
+        route = app.state.provider_router.route(None, frozenset(principal.policy.allowed_hosting))
+        call: ProviderCall = app.state.provider_calls.open(
+            session,
+            principal,
+            RequestFacts(request_id=f"test-{kind}"),
+            kind=kind,
+            route=route,
+            estimate=estimate,
+        )
+        await call.__aenter__()
+    return call
+
+
+async def test_a_call_is_settled_once_however_often_it_is_closed(
     client: AsyncClient, factory: Factory, db: AsyncSession
 ) -> None:
-    """A late second settlement (a stream finalised after it was already settled) changes
-    nothing: no second charge, no second usage row."""
-    from plume.credentials.auth import authenticate_token
-    from plume.provider_calls import CallContext, CallOutcome, Estimate
-
+    """A late second settlement (a stream finalised after it was already settled, a block
+    ending after its call was settled) changes nothing: no second charge, no second usage
+    row."""
     operator = await factory.operator_key()
     commune = await factory.commune()
     agent = await factory.key(commune)
     await set_quotas(
         client, operator, commune, [{"metric": "requests", "period": "day", "limit": 9}]
     )
-    app = client.app  # type: ignore[attr-defined]
-    async with app.state.session_factory() as session, session.begin():
-        principal = await authenticate_token(session, app.state.settings, agent.secret)
-    context = CallContext(
-        principal=principal,
-        kind="chat",
-        route=app.state.provider_router.route(None, frozenset(principal.policy.allowed_hosting)),
-        request_id="twice",
-        estimate=Estimate(prompt_tokens=5, output_tokens=50),
-    )
-    await app.state.provider_calls.before(context)
+    call = await _reserved_call(client, agent, "chat", Estimate(prompt_tokens=5, output_tokens=50))
+    await call.complete([{"role": "user", "content": "Rédige une phrase."}])
     for _ in range(2):
-        await app.state.provider_calls.after(context, CallOutcome("client_disconnected"))
+        await call.close(client_left=True)
+    await call.close(RuntimeError("late"))
+    assert await call.settle() is None
+    await call.__aexit__(None, None, None)
     used = await counter(db, commune, "requests", "day")
     assert used is not None
     assert (used.used, used.reserved) == (Decimal(1), Decimal(0))
-    records = await db.scalar(
-        select(func.count())
-        .select_from(UsageRecord)
-        .where(UsageRecord.organization_id == commune.id)
-    )
-    assert records == 1
+    records = (
+        await db.scalars(select(UsageRecord).where(UsageRecord.organization_id == commune.id))
+    ).all()
+    assert [(r.outcome, r.charged) for r in records] == [("client_disconnected", True)]
 
 
 async def test_a_draft_that_could_not_be_stored_is_charged_once_the_provider_answered(
@@ -1060,45 +1062,29 @@ async def test_a_draft_that_could_not_be_stored_is_charged_once_the_provider_ans
 ) -> None:
     """The provider answered (and was paid), then storing the result failed: the settlement
     that failed leaves nothing, the one after it charges the tokens, once."""
-    from plume.credentials.auth import authenticate_token
-    from plume.provider_calls import CallContext, CallOutcome, Estimate
-
     operator = await factory.operator_key()
     commune = await factory.commune()
     agent = await factory.key(commune)
     await set_quotas(
         client, operator, commune, [{"metric": "tokens", "period": "day", "limit": 100_000}]
     )
-    app = client.app  # type: ignore[attr-defined]
-    async with app.state.session_factory() as session, session.begin():
-        principal = await authenticate_token(session, app.state.settings, agent.secret)
-    route = app.state.provider_router.route(None, frozenset(principal.policy.allowed_hosting))
-    context = CallContext(
-        principal=principal,
-        kind="bulletin_article",
-        route=route,
-        request_id="unstored",
-        estimate=Estimate(prompt_tokens=100, output_tokens=500),
+    call = await _reserved_call(
+        client, agent, "bulletin_article", Estimate(prompt_tokens=100, output_tokens=500)
     )
-    await app.state.provider_calls.before(context)
-    completion = await app.state.provider_router.complete(
-        route, [{"role": "user", "content": "Rédige une phrase."}]
-    )
+    completion = await call.complete([{"role": "user", "content": "Rédige une phrase."}])
 
     async def storing_fails(session: AsyncSession) -> None:
         raise RuntimeError("the draft could not be stored")
 
     with pytest.raises(RuntimeError):
-        await app.state.provider_calls.after(
-            context, CallOutcome("success", completion), storing_fails
-        )
-    await app.state.provider_calls.after(
-        context, CallOutcome("failure", completion, error_code="internal_error")
-    )
+        await call.settle(storing_fails)
+    await call.close(RuntimeError("the block ends with the error"))
     tokens = await counter(db, commune, "tokens", "day")
     assert tokens is not None
     assert (tokens.used, tokens.reserved) == (Decimal(completion.total_tokens), Decimal(0))
     records = (
         await db.scalars(select(UsageRecord).where(UsageRecord.organization_id == commune.id))
     ).all()
-    assert [(r.outcome, r.charged) for r in records] == [("failure", True)]
+    assert [(r.outcome, r.charged, r.error_code) for r in records] == [
+        ("failure", True, "internal_error")
+    ]

@@ -28,7 +28,8 @@ from plume.config import ConfigurationError, Settings
 from plume.errors import ContentRefused, HostingNotAllowed, NotFound, ProviderUnavailable
 from plume.routing.config import builtin_config, load_routing_file, parse_routing
 from plume.routing.offline import CHAT_ANSWER
-from plume.routing.router import Completion, ProviderRouter, StreamState
+from plume.routing.router import ProviderRouter
+from plume.routing.types import Completion, StreamState
 from tests.factories import Factory, Key
 from tests.fake_provider import ANSWER
 from tests.routing_helpers import (

@@ -22,17 +22,17 @@ from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.audit import recorder as audit
+from plume.audit import trail as audit
 from plume.config import ConfigurationError, Settings, load_settings
 from plume.credentials.schemas import ApiKeyCreated
 from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService
 from plume.db import TenantScope, create_engine, create_session_factory
 from plume.errors import PlumeError
-from plume.log import configure_logging
 from plume.models import ApiKeyRole
 from plume.organizations.schemas import OrganizationCreate
 from plume.organizations.service import OrganizationService
+from plume.runtime.log import configure_logging
 
 T = TypeVar("T")
 logger = structlog.get_logger("plume.cli")
@@ -121,7 +121,7 @@ def cmd_audit_purge(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    from plume.migrations import upgrade
+    from plume.runtime.migrations import upgrade
 
     upgrade(settings.require_database_url())
     print("migrations applied")
@@ -227,7 +227,7 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> None:
     from plume.credentials.service import key_out
-    from plume.pagination import MAX_LIMIT, PageRequest
+    from plume.web.pagination import MAX_LIMIT, PageRequest
 
     async def work(session: AsyncSession) -> list[str]:
         system = TenantScope.everything()
@@ -294,14 +294,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
-    from plume import demo
     from plume.app import create_app
-    from plume.migrations import upgrade
     from plume.routing.config import load_routing
+    from plume.runtime import demo
+    from plume.runtime.migrations import upgrade
 
     load_routing(settings.models_file)
     if settings.database_url is None:
-        from plume.embedded import start_embedded_postgres
+        from plume.runtime.embedded import start_embedded_postgres
 
         url = start_embedded_postgres(settings.state_dir / "pgdata")
         os.environ["PLUME_DATABASE_URL"] = url

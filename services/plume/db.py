@@ -69,30 +69,27 @@ class TenantScope:
         return column.in_(sorted(self.organization_ids))
 
 
-@dataclass(frozen=True, slots=True)
-class DriverStatement:
-    """SQL for the psycopg connection itself (`%(name)s` placeholders), built from
-    constants: what the hot path sends without SQLAlchemy's statement machinery."""
-
-    sql: str
-    parameters: dict[str, Any]
-
-
-# set_config('role', …, true) is SET LOCAL ROLE: one statement for the role and the scope.
-_TENANT_CONTEXT = (
+# set_config('role', …, true) is SET LOCAL ROLE: one statement for the role and the scope
+# (the quota reservation reads its rows in the same statement: plume.quotas.repository).
+TENANT_CONTEXT = (
     f"SELECT set_config('role', '{APP_ROLE}', true) AS role,"
     " set_config('plume.all_organizations', %(all)s, true),"
     " set_config('plume.organizations', %(ids)s, true),"
     " set_config('plume.ancestors', %(ancestors)s, true),"
     " set_config('synchronous_commit', %(synchronous)s, true)"
 )
-# A row source read in the same statement, once the context is set: a LATERAL subquery
-# that depends on the context row runs after it, and OFFSET 0 keeps the planner from
-# flattening it (which would free the row source to run first).
-_TENANT_CONTEXT_THEN = (
-    "SELECT opened.* FROM (" + _TENANT_CONTEXT + ") AS context,"  # noqa: S608 (constants)
-    " LATERAL (SELECT * FROM {source} WHERE context.role IS NOT NULL OFFSET 0) AS opened"
-)
+
+
+def tenant_context_parameters(scope: TenantScope, *, durable: bool = True) -> dict[str, str]:
+    """The parameters of TENANT_CONTEXT. `durable=False` lets the commit return before its
+    WAL reaches the disk (PostgreSQL's asynchronous commit: a crash may lose the last
+    fraction of a second of such transactions, never corrupt anything)."""
+    return {
+        "all": "on" if scope.all_organizations else "off",
+        "ids": ",".join(str(i) for i in sorted(scope.organization_ids)),
+        "ancestors": ",".join(str(i) for i in sorted(scope.ancestor_ids)),
+        "synchronous": "on" if durable else "off",
+    }
 
 
 async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
@@ -103,44 +100,15 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
     return driver
 
 
-async def enter_tenant_context(
-    session: AsyncSession,
-    scope: TenantScope,
-    *,
-    durable: bool = True,
-    then: DriverStatement | None = None,
-) -> list[tuple[Any, ...]]:
+async def enter_tenant_context(session: AsyncSession, scope: TenantScope) -> None:
     """Switch the current transaction to the non-superuser role and publish the scope.
 
     Both settings are transaction-local, so they end with the request's transaction and
     can never leak to the next user of the pooled connection. Row-level security policies
     read them, which makes them hold even when the connection's own role is a superuser.
-
-    `durable=False` lets the commit return before its WAL reaches the disk (PostgreSQL's
-    asynchronous commit: a crash may lose the last fraction of a second of such
-    transactions, never corrupt anything). Only the quota reservation uses it: a lost
-    reservation is a hold that vanished, and the settlement, which is durable, charges the
-    request anyway.
-
-    `then` is a row source (a set-returning function call) read in the same statement,
-    once the context is set: its rows are returned. One round trip for both.
     """
-    parameters: dict[str, Any] = {
-        "all": "on" if scope.all_organizations else "off",
-        "ids": ",".join(str(i) for i in sorted(scope.organization_ids)),
-        "ancestors": ",".join(str(i) for i in sorted(scope.ancestor_ids)),
-        "synchronous": "on" if durable else "off",
-    }
     driver = await driver_connection(session)
-    if then is None:
-        await driver.execute(_TENANT_CONTEXT, parameters)
-        return []
-    if parameters.keys() & then.parameters.keys():
-        raise ValueError("the row source's parameters must not reuse the context's names")
-    cursor = await driver.execute(
-        _TENANT_CONTEXT_THEN.format(source=then.sql), {**parameters, **then.parameters}
-    )
-    return await cursor.fetchall()
+    await driver.execute(TENANT_CONTEXT, tenant_context_parameters(scope))
 
 
 def include_in_autogenerate(

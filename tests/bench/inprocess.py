@@ -16,7 +16,14 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from plume.calls.context import CallOutcome, StoredResponse
+from plume.calls.settlement import Settlement
+from plume.calls.unit import ProviderCall
+from plume.db import enter_tenant_context
+from plume.models import UsageRecord
 from tests.conftest import TEST_SECRET, DatabaseServer
 from tests.factories import fresh_insee, fresh_siren
 from tests.fake_provider import free_port
@@ -150,3 +157,41 @@ def report(
     # drifts during the run.
     paired = [a - b for a, b in zip(with_, without, strict=True)]
     print(f"  median of the differences between adjacent requests: {ms(paired, 0.5):.2f} ms")
+
+
+# What the benchmarks compare with: the settlement with one of its parts taken out. Test
+# code only: production has no such mode.
+
+
+class WithoutQuotas(Settlement):
+    """Enters the tenant context without reserving (nothing held, nothing to settle)."""
+
+    async def reserve(self, session: AsyncSession, call: ProviderCall) -> None:
+        await enter_tenant_context(session, call.principal.scope)
+
+
+class WithoutAudit(Settlement):
+    """Writes the usage record alone (the benchmark's commune has no quotas)."""
+
+    async def write(
+        self,
+        session: AsyncSession,
+        call: ProviderCall,
+        outcome: CallOutcome,
+        answer: StoredResponse | None,
+    ) -> None:
+        assert call.reservation_id is None
+        row = self.usage_row(call, outcome)
+        await session.execute(
+            insert(UsageRecord).values(
+                {name: getattr(row, name) for name in row.__dataclass_fields__}
+            )
+        )
+
+
+def replace_settlement(app: FastAPI, variant: type[Settlement]) -> None:
+    """Swap a started application's settlement for a benchmark variant of it."""
+    current: Settlement = app.state.provider_calls.settlement
+    replacement = variant.__new__(variant)
+    replacement.__dict__.update(current.__dict__)
+    app.state.provider_calls.settlement = replacement

@@ -1,9 +1,9 @@
 """Benchmark: what writing the audit entry adds to a request.
 
 Two in-process applications on the same database and fake provider, one writing the audit
-trail and one without it (`create_app(audit=False)`), answer the same chat completion for a
-commune; requests alternate between them. Prints the figures (the budget is printed, not
-asserted); `make bench` runs it.
+trail and one without it (a benchmark-only settlement, `WithoutAudit`), answer the same chat
+completion for a commune; requests alternate between them. Prints the figures (the budget is
+printed, not asserted); `make bench` runs it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,16 @@ import psycopg
 import pytest
 
 from plume.app import create_app
-from tests.bench.inprocess import CHAT, Setup, bench_setup, interleaved, report, serving
+from tests.bench.inprocess import (
+    CHAT,
+    Setup,
+    WithoutAudit,
+    bench_setup,
+    interleaved,
+    replace_settlement,
+    report,
+    serving,
+)
 from tests.conftest import DatabaseServer, make_settings
 
 pytestmark = pytest.mark.bench
@@ -46,8 +55,9 @@ def _entries(setup: Setup) -> int:
 async def test_audit_overhead(setup: Setup) -> None:
     settings = make_settings(setup.database_url, models_file=setup.models_file)
     agent = {"Authorization": f"Bearer {setup.agent_key}"}
-    apps = {"audited": create_app(settings), "unaudited": create_app(settings, audit=False)}
+    apps = {"audited": create_app(settings), "unaudited": create_app(settings)}
     async with serving(apps) as clients:
+        replace_settlement(apps["unaudited"], WithoutAudit)
 
         async def call(name: str) -> None:
             response = await clients[name].post("/v1/chat/completions", json=CHAT, headers=agent)

@@ -1,8 +1,8 @@
 """Benchmark: what quota enforcement adds to a request.
 
-Two in-process applications on the same database and the same fake provider, one with the
-quota hook and one without (`create_app(enforce_quotas=False)`), answer the same chat
-completion for a commune that has quotas, as has its EPCI (so a reservation touches two
+Two in-process applications on the same database and the same fake provider, one with
+quota enforcement and one without (a benchmark-only settlement, `WithoutQuotas`), answer the
+same chat completion for a commune that has quotas, as has its EPCI (so a reservation touches two
 levels). Requests alternate between the two, so both see the same machine, database and
 provider; the difference of their latencies is the cost of reserving and settling. Prints
 the figures (the budget is printed, not asserted); `make bench` runs it.
@@ -18,7 +18,16 @@ import psycopg
 import pytest
 
 from plume.app import create_app
-from tests.bench.inprocess import CHAT, Setup, bench_setup, interleaved, report, serving
+from tests.bench.inprocess import (
+    CHAT,
+    Setup,
+    WithoutQuotas,
+    bench_setup,
+    interleaved,
+    replace_settlement,
+    report,
+    serving,
+)
 from tests.conftest import DatabaseServer, make_settings
 
 pytestmark = pytest.mark.bench
@@ -57,11 +66,12 @@ async def test_quota_overhead(setup: Setup) -> None:
     operator = {"Authorization": f"Bearer {setup.operator_key}"}
     agent = {"Authorization": f"Bearer {setup.agent_key}"}
     apps = {
-        "enforced": create_app(settings, enforce_quotas=True),
-        "free": create_app(settings, enforce_quotas=False),
+        "enforced": create_app(settings),
+        "free": create_app(settings),
     }
     levels = (setup.commune_id, setup.epci_id)
     async with serving(apps) as clients:
+        replace_settlement(apps["free"], WithoutQuotas)
         for organization_id in levels:
             response = await clients["enforced"].put(
                 f"/v1/admin/organizations/{organization_id}/quotas", json=QUOTAS, headers=operator

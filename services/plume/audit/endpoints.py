@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Literal
 
@@ -20,11 +19,10 @@ from plume.audit.schemas import (
 )
 from plume.audit.signing import ReceiptSigner
 from plume.credentials.auth import Principal, TenantAdmin
-from plume.db import enter_tenant_context
+from plume.dates import date_range, utc_bounds
 from plume.errors import NotFound, invalid_field
-from plume.pagination import Page, PageParams, next_cursor
-from plume.quotas.periods import date_range, utc_bounds
-from plume.transaction import DBSession
+from plume.web.pagination import Page, PageParams, next_cursor
+from plume.web.transaction import DBSession
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -95,19 +93,11 @@ async def export_entries(
     organization_id: OrganizationParam = None,
 ) -> StreamingResponse:
     organization = _chain_of(principal, organization_id)
-    factory = request.app.state.session_factory
-
-    async def lines() -> AsyncIterator[bytes]:
-        # Up to the head read first: entries appended meanwhile belong to a later export.
-        async with factory() as session, session.begin():
-            await enter_tenant_context(session, principal.scope)
-            async for line in service.export(session, organization, format):
-                yield line
-
+    lines = service.export(request.app.state.session_factory, principal.scope, organization, format)
     media_type = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
     filename = f"audit-{organization}.{format}"
     return StreamingResponse(
-        lines(),
+        lines,
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

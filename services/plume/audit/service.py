@@ -10,16 +10,17 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.audit import chain
-from plume.audit.recorder import Actor, record
+from plume.audit.repository import AuditRepository
 from plume.audit.schemas import AuditEntryOut, Receipt
 from plume.audit.signing import ReceiptSigner
-from plume.models import AuditEntry, AuditHead
-from plume.pagination import PageRequest
-from plume.quotas.periods import PARIS
+from plume.audit.trail import Actor, record
+from plume.dates import PARIS
+from plume.db import TenantScope, enter_tenant_context
+from plume.models import AuditEntry
+from plume.web.pagination import PageRequest
 
 
 def entry_out(entry: AuditEntry) -> AuditEntryOut:
@@ -51,19 +52,9 @@ async def list_page(
     actor: uuid.UUID | None,
 ) -> list[AuditEntry]:
     """Newest first; the cursor carries the last sequence number seen."""
-    statement = select(AuditEntry).where(
-        AuditEntry.organization_id == organization_id,
-        AuditEntry.occurred_at >= start,
-        AuditEntry.occurred_at < end,
+    return await AuditRepository(session).list_page(
+        organization_id, page, start=start, end=end, action=action, actor=actor
     )
-    if action is not None:
-        statement = statement.where(AuditEntry.action == action)
-    if actor is not None:
-        statement = statement.where(AuditEntry.actor_key_id == actor)
-    if page.after is not None:
-        statement = statement.where(AuditEntry.seq < page.after[1].int)
-    statement = statement.order_by(AuditEntry.seq.desc()).limit(page.limit + 1)
-    return list((await session.scalars(statement)).all())
 
 
 def cursor_key(entry: AuditEntry) -> tuple[datetime, uuid.UUID]:
@@ -129,20 +120,29 @@ def csv_header() -> bytes:
 
 
 async def export(
-    session: AsyncSession, organization_id: uuid.UUID, format: str
+    session_factory: async_sessionmaker[AsyncSession],
+    scope: TenantScope,
+    organization_id: uuid.UUID,
+    format: str,
 ) -> AsyncIterator[bytes]:
-    if format == "csv":
-        yield csv_header()
-    head = await session.get(AuditHead, organization_id, populate_existing=True)
-    up_to = head.seq if head is not None else None
-    async for entry in chain.entries(session, organization_id, up_to=up_to):
-        yield export_line(entry, format)
+    """The chain as a streamed body, read in a transaction of its own (the request's has
+    ended when the body is sent), up to the head read first: entries appended meanwhile
+    belong to a later export."""
+    async with session_factory() as session, session.begin():
+        await enter_tenant_context(session, scope)
+        if format == "csv":
+            yield csv_header()
+        repository = AuditRepository(session)
+        head = await repository.head(organization_id)
+        up_to = head.seq if head is not None else None
+        async for entry in repository.entries(organization_id, up_to=up_to):
+            yield export_line(entry, format)
 
 
 async def head_receipt(
     session: AsyncSession, organization_id: uuid.UUID, signer: ReceiptSigner
 ) -> Receipt:
-    head = await session.get(AuditHead, organization_id, populate_existing=True)
+    head = await AuditRepository(session).head(organization_id)
     statement = {
         "organization_id": str(organization_id),
         "seq": head.seq if head else 0,
@@ -158,39 +158,26 @@ async def head_receipt(
 
 
 async def hash_at(session: AsyncSession, organization_id: uuid.UUID, seq: int) -> str | None:
-    return await session.scalar(
-        select(AuditEntry.hash).where(
-            AuditEntry.organization_id == organization_id, AuditEntry.seq == seq
-        )
-    )
+    return await AuditRepository(session).hash_at(organization_id, seq)
 
 
 async def chain_ids(session: AsyncSession) -> Sequence[uuid.UUID]:
-    return (await session.scalars(select(AuditHead.organization_id))).all()
+    return await AuditRepository(session).chain_ids()
 
 
 async def purge(session: AsyncSession, before: date) -> list[tuple[uuid.UUID, int]]:
     """Delete every chain's entries older than `before` (Paris midnight), leaving in each a
     checkpoint entry with the last purged hash, so that what remains still verifies.
 
-    Runs as the database owner (the application role may not delete), with the
-    transaction-local setting the append-only trigger requires.
+    Runs as the database owner (the application role may not delete).
     """
     cutoff = datetime(before.year, before.month, before.day, tzinfo=PARIS)
-    await session.execute(text("SELECT set_config('plume.audit_purge', 'on', true)"))
+    repository = AuditRepository(session)
+    await repository.allow_purge()
     purged: list[tuple[uuid.UUID, int]] = []
-    lasts = await session.execute(
-        select(AuditEntry.organization_id, func.max(AuditEntry.seq), func.count())
-        .where(AuditEntry.occurred_at < cutoff)
-        .group_by(AuditEntry.organization_id)
-    )
-    for organization_id, last_seq, count in lasts.all():
-        last_hash = await hash_at(session, organization_id, last_seq)
-        removed = await session.execute(
-            delete(AuditEntry).where(
-                AuditEntry.organization_id == organization_id, AuditEntry.seq <= last_seq
-            )
-        )
+    for organization_id, last_seq, count in await repository.purgeable(cutoff):
+        last_hash = await repository.hash_at(organization_id, last_seq)
+        removed = await repository.delete_up_to(organization_id, last_seq)
         await record(
             session,
             organization_id=organization_id,
@@ -199,10 +186,10 @@ async def purge(session: AsyncSession, before: date) -> list[tuple[uuid.UUID, in
             target=("audit_chain", str(organization_id)),
             details={
                 "before": before.isoformat(),
-                "purged_entries": removed.rowcount,  # type: ignore[attr-defined]
+                "purged_entries": removed,
                 "last_purged_seq": last_seq,
                 "last_purged_hash": last_hash,
             },
         )
-        purged.append((organization_id, int(count)))
+        purged.append((organization_id, count))
     return purged

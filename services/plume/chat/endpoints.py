@@ -5,20 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from plume.audit.recorder import client_address, digest
+from plume.calls.dependencies import Calls
+from plume.calls.streaming import SettledStreamingResponse
 from plume.chat.schemas import ChatCompletionRequest, ModelList
 from plume.chat.service import CHAT_KIND, ChatService
 from plume.credentials.auth import ProviderCaller
-from plume.idempotency import request_key
-from plume.provider_calls import CallContext
-from plume.streaming import SettledStreamingResponse
-from plume.transaction import CallSession
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 
 def _service(request: Request) -> ChatService:
-    return ChatService(request.app.state.provider_router, request.app.state.provider_calls)
+    service: ChatService = request.app.state.chat
+    return service
 
 
 @router.get("/models", summary="The model groups this tenant may use (OpenAI format)")
@@ -32,43 +30,14 @@ async def list_models(request: Request, principal: ProviderCaller) -> ModelList:
     response_model=None,
 )
 async def chat_completions(
-    payload: ChatCompletionRequest,
-    request: Request,
-    principal: ProviderCaller,
-    session: CallSession,
+    payload: ChatCompletionRequest, request: Request, principal: ProviderCaller, calls: Calls
 ) -> JSONResponse | SettledStreamingResponse:
     service = _service(request)
-    route = service.plan(principal, payload)
-    idempotency_key, request_hash = await request_key(request)
-    context = CallContext(
-        principal=principal,
-        kind=CHAT_KIND,
-        route=route,
-        request_id=getattr(request.state, "request_id", None),
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        estimate=service.estimate(route, payload),
-        client_address=client_address(request),
-        input_digest=digest(await request.body()),
-    )
-    await service.calls.before(context, session)
-    if payload.stream:
-        events, abandon = await service.open_stream(context, payload)
-        return SettledStreamingResponse(
-            events,
-            context=context,
-            abandon=abandon,
-            headers={
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-                **context.response_headers(),
-            },
-        )
-    body, completion = await service.complete(context, payload)
-    return JSONResponse(
-        body,
-        headers={
-            **service.response_headers(context, completion),
-            **context.response_headers(),
-        },
-    )
+    route = service.route_for(principal, payload)
+    estimate = service.estimate(route, payload)
+    async with calls.open(principal, kind=CHAT_KIND, route=route, estimate=estimate) as call:
+        if payload.stream:
+            chunks = await service.open_stream(call, payload)
+            return call.streaming_response(chunks, call.response_headers())
+        body, headers = await service.complete(call, payload)
+        return JSONResponse(body, headers={**headers, **call.response_headers()})

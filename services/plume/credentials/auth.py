@@ -26,7 +26,7 @@ from plume.organizations.policy import EffectivePolicy, effective_policy
 from plume.organizations.repository import OrganizationRepository
 from plume.organizations.schemas import OrganizationOut
 from plume.organizations.service import organization_out
-from plume.transaction import CallSession, DBSession
+from plume.web.transaction import DBSession
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -53,9 +53,10 @@ def _levels(chain: list[Organization]) -> tuple[Level, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: one key, acting for exactly one organisation."""
+    """Who is calling: one key, acting for exactly one organisation (a background job acts
+    for the key that queued it, None if that key is unknown)."""
 
-    key_id: uuid.UUID
+    key_id: uuid.UUID | None
     role: ApiKeyRole
     organization: OrganizationOut
     policy: EffectivePolicy
@@ -145,11 +146,11 @@ async def authenticate_token(
     )
 
 
-async def authenticate(
+async def _authenticated(
     request: Request,
     security_scopes: SecurityScopes,
-    session: DBSession,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    session: AsyncSession,
+    credentials: HTTPAuthorizationCredentials | None,
 ) -> Principal:
     token = credentials.credentials if credentials is not None else None
     principal = await authenticate_token(session, request.app.state.settings, token)
@@ -158,6 +159,17 @@ async def authenticate(
     required = [ApiKeyRole(role) for role in security_scopes.scopes]
     if required and _ROLE_RANK[principal.role] < min(_ROLE_RANK[r] for r in required):
         raise Forbidden()
+    return principal
+
+
+async def authenticate(
+    request: Request,
+    security_scopes: SecurityScopes,
+    session: DBSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    """The caller, with the request's transaction in its tenant context."""
+    principal = await _authenticated(request, security_scopes, session, credentials)
     await enter_tenant_context(session, principal.scope)
     return principal
 
@@ -171,25 +183,20 @@ TenantAdmin = Annotated[
 OperatorAdmin = Annotated[Principal, Security(authenticate, scopes=["operator_admin"])]
 
 
-async def authenticate_briefly(
+async def authenticate_for_provider_call(
     request: Request,
     security_scopes: SecurityScopes,
+    session: DBSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    session: CallSession,
 ) -> Principal:
-    """Authenticate in the request's first short transaction (see CallSession), for
-    provider-backed routes: the request must hold no database connection while the
-    provider works, so that transaction ends before the call."""
-    token = credentials.credentials if credentials is not None else None
-    principal = await authenticate_token(session, request.app.state.settings, token)
-    request.state.principal = principal
-    required = [ApiKeyRole(role) for role in security_scopes.scopes]
-    if required and _ROLE_RANK[principal.role] < min(_ROLE_RANK[r] for r in required):
-        raise Forbidden()
-    return principal
+    """The caller, with the request's transaction not yet in its tenant context: the
+    provider call's unit of work enters it together with the quota reservation, in one
+    statement, then commits that transaction before the provider is called
+    (plume.calls)."""
+    return await _authenticated(request, security_scopes, session, credentials)
 
 
-ProviderCaller = Annotated[Principal, Security(authenticate_briefly, scopes=_ALL)]
+ProviderCaller = Annotated[Principal, Security(authenticate_for_provider_call, scopes=_ALL)]
 
 
 async def principal_for_background_work(
@@ -214,7 +221,7 @@ async def principal_for_background_work(
         raise OrganizationSuspended()
     policy = effective_policy([level.policy for level in chain])
     return Principal(
-        key_id=key_id or uuid.UUID(int=0),
+        key_id=key_id,
         role=ApiKeyRole.AGENT,
         organization=organization_out(organization, policy),
         policy=policy,

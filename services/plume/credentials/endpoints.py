@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from plume.audit.recorder import Audit, AuditTrail, key_details
+from plume.audit.trail import Audit, AuditTrail, key_details
 from plume.credentials.auth import OperatorAdmin, Principal, TenantAdmin
 from plume.credentials.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from plume.credentials.secrets import KeyHasher
@@ -15,8 +15,8 @@ from plume.credentials.service import ApiKeyService, key_out
 from plume.errors import NotFound
 from plume.models import ApiKeyRole, Organization
 from plume.organizations.service import OrganizationService
-from plume.pagination import Page, PageParams, next_cursor
-from plume.transaction import DBSession
+from plume.web.pagination import Page, PageParams, next_cursor
+from plume.web.transaction import DBSession
 
 admin_router = APIRouter(prefix="/v1/admin", tags=["operator"])
 tenant_router = APIRouter(prefix="/v1/organization/api-keys", tags=["tenant"])

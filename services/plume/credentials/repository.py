@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 
 from plume.db import TenantScope
 from plume.models import ApiKey, Organization
-from plume.pagination import PageRequest, paginate
+from plume.web.pagination import PageRequest, paginate
 
 LAST_USED_RESOLUTION_S = 60
 

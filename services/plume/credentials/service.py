@@ -14,7 +14,7 @@ from plume.credentials.secrets import KeyHasher, display_prefix, generate_key
 from plume.db import TenantScope
 from plume.errors import NotFound, invalid_field
 from plume.models import ApiKey, ApiKeyRole, Organization, OrganizationKind
-from plume.pagination import PageRequest
+from plume.web.pagination import PageRequest
 
 
 def key_status(key: ApiKey, now: datetime | None = None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -51,25 +50,3 @@ class TenantIdentity(BaseModel):
     epci_name: str | None = None
     department: str = "Seine-Maritime"
     tribunal_administratif: str = "Rouen"
-
-
-_MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
-
-
-def french_day(day: date) -> str:
-    """'27 novembre 2026', '1er mars 2027'."""
-    ordinal = "1er" if day.day == 1 else str(day.day)
-    return f"{ordinal} {_MONTHS[day.month - 1]} {day.year}"

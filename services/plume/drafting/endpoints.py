@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Callable
 from typing import Annotated, Literal
 
 import anyio
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from plume.audit.recorder import Audit, client_address, digest
+from plume.audit.trail import Audit
+from plume.calls.dependencies import Calls
 from plume.credentials.auth import AnyKey, ProviderCaller
+from plume.drafting import synthese
 from plume.drafting.export import ExportableDraft, export
+from plume.drafting.records import answer_headers, draft_out
 from plume.drafting.schemas import (
     DraftOut,
     DraftRequest,
@@ -20,18 +23,39 @@ from plume.drafting.schemas import (
     SyntheseRequest,
     request_fields,
 )
-from plume.drafting.service import DraftingService, draft_out
-from plume.errors import PayloadTooLarge
-from plume.idempotency import request_key
+from plume.drafting.service import DraftingService
+from plume.errors import PayloadTooLarge, PlumeError
+from plume.hashing import digest
 from plume.models import DraftStatus
-from plume.pagination import Page, PageParams, next_cursor
-from plume.provider_calls import CallContext, StoredResponse
-from plume.streaming import SettledStreamingResponse
-from plume.transaction import CallSession, DBSession
+from plume.web.pagination import Page, PageParams, next_cursor
+from plume.web.transaction import DBSession
 
 router = APIRouter(prefix="/v1/drafts", tags=["drafting"])
 
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+def draft_too_large(request: Request, kind: object) -> PayloadTooLarge | None:
+    """/v1/drafts admits bodies up to the synthèse limit (the middleware's); any other kind
+    over the general limit is a 413, whatever else is wrong with it. Counted while reading,
+    so a chunked body (no Content-Length) is held to it too."""
+    limit: int = request.app.state.settings.max_body_bytes
+    if kind == "synthese" or getattr(request.state, "body_bytes", 0) <= limit:
+        return None
+    return PayloadTooLarge(
+        "Le corps de la requête dépasse la taille autorisée pour ce type de document "
+        f"({limit // 1024} Kio) ; seules les synthèses acceptent des textes plus longs."
+    )
+
+
+async def oversized_draft_request(request: Request) -> PlumeError | None:
+    """For the validation-error handler: an oversized draft request is a 413 first."""
+    limit: int = request.app.state.settings.max_body_bytes
+    if request.url.path != router.prefix or getattr(request.state, "body_bytes", 0) <= limit:
+        return None
+    try:
+        kind = json.loads(await request.body()).get("kind")
+    except (ValueError, AttributeError):
+        kind = None
+    return draft_too_large(request, kind)
 
 
 def _service(request: Request) -> DraftingService:
@@ -50,97 +74,45 @@ async def create_draft(
     payload: Annotated[DraftRequest, Body()],
     request: Request,
     principal: ProviderCaller,
-    session: CallSession,
+    calls: Calls,
 ) -> Response:
-    settings = request.app.state.settings
-    if payload.kind != "synthese":
-        # Only synthèses may use the larger body allowed on this route.
-        # Counted while reading, so a chunked body (no Content-Length) is held to it too.
-        length = getattr(request.state, "body_bytes", 0)
-        if length > settings.max_body_bytes:
-            raise PayloadTooLarge(
-                "Le corps de la requête dépasse la taille autorisée pour ce type de document "
-                f"({settings.max_body_bytes // 1024} Kio) ; seules les synthèses acceptent "
-                "des textes plus longs."
-            )
+    too_large = draft_too_large(request, payload.kind)
+    if too_large is not None:
+        raise too_large
     service = _service(request)
-    route = service.plan(principal, payload.kind, payload.model_group)
-    idempotency_key, request_hash = await request_key(request)
+    route = service.route_for(principal, payload.kind, payload.model_group)
     fields = request_fields(payload)
-    plan = (
-        await service.plan_synthese(route, payload)
-        if isinstance(payload, SyntheseRequest)
-        else None
-    )
-    context = CallContext(
-        principal=principal,
-        kind=payload.kind,
-        route=route,
-        request_id=getattr(request.state, "request_id", None),
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        client_address=client_address(request),
-        input_digest=digest(await request.body()),
-        estimate=(
-            service.estimate_long_synthese(route, plan)
-            if plan is not None and plan.long
-            else service.estimate(principal, route, payload.kind, fields, payload.max_output_tokens)
-        ),
-    )
-    if not payload.stream:
-        long_job = plan is not None and plan.long
-        context.responder = _stored_answer(202 if long_job else 201)
-    await service.calls.before(context, session)
-    headers = context.response_headers()
-    if isinstance(payload, SyntheseRequest) and plan is not None and plan.long:
+    long = None
+    if isinstance(payload, SyntheseRequest):
+        parts = await synthese.plan(service.policy, route, payload)
+        long = parts if parts.long else None
+    if long is not None:
+        estimate = synthese.estimate(service.policy, route, long)
+    else:
+        estimate = service.estimate(
+            principal, route, payload.kind, fields, payload.max_output_tokens
+        )
+    async with calls.open(principal, kind=payload.kind, route=route, estimate=estimate) as call:
+        headers = call.response_headers()
+        if isinstance(payload, SyntheseRequest) and long is not None:
+            if payload.stream:
+                return call.streaming_response(synthese.stream(call, payload, long), headers)
+            draft = await synthese.queue(call, fields)
+            request.app.state.synthese_worker.wake.set()
+            return _answer(draft, status.HTTP_202_ACCEPTED, headers)
         if payload.stream:
-            return SettledStreamingResponse(
-                service.synthese_stream(context, payload, plan),
-                context=context,
-                abandon=service.release(context),
-                headers={**_SSE_HEADERS, **headers},
-            )
-        draft = await service.enqueue_synthese(context, fields)
-        request.app.state.synthese_worker.wake.set()
-        return JSONResponse(
-            draft.model_dump(mode="json"),
-            status_code=status.HTTP_202_ACCEPTED,
-            headers={**_answer_headers(202, draft), **headers},
-        )
-    if payload.stream:
-        return SettledStreamingResponse(
-            service.stream(context, payload.kind, fields, payload.max_output_tokens),
-            context=context,
-            abandon=service.release(context),
-            headers={**_SSE_HEADERS, **headers},
-        )
-    draft = await service.create(context, payload.kind, fields, payload.max_output_tokens)
+            body = service.stream(call, payload.kind, fields, payload.max_output_tokens)
+            return call.streaming_response(body, headers)
+        draft = await service.create(call, payload.kind, fields, payload.max_output_tokens)
+        return _answer(draft, status.HTTP_201_CREATED, headers)
+
+
+def _answer(draft: DraftOut, status_code: int, headers: dict[str, str]) -> JSONResponse:
     return JSONResponse(
         draft.model_dump(mode="json"),
-        status_code=status.HTTP_201_CREATED,
-        headers={**_answer_headers(201, draft), **headers},
+        status_code=status_code,
+        headers={**answer_headers(status_code, draft), **headers},
     )
-
-
-def _answer_headers(status_code: int, draft: DraftOut) -> dict[str, str]:
-    headers = {"Location": f"/v1/drafts/{draft.id}"}
-    if status_code == status.HTTP_202_ACCEPTED:
-        headers["Retry-After"] = "5"
-    return headers
-
-
-def _stored_answer(status_code: int) -> Callable[[DraftOut], StoredResponse]:
-    """How a draft's answer is kept for the retries of its Idempotency-Key."""
-
-    def stored(draft: DraftOut) -> StoredResponse:
-        return StoredResponse(
-            status_code,
-            "application/json",
-            draft.model_dump_json().encode(),
-            _answer_headers(status_code, draft),
-        )
-
-    return stored
 
 
 @router.get("", summary="List your organisation's drafts, newest first")

@@ -31,7 +31,8 @@ from odf import style as odf_style  # type: ignore[import-untyped, unused-ignore
 from odf import text as odf_text  # type: ignore[import-untyped, unused-ignore]
 from odf.opendocument import OpenDocumentText  # type: ignore[import-untyped, unused-ignore]
 
-from plume.drafting.document import AI_NOTICE, ActeNature, Sections, french_day
+from plume.drafting.document import AI_NOTICE, ActeNature, Sections
+from plume.french import french_day
 
 ExportFormat = Literal["md", "docx", "odt"]
 

@@ -5,33 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from plume.audit.recorder import digest
+from plume.calls.context import BACKGROUND, Usage
+from plume.calls.unit import ProviderCalls, SettledElsewhere
 from plume.credentials.auth import principal_for_background_work
 from plume.db import TenantScope, enter_tenant_context
+from plume.drafting import synthese
+from plume.drafting.finishing import FinishedDocument
+from plume.drafting.records import apply_document
 from plume.drafting.repository import DraftRepository, SyntheseJobQueue
 from plume.drafting.schemas import SyntheseRequest
-from plume.drafting.service import (
-    DraftingService,
-    FinishedDocument,
-    JobSettings,
-    Usage,
-    apply_document,
-)
+from plume.drafting.service import DraftingService
+from plume.drafting.synthese import JobSettings
 from plume.errors import PlumeError
 from plume.models import DraftStatus
-from plume.provider_calls import CallContext, CallOutcome
-from plume.quotas import ledger
-from plume.routing.router import Completion
+from plume.quotas.guard import QuotaGuard
 
 logger = structlog.get_logger("plume.jobs")
-
-
-class _AlreadyFinished(Exception):
-    """The job's draft is no longer processing when this worker comes to store it."""
 
 
 class SyntheseWorker:
@@ -39,10 +33,12 @@ class SyntheseWorker:
         self,
         session_factory: async_sessionmaker[AsyncSession],
         service: DraftingService,
+        calls: ProviderCalls,
         settings: JobSettings | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.service = service
+        self.calls = calls
         self.settings = settings or JobSettings()
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -102,20 +98,11 @@ class SyntheseWorker:
             reason = f"Abandonnée après {self.settings.max_attempts} tentatives interrompues."
             await self._fail(principal.scope, draft_id, reason)
             return
-        context: CallContext | None = None
         lease = asyncio.create_task(self._keep_lease(draft_id))
         try:
-            route = self.service.plan(principal, "synthese", group)
+            route = self.service.route_for(principal, "synthese", group)
             payload = SyntheseRequest.model_validate({**request, "kind": "synthese"})
-            plan = await self.service.plan_synthese(route, payload)
-            context = CallContext(
-                principal=principal,
-                kind="synthese",
-                route=route,
-                request_id=None,
-                reservation_id=reservation_id,
-                draft_id=draft_id,
-            )
+            parts = await synthese.plan(self.service.policy, route, payload)
 
             async def progress(done: int, total: int) -> None:
                 async with self.session_factory() as session, session.begin():
@@ -123,9 +110,20 @@ class SyntheseWorker:
                         draft_id, self.settings.lease, {"done": done, "total": total}
                     )
 
-            document, usage, completion = await self.service.summarise(
-                context, payload, plan, progress
-            )
+            async with self.calls.resume(
+                principal,
+                BACKGROUND,
+                kind="synthese",
+                route=route,
+                estimate=synthese.estimate(self.service.policy, route, parts),
+                reservation_id=reservation_id,
+                draft_id=draft_id,
+            ) as call:
+                document = await synthese.summarise(call, payload, parts, progress)
+                await call.settle(self._completed(principal.scope, draft_id, document, call.usage))
+        except SettledElsewhere:
+            logger.warning("synthese_finished_elsewhere", draft_id=str(draft_id))
+            return
         except Exception as error:
             reason = (
                 error.detail
@@ -134,16 +132,13 @@ class SyntheseWorker:
             )
             if not isinstance(error, PlumeError):
                 logger.exception("synthese_job_error", draft_id=str(draft_id))
-            if context is not None:
-                code = error.code if isinstance(error, PlumeError) else "internal_error"
-                await self.service.calls.after(context, CallOutcome("failure", error_code=code))
             await self._fail(principal.scope, draft_id, reason)
             return
         finally:
             lease.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lease
-        await self._complete(context, draft_id, document, usage, completion)
+        logger.info("synthese_done", draft_id=str(draft_id))
 
     async def _keep_lease(self, draft_id: uuid.UUID) -> None:
         """Renew the lease while the job runs: one provider call may outlast it."""
@@ -157,35 +152,25 @@ class SyntheseWorker:
                 # A blip must not let the lease lapse for good: try again next time.
                 logger.warning("synthese_lease_not_renewed", draft_id=str(draft_id))
 
-    async def _complete(
-        self,
-        context: CallContext,
-        draft_id: uuid.UUID,
-        document: FinishedDocument,
-        usage: Usage,
-        completion: Completion,
-    ) -> None:
-        async def work(session: AsyncSession) -> None:
-            repository = DraftRepository(session, context.principal.scope)
+    @staticmethod
+    def _completed(
+        scope: TenantScope, draft_id: uuid.UUID, document: FinishedDocument, usage: Usage
+    ) -> Callable[[AsyncSession], Awaitable[None]]:
+        """The job's draft, written with its settlement."""
+
+        async def complete(session: AsyncSession) -> None:
+            repository = DraftRepository(session, scope)
             draft = await repository.get(draft_id, for_update=True)
             if draft is None or draft.status is not DraftStatus.PROCESSING:
                 # Another worker finished it (this one lost its lease): roll back, so the
                 # request is neither charged nor recorded twice.
-                raise _AlreadyFinished()
+                raise SettledElsewhere()
             apply_document(draft, document, usage)
-            context.output_digest = digest(draft.text)
             draft.status = DraftStatus.DRAFT
             draft.locked_until = None
             await repository.save(draft)
 
-        try:
-            await self.service.calls.after(
-                context, CallOutcome("success", completion, totals=usage.totals()), work
-            )
-        except _AlreadyFinished:
-            logger.warning("synthese_finished_elsewhere", draft_id=str(draft_id))
-            return
-        logger.info("synthese_done", draft_id=str(draft_id))
+        return complete
 
     async def _fail(self, scope: TenantScope, draft_id: uuid.UUID, reason: str) -> None:
         async with self.session_factory() as session, session.begin():
@@ -200,5 +185,5 @@ class SyntheseWorker:
             await repository.save(draft)
             if draft.reservation_id is not None:
                 # Nothing is charged for a failed job.
-                await ledger.release(session, draft.reservation_id)
+                await QuotaGuard.release(session, draft.reservation_id)
         logger.warning("synthese_failed", draft_id=str(draft_id))

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from plume.drafting.document import french_day
+from plume.french import french_day
 
-TODO = "[À COMPLÉTER]"
+TO_COMPLETE = "[À COMPLÉTER]"
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀÂÉÈÊÎÔÙÛÇ0-9«])")
 
 
 def french_date(value: str | None) -> str:
     if not value:
-        return TODO
+        return TO_COMPLETE
     try:
         day = date.fromisoformat(value)
     except ValueError:
@@ -96,7 +96,7 @@ def _signatory_lines(data: dict[str, Any]) -> list[str]:
     title = (signatory.get("title") or "Le Maire").strip().rstrip(",")
     if _fold(title) == "maire":
         title = "Le Maire"
-    return [f"{title},", signatory.get("name") or TODO]
+    return [f"{title},", signatory.get("name") or TO_COMPLETE]
 
 
 def _appeal(act: str, tribunal: str) -> str:
@@ -164,7 +164,7 @@ def compose_arrete(data: dict[str, Any], identity: dict[str, Any]) -> str:
         + (" et sur les lieux." if traffic or data.get("location") else ".")
     )
     lines = [
-        f"# Arrêté du maire n° {TODO}",
+        f"# Arrêté du maire n° {TO_COMPLETE}",
         "",
         f"## {data['subject'].rstrip('.')}",
         "",
@@ -178,7 +178,7 @@ def compose_arrete(data: dict[str, Any], identity: dict[str, Any]) -> str:
     lines += ["**ARRÊTE**", ""]
     for index, text in enumerate(articles, start=1):
         lines += [f"**Article {_article_number(index)}** : {text.strip()}", ""]
-    lines += [*_signature(data, commune, TODO), ""]
+    lines += [*_signature(data, commune, TO_COMPLETE), ""]
     lines.append(_appeal("Le présent arrêté", identity["tribunal_administratif"]))
     return "\n".join(lines) + "\n"
 
@@ -196,7 +196,7 @@ def compose_deliberation(data: dict[str, Any], identity: dict[str, Any]) -> str:
     commune = identity["commune_name"]
     session = french_date(data.get("session_date"))
     signatory = data.get("signatory") or {}
-    president = signatory.get("name") or TODO
+    president = signatory.get("name") or TO_COMPLETE
     folded = _fold(" ".join([data["subject"], data["context"], *data["decisions"]]))
     visas = [
         "Vu le Code général des collectivités territoriales, notamment son article L. 2121-29 ;"
@@ -215,7 +215,7 @@ def compose_deliberation(data: dict[str, Any], identity: dict[str, Any]) -> str:
         f"Votes : pour {vote['for']}, contre {vote['against']}, "
         f"abstentions {vote.get('abstentions', 0)}."
         if vote
-        else f"Votes : pour {TODO}, contre {TODO}, abstentions {TODO}."
+        else f"Votes : pour {TO_COMPLETE}, contre {TO_COMPLETE}, abstentions {TO_COMPLETE}."
     )
     lines = [
         f"# Délibération du conseil municipal de {commune}",
@@ -250,7 +250,7 @@ def compose_deliberation(data: dict[str, Any], identity: dict[str, Any]) -> str:
     lines += [vote_line, ""]
     lines += [*_signature(data, commune, session), ""]
     lines += [
-        f"Transmis au représentant de l'État le {TODO}. Publié le {TODO}.",
+        f"Transmis au représentant de l'État le {TO_COMPLETE}. Publié le {TO_COMPLETE}.",
         "",
         _appeal("La présente délibération", identity["tribunal_administratif"]),
     ]
@@ -270,7 +270,7 @@ def compose_courrier(data: dict[str, Any], identity: dict[str, Any]) -> str:
         lines += [line.strip() for line in recipient["address"].split("\n") if line.strip()]
     lines += [
         "",
-        f"{commune}, le {TODO}",
+        f"{commune}, le {TO_COMPLETE}",
         "",
         f"**Objet : {data['subject'].rstrip('.')}**",
         "",

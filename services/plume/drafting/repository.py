@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.db import TenantScope
 from plume.models import Draft, DraftStatus
-from plume.pagination import PageRequest, paginate
+from plume.web.pagination import PageRequest, paginate
 
 
 class DraftRepository:

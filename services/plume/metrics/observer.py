@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from plume.calls.context import CallOutcome
 from plume.metrics import registry
-from plume.provider_calls import CallContext, CallOutcome
-from plume.routing.router import ProviderRouter
+from plume.routing.policy import RoutingPolicy
+
+if TYPE_CHECKING:
+    from plume.calls.unit import ProviderCall
 
 
 class MetricsObserver:
-    def __init__(self, router: ProviderRouter) -> None:
+    def __init__(self, router: RoutingPolicy) -> None:
         self.router = router
 
-    def observe(self, context: CallContext, outcome: CallOutcome) -> None:
-        if outcome.outcome == "deferred":
+    def observe(self, call: ProviderCall, outcome: CallOutcome) -> None:
+        if outcome.outcome == "queued":
             return  # the job counts the request when it settles
-        organization = context.principal.organization.slug
-        group = context.route.group.name
-        registry.REQUESTS.labels(organization, context.kind, group, outcome.outcome).inc()
+        organization = call.principal.organization.slug
+        group = call.route.group.name
+        registry.REQUESTS.labels(organization, call.kind, group, outcome.outcome).inc()
         completion = outcome.completion
-        consumed = outcome.consumed
+        consumed = outcome.totals
         # Incremented even by zero, so that every series a request touched is exposed.
         registry.TOKENS.labels(organization, group, "prompt").inc(consumed.prompt_tokens)
         registry.TOKENS.labels(organization, group, "completion").inc(consumed.completion_tokens)
@@ -27,7 +32,7 @@ class MetricsObserver:
             registry.ENERGY.labels(organization).inc(consumed.energy_kwh)
         if consumed.gwp_kgco2eq is not None:
             registry.GWP.labels(organization).inc(consumed.gwp_kgco2eq)
-        first_provider, first_model = self.router.first_choice(context.route)
+        first_provider, first_model = self.router.first_choice(call.route)
         if completion is None:
             registry.PROVIDER_REQUESTS.labels(first_provider, first_model, "failure").inc()
             return

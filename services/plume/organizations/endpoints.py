@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from plume.audit.recorder import Audit
+from plume.audit.trail import Audit
 from plume.credentials.auth import AnyKey, OperatorAdmin
 from plume.organizations.schemas import (
     AdminOrganizationOut,
@@ -15,8 +15,8 @@ from plume.organizations.schemas import (
     OrganizationUpdate,
 )
 from plume.organizations.service import OrganizationService
-from plume.pagination import Page, PageParams, next_cursor
-from plume.transaction import DBSession
+from plume.web.pagination import Page, PageParams, next_cursor
+from plume.web.transaction import DBSession
 
 admin_router = APIRouter(prefix="/v1/admin/organizations", tags=["operator"])
 tenant_router = APIRouter(prefix="/v1/organization", tags=["tenant"])

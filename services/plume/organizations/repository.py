@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.db import TenantScope
 from plume.models import Organization, OrganizationKind
-from plume.pagination import PageRequest, paginate
+from plume.web.pagination import PageRequest, paginate
 
 
 class OrganizationRepository:

@@ -18,7 +18,7 @@ from plume.organizations.schemas import (
     OrganizationOut,
     OrganizationUpdate,
 )
-from plume.pagination import PageRequest
+from plume.web.pagination import PageRequest
 
 OPERATOR_SLUG = "operator"
 OPERATOR_NAME = "Seine-Maritime Numérique"

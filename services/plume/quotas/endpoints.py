@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 
-from plume.audit.recorder import Audit, AuditTrail
+from plume.audit.trail import Audit, AuditTrail
 from plume.credentials.auth import AnyKey, OperatorAdmin, Principal, TenantAdmin
 from plume.errors import Forbidden, NotFound, invalid_field
 from plume.models import Organization
 from plume.organizations.repository import OrganizationRepository
 from plume.quotas.schemas import QuotaIn, QuotaList
 from plume.quotas.service import QuotaService
-from plume.transaction import DBSession
+from plume.web.transaction import DBSession
 
 tenant_router = APIRouter(prefix="/v1/quotas", tags=["tenant"])
 admin_router = APIRouter(prefix="/v1/admin/organizations", tags=["operator"])
@@ -26,7 +26,7 @@ QuotaItems = Annotated[
 
 
 def _service(request: Request, session: DBSession, principal: Principal) -> QuotaService:
-    return QuotaService(session, principal.scope, request.app.state.clock)
+    return QuotaService(session, request.app.state.clock)
 
 
 async def _commune_of(

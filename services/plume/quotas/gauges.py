@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from decimal import Decimal
 
 from prometheus_client import multiprocess
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from plume.dates import Clock
 from plume.db import TenantScope, enter_tenant_context
 from plume.metrics import registry
-from plume.models import Organization, Quota, QuotaCounter
-from plume.periodic import Periodic
-from plume.quotas import ledger
-from plume.quotas.periods import Clock
+from plume.quotas.repository import QuotaRepository
+from plume.runtime.periodic import Periodic
 
 
 class QuotaGauges(Periodic):
@@ -36,25 +33,12 @@ class QuotaGauges(Periodic):
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     async def refresh(self) -> None:
-        statement = (
-            select(
-                Organization.slug,
-                Quota.metric,
-                Quota.period,
-                Quota.limit,
-                QuotaCounter.used,
-                QuotaCounter.reserved,
-            )
-            .join(Organization, Organization.id == Quota.organization_id)
-            .outerjoin(QuotaCounter, ledger.counter_in_current_window(self.clock.now()))
-        )
         async with self.session_factory() as session, session.begin():
             await enter_tenant_context(session, TenantScope.everything())
-            rows = (await session.execute(statement)).all()
+            ratios = await QuotaRepository(session).every_ratio(self.clock.now())
         shown: set[tuple[str, str, str]] = set()
-        for slug, metric, period, limit, used, reserved in rows:
-            taken = (used or Decimal(0)) + (reserved or Decimal(0))
-            registry.QUOTA_USED_RATIO.labels(slug, metric, period).set(float(taken / limit))
+        for slug, metric, period, ratio in ratios:
+            registry.QUOTA_USED_RATIO.labels(slug, metric, period).set(float(ratio))
             shown.add((slug, metric, period))
         for gone in self._shown - shown:
             with contextlib.suppress(KeyError):

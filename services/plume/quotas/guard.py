@@ -1,146 +1,132 @@
-"""The quota hook: reserve before the provider call, settle after it.
+"""Quotas around a provider call: reserve at every level before it, settle after it.
 
-Reservation and settlement each run inside the short transactions that surround the call
-(see plume.provider_calls); nothing is locked while the provider works.
+Every drafting or chat request counts against its organisation's quotas and those of each
+ancestor (EPCI, operator); it is refused if one of them would go over. The reservation is
+taken in the request's first transaction and the settlement written in its last (see
+plume.calls); nothing is locked while the provider works.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.credentials.auth import Level, Principal
-from plume.db import DriverStatement
-from plume.drafting.document import french_day
+from plume.credentials.auth import Principal
+from plume.dates import Clock
 from plume.errors import QuotaExceeded, RateLimited
-from plume.models import OrganizationKind
-from plume.provider_calls import CallContext, CallHook, CallOutcome, RateLimitStatus
-from plume.quotas import ledger
-from plume.quotas.periods import PARIS, Clock, window_end
-from plume.routing.router import ProviderRouter
-
-_PERIOD_LABELS = {"minute": "par minute", "day": "par jour", "month": "par mois"}
+from plume.french import plain_number
+from plume.quotas.periods import window_end
+from plume.quotas.repository import LedgerMove, LedgerRepository, Reserved
+from plume.quotas.wording import amount_label, level_label, quota_label, reset_label
 
 
-def amount_label(metric: str, amount: Decimal) -> str:
-    if metric == "cost_eur":
-        return f"{amount.quantize(Decimal('0.01'))} €".replace(".", ",")
-    count = int(amount)
-    noun = {"requests": "requête", "tokens": "jeton"}[metric]
-    return f"{count:,} {noun}{'s' if count > 1 else ''}".replace(",", "\u202f")
+@dataclass(frozen=True, slots=True)
+class RateLimitStatus:
+    """The tightest quota after a request's reservation, for the RateLimit-* headers."""
+
+    limit: Decimal
+    remaining: Decimal
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": plain_number(self.limit),
+            "RateLimit-Remaining": plain_number(max(self.remaining, Decimal(0))),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
 
 
-def quota_label(metric: str, period: str, limit: Decimal) -> str:
-    return f"{amount_label(metric, limit)} {_PERIOD_LABELS[period]}"
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a request holds while the provider works."""
+
+    id: uuid.UUID
+    status: RateLimitStatus
 
 
-def level_label(level: Level | None) -> str:
-    if level is None:
-        return "votre organisation"
-    if level.kind is OrganizationKind.COMMUNE:
-        return f"la commune « {level.name} »"
-    if level.kind is OrganizationKind.EPCI:
-        return f"l'EPCI « {level.name} » (partagé par ses communes)"
-    return f"l'opérateur « {level.name} » (partagé par toutes les organisations)"
-
-
-def reset_label(period: str, resets_at: datetime, now: datetime) -> str:
-    if period == "minute":
-        seconds = max(1, math.ceil((resets_at - now).total_seconds()))
-        return f"dans {seconds} seconde{'s' if seconds > 1 else ''}"
-    local = resets_at.astimezone(PARIS)
-    return f"le {french_day(local.date())} à {local:%H:%M} (heure de Paris)"
-
-
-class QuotaGuard(CallHook):
-    """A CallHook: every drafting or chat request counts against its organisation's quotas
-    and those of each ancestor; it is refused if one of them would go over."""
-
-    def __init__(
-        self,
-        router: ProviderRouter,
-        clock: Clock,
-        reservation_ttl_s: int,
-        job_reservation_ttl_s: int,
-    ) -> None:
-        self.router = router
+class QuotaGuard:
+    def __init__(self, clock: Clock, reservation_ttl_s: int, job_reservation_ttl_s: int) -> None:
         self.clock = clock
         self.reservation_ttl = timedelta(seconds=reservation_ttl_s)
+        # A synthèse in parts may run for a long time, streamed or as a job.
         self.job_reservation_ttl = timedelta(seconds=job_reservation_ttl_s)
 
-    def opening(self, context: CallContext) -> DriverStatement:
-        estimate = context.estimate
-        if estimate is None:
-            raise RuntimeError("a provider-backed request must carry its estimate")
+    async def reserve_in_context(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        tokens: int,
+        cost: Decimal,
+        long: bool,
+    ) -> Reservation | None:
+        """Enter the principal's tenant context and reserve (one statement). None when no
+        quota applies at any level; QuotaExceeded or RateLimited when one would go over
+        (the caller rolls back: nothing is then held anywhere)."""
         now = self.clock.now()
-        # Held only if phase 1 commits: a refusal, a replay or an error rolls it back, and
-        # then no settlement follows.
-        context.reservation_id = uuid.uuid4()
-        outputs = estimate.output_tokens * estimate.calls
-        return ledger.reserve(
-            reservation_id=context.reservation_id,
-            organization_id=context.principal.organization_id,
+        reservation_id = uuid.uuid4()
+        answer = await LedgerRepository(session).reserve_in_context(
+            principal.scope,
+            reservation_id=reservation_id,
+            organization_id=principal.organization_id,
             now=now,
-            tokens=estimate.tokens,
-            cost=self.router.worst_cost(context.route, estimate.prompt_tokens, outputs),
-            # A synthèse in parts may run for a long time, streamed or as a job.
-            expires_at=now
-            + (self.job_reservation_ttl if estimate.calls > 1 else self.reservation_ttl),
+            tokens=tokens,
+            cost=cost,
+            expires_at=now + (self.job_reservation_ttl if long else self.reservation_ttl),
         )
-
-    async def before_call(
-        self, session: AsyncSession, context: CallContext, opened: list[tuple[Any, ...]] | None
-    ) -> None:
-        answer = ledger.reserved(opened or [])
         if answer is None:
-            context.reservation_id = None  # no quota applies at any level
-            return
-        now = self.clock.now()
+            return None
         if not answer.accepted:
-            raise self._refusal(context.principal, answer, now)
+            raise self._refusal(principal, answer, now)
         reset = window_end(answer.period, answer.window_start)
-        context.rate_limit = RateLimitStatus(
-            limit=answer.limit,
-            remaining=answer.remaining,
-            reset_seconds=max(0, math.ceil((reset - now).total_seconds())),
+        return Reservation(
+            reservation_id,
+            RateLimitStatus(
+                limit=answer.limit,
+                remaining=answer.remaining,
+                reset_seconds=max(0, math.ceil((reset - now).total_seconds())),
+            ),
         )
 
-    async def after_call(
-        self, session: AsyncSession, context: CallContext, outcome: CallOutcome
-    ) -> None:
-        if context.reservation_id is None:
-            return
-        if outcome.outcome == "deferred":
-            # A synthèse job settles the reservation when it finishes.
-            await ledger.extend(
-                session, context.reservation_id, self.clock.now() + self.job_reservation_ttl
-            )
-            return
-        # Evaluated by the statement that writes the usage record: no round trip of its own.
-        if not outcome.charged:
-            context.deferred.append(ledger.settle_call(context.reservation_id))
-            return
-        consumed = outcome.consumed
-        context.deferred.append(
-            ledger.settle_call(
-                context.reservation_id,
-                organization_id=context.principal.organization_id,
-                # Where a reservation swept or lost is charged all the same.
-                now=self.clock.now(),
-                requests=1,
-                tokens=consumed.prompt_tokens + consumed.completion_tokens,
-                cost=consumed.cost_eur,
-            )
+    def move(
+        self,
+        reservation_id: uuid.UUID,
+        organization_id: uuid.UUID,
+        *,
+        charged: bool,
+        tokens: int,
+        cost: Decimal,
+    ) -> LedgerMove:
+        """The settlement of a reservation: released, or replaced by what was used."""
+        if not charged:
+            return LedgerMove(reservation_id)
+        return LedgerMove(
+            reservation_id,
+            requests=1,
+            tokens=tokens,
+            cost=cost,
+            # Where a reservation swept or lost is charged all the same.
+            organization_id=organization_id,
+            now=self.clock.now(),
         )
 
-    def _refusal(
-        self, principal: Principal, worst: ledger.Reserved, now: datetime
-    ) -> QuotaExceeded:
+    async def keep_for_job(self, session: AsyncSession, reservation_id: uuid.UUID) -> None:
+        """A synthèse accepted as a job keeps its reservation until the job settles it."""
+        await LedgerRepository(session).extend(
+            reservation_id, self.clock.now() + self.job_reservation_ttl
+        )
+
+    @staticmethod
+    async def release(session: AsyncSession, reservation_id: uuid.UUID) -> None:
+        """Give back everything a reservation held (nothing was used)."""
+        await LedgerRepository(session).settle(LedgerMove(reservation_id))
+
+    def _refusal(self, principal: Principal, worst: Reserved, now: datetime) -> QuotaExceeded:
         """`worst`: of the quotas that refused, the one that stays shut the longest."""
         levels = {level.id: level for level in principal.chain}
         resets_at = window_end(worst.period, worst.window_start)

@@ -1,30 +1,20 @@
-"""Calendar periods in Europe/Paris, and the clock that tells the time.
+"""The windows of quotas: minutes, and calendar days and months in Europe/Paris.
 
 A day starts at local midnight and a month at local midnight on the 1st, whatever the
-offset that day (daylight-saving changes included); minutes are the same everywhere.
+offset that day (daylight-saving changes included); minutes are the same everywhere. The
+ledger's SQL functions compute the same windows with `date_trunc(…, 'Europe/Paris')`; a
+test checks that both agree.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import UTC, date, datetime, timedelta
-from typing import Literal, Protocol
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
-from plume.errors import invalid_field
-
-PARIS = ZoneInfo("Europe/Paris")
+from plume.dates import PARIS
 
 Period = Literal["minute", "day", "month"]
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def window_start(period: str, now: datetime) -> datetime:
@@ -68,24 +58,3 @@ def windows(now: datetime) -> dict[str, datetime]:
 @functools.lru_cache(maxsize=8)
 def _windows_at(minute: datetime) -> tuple[tuple[str, datetime], ...]:
     return tuple((period, window_start(period, minute)) for period in ("minute", "day", "month"))
-
-
-def paris_day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=PARIS).astimezone(UTC)
-
-
-def date_range(start: date | None, end: date | None, now: datetime) -> tuple[date, date]:
-    """Inclusive calendar dates in Paris (`from`, `to` of reports); by default the current
-    month (so far). An end before the start is a 422 naming `to`."""
-    if start is not None and end is not None and end < start:
-        raise invalid_field("to", "la date de fin précède la date de début")
-    today = now.astimezone(PARIS).date()
-    last = end or (today if start is None else max(today, start))
-    # Without `from`: the month of `to` (the current month by default).
-    first = start or last.replace(day=1)
-    return first, last
-
-
-def utc_bounds(first: date, last: date) -> tuple[datetime, datetime]:
-    """[start of `first`, start of the day after `last`) in UTC."""
-    return paris_day_start(first), paris_day_start(last + timedelta(days=1))

@@ -8,18 +8,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.db import TenantScope
+from plume.dates import PARIS, Clock
 from plume.errors import invalid_field
-from plume.models import Organization, Quota, QuotaCounter
-from plume.provider_calls import plain_number
-from plume.quotas import ledger
-from plume.quotas.guard import quota_label
-from plume.quotas.periods import PARIS, Clock, window_end, windows
+from plume.french import plain_number
+from plume.models import Organization
+from plume.quotas.periods import window_end, windows
+from plume.quotas.repository import QuotaRepository, QuotaUse
 from plume.quotas.schemas import QuotaIn, QuotaOut
+from plume.quotas.wording import quota_label
 
 _ORDER = {"requests": 0, "tokens": 1, "cost_eur": 2, "minute": 0, "day": 1, "month": 2}
 
@@ -36,44 +34,39 @@ def check_no_duplicates(items: Sequence[QuotaIn]) -> None:
 
 
 class QuotaService:
-    def __init__(self, session: AsyncSession, scope: TenantScope, clock: Clock) -> None:
-        self.session = session
-        self.scope = scope
+    """Quotas are read under row-level security (a commune sees its own and its ancestors');
+    they are written only by the operator, or by an EPCI for its communes."""
+
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self.repository = QuotaRepository(session)
         self.clock = clock
 
     async def status(self, organization_ids: Sequence[uuid.UUID]) -> list[QuotaOut]:
         """Each quota of these organisations, with what the current period used and holds."""
         now = self.clock.now()
-        statement = (
-            select(Quota, QuotaCounter.used, QuotaCounter.reserved)
-            .outerjoin(QuotaCounter, ledger.counter_in_current_window(now))
-            .where(Quota.organization_id.in_(list(organization_ids)))
-        )
         rank = {organization_id: index for index, organization_id in enumerate(organization_ids)}
-        rows = sorted(
-            (await self.session.execute(statement)).all(),
-            key=lambda r: (rank[r[0].organization_id], _ORDER[r[0].metric], _ORDER[r[0].period]),
+        uses = sorted(
+            await self.repository.with_use(organization_ids, now),
+            key=lambda u: (
+                rank[u.quota.organization_id],
+                _ORDER[u.quota.metric],
+                _ORDER[u.quota.period],
+            ),
         )
         starts = windows(now)
-        return [self._out(quota, used, reserved, starts) for quota, used, reserved in rows]
+        return [self._out(use, starts) for use in uses]
 
     @staticmethod
-    def _out(
-        quota: Quota,
-        used: Decimal | None,
-        reserved: Decimal | None,
-        windows: dict[str, datetime],
-    ) -> QuotaOut:
-        used = used or Decimal(0)
-        reserved = reserved or Decimal(0)
+    def _out(use: QuotaUse, windows: dict[str, datetime]) -> QuotaOut:
+        quota = use.quota
         return QuotaOut(
             organization_id=quota.organization_id,
             metric=quota.metric,
             period=quota.period,
             limit=quota.limit,
-            used=used,
-            reserved=reserved,
-            remaining=max(Decimal(0), quota.limit - used - reserved),
+            used=use.used,
+            reserved=use.reserved,
+            remaining=max(Decimal(0), quota.limit - use.used - use.reserved),
             resets_at=window_end(quota.period, windows[quota.period]).astimezone(PARIS),
         )
 
@@ -86,44 +79,13 @@ class QuotaService:
         """The list replaces the organisation's quotas — only those on the (metric, period)
         pairs in `within`, when given; counters (the ledger) are kept."""
         check_no_duplicates(items)
-        await self._lock(organization_id)
+        await self.repository.lock_organization(organization_id)
         wanted = {(item.metric, item.period) for item in items}
-        existing = await self.session.execute(
-            select(Quota.metric, Quota.period).where(Quota.organization_id == organization_id)
-        )
-        gone = [
-            pair
-            for pair in existing.all()
-            if (pair[0], pair[1]) not in wanted and (within is None or (pair[0], pair[1]) in within)
-        ]
-        for metric, period in gone:
-            await self.session.execute(
-                delete(Quota).where(
-                    Quota.organization_id == organization_id,
-                    Quota.metric == metric,
-                    Quota.period == period,
-                )
-            )
+        for metric, period in await self.repository.pairs(organization_id):
+            if (metric, period) not in wanted and (within is None or (metric, period) in within):
+                await self.repository.remove(organization_id, metric, period)
         for item in items:
-            statement = insert(Quota).values(
-                id=uuid.uuid4(),
-                organization_id=organization_id,
-                metric=item.metric,
-                period=item.period,
-                limit=item.limit,
-            )
-            await self.session.execute(
-                statement.on_conflict_do_update(
-                    constraint="quotas_organization_key",
-                    set_={"limit": statement.excluded.limit, "updated_at": func.now()},
-                )
-            )
-
-    async def _lock(self, organization_id: uuid.UUID) -> None:
-        """Serialises changes to an organisation's quotas and to its communes' split."""
-        await self.session.execute(
-            select(Organization.id).where(Organization.id == organization_id).with_for_update()
-        )
+            await self.repository.put(organization_id, item.metric, item.period, item.limit)
 
     async def check_split(
         self, epci: Organization, commune_id: uuid.UUID, items: Sequence[QuotaIn]
@@ -135,22 +97,9 @@ class QuotaService:
         # Two splits at once cannot both fit on their own and overflow together, nor can the
         # operator shrink the EPCI's limits under a split (`replace` locks it too). The
         # organisation is locked, not its quotas, which only the operator may write.
-        await self._lock(epci.id)
-        own = {
-            (q.metric, q.period): q.limit
-            for q in await self.session.scalars(
-                select(Quota).where(Quota.organization_id == epci.id)
-            )
-        }
-        siblings = select(Organization.id).where(
-            Organization.parent_id == epci.id, Organization.id != commune_id
-        )
-        given = await self.session.execute(
-            select(Quota.metric, Quota.period, func.sum(Quota.limit))
-            .where(Quota.organization_id.in_(siblings))
-            .group_by(Quota.metric, Quota.period)
-        )
-        already = {(metric, period): total for metric, period, total in given.all()}
+        await self.repository.lock_organization(epci.id)
+        own = await self.repository.limits(epci.id)
+        already = await self.repository.given_to_children(epci.id, except_child=commune_id)
         for index, item in enumerate(items):
             ceiling = own.get((item.metric, item.period))
             if ceiling is None:

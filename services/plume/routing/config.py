@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from plume.config import ConfigurationError
+from plume.routing.impact import known_zone
 
 logger = structlog.get_logger("plume.routing")
 
@@ -61,8 +62,6 @@ class Impact(BaseModel):
     @field_validator("zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        from plume.usage.impact import known_zone
-
         if not known_zone(value):
             raise ValueError(
                 f"unknown electricity-mix zone {value!r} (ISO 3166-1 alpha-3, e.g. FRA)"

@@ -15,8 +15,6 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -30,22 +28,14 @@ from litellm.exceptions import (
 from litellm.router import Router
 from litellm.utils import custom_llm_setup
 
-from plume.errors import (
-    ContentRefused,
-    HostingNotAllowed,
-    InvalidRequest,
-    NotFound,
-    ProviderUnavailable,
-)
-from plume.routing.config import Deployment, ModelGroup, RoutingConfig
+from plume.errors import ContentRefused, InvalidRequest, ProviderUnavailable
+from plume.routing.config import RoutingConfig
 from plume.routing.offline import PROVIDER_NAME, OfflineProvider
+from plume.routing.policy import RoutingPolicy, fallbacks_used, footprint, price
 from plume.routing.tokens import count_text_tokens
-from plume.usage.impact import Footprint, llm_footprint, process_footprint
+from plume.routing.types import Completion, Route, StreamState
 
 logger = structlog.get_logger("plume.routing")
-
-_HOSTING_LABELS = {"fr": "France", "eu": "Union européenne", "non_eu": "hors UE"}
-_MILLION = Decimal(1_000_000)
 
 offline_provider = OfflineProvider()
 
@@ -74,86 +64,6 @@ def _configure_litellm() -> None:
 _configure_litellm()
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a request may go: its group, then the allowed fallback groups, in order."""
-
-    group: ModelGroup
-    chain: tuple[str, ...]
-    hosting: frozenset[str]
-
-    @property
-    def max_output_tokens(self) -> int:
-        return self.group.max_output_tokens
-
-
-@dataclass(slots=True)
-class Completion:
-    text: str
-    finish_reason: str | None
-    provider: str
-    model: str
-    deployment_id: str
-    prompt_tokens: int
-    completion_tokens: int
-    cost_eur: Decimal
-    fallbacks: int
-    latency_s: float
-    # Energy and emissions (None when the model's parameters are unknown); time to the
-    # first token of a stream.
-    energy_kwh: float | None = None
-    gwp_kgco2eq: float | None = None
-    ttft_s: float | None = None
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass(slots=True)
-class StreamState:
-    """What a stream has produced so far; complete once `finished` is set."""
-
-    text_parts: list[str] = field(default_factory=list)
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    finish_reason: str | None = None
-    deployment_id: str | None = None
-    first_token_at: float | None = None
-    fallbacks: int = 0
-    finished: bool = False
-
-
-def _price(deployment: Deployment, prompt_tokens: int, completion_tokens: int) -> Decimal:
-    price = deployment.price_per_million_tokens
-    cost = (price.input * prompt_tokens + price.output * completion_tokens) / _MILLION
-    return cost.quantize(Decimal("0.000001"))
-
-
-def _footprint(deployment: Deployment, completion_tokens: int, latency_s: float) -> Footprint:
-    if deployment.is_offline:
-        return process_footprint(latency_s)
-    if deployment.impact is None:
-        return Footprint.unknown()
-    impact = deployment.impact
-    return llm_footprint(
-        total_params_b=impact.total_params_b,
-        active_params_b=impact.active,
-        zone=impact.zone,
-        pue=impact.pue,
-        output_tokens=completion_tokens,
-        latency_s=latency_s,
-    )
-
-
-def _fallbacks_used(route: Route, deployment_id: str) -> int:
-    """How many groups of the chain were given up before the one that answered.
-
-    LiteLLM's own header only says whether some fallback served, not how far down."""
-    group = deployment_id.rsplit("/", 1)[0]
-    return route.chain.index(group) if group in route.chain else 0
-
-
 def _provider_reason(error: Exception) -> str:
     """The provider's own words, without LiteLLM's prefixes and fallback narration."""
     message = str(getattr(error, "message", "") or "")
@@ -172,121 +82,12 @@ def _is_content_refusal(error: Exception) -> bool:
     return False
 
 
-class ProviderRouter:
+class ProviderRouter(RoutingPolicy):
+    """The routing policy, and the calls themselves through LiteLLM."""
+
     def __init__(self, config: RoutingConfig, environ: Mapping[str, str] | None = None) -> None:
-        self.config = config
-        environ = os.environ if environ is None else environ
-        self._deployments: dict[str, Deployment] = {}
-        self._group_deployments: dict[str, list[str]] = {}
-        self._keys: dict[str, str | None] = {}
-        for group in config.model_groups:
-            ids: list[str] = []
-            for index, deployment in enumerate(group.deployments):
-                deployment_id = f"{group.name}/{index}"
-                key = environ.get(deployment.api_key_env) if deployment.api_key_env else None
-                if deployment.api_key_env and not key:
-                    logger.info(
-                        "deployment_skipped",
-                        group=group.name,
-                        model=deployment.model,
-                        reason=f"{deployment.api_key_env} is unset",
-                    )
-                    continue
-                self._deployments[deployment_id] = deployment
-                self._keys[deployment_id] = key
-                ids.append(deployment_id)
-            self._group_deployments[group.name] = ids
+        super().__init__(config, environ)
         self._routers: dict[frozenset[str], Router] = {}
-
-    # -- planning ----------------------------------------------------------------------
-
-    def _chain(self, group: ModelGroup) -> list[str]:
-        """The group, then its fallbacks transitively, breadth first, each once."""
-        order = [group.name]
-        queue = list(group.fallbacks)
-        while queue:
-            name = queue.pop(0)
-            if name in order:
-                continue
-            order.append(name)
-            follower = self.config.group(name)
-            if follower is not None:
-                queue.extend(follower.fallbacks)
-        return order
-
-    def _allowed_ids(self, group_name: str, hosting: frozenset[str]) -> list[str]:
-        return [
-            deployment_id
-            for deployment_id in self._group_deployments.get(group_name, [])
-            if self._deployments[deployment_id].hosting in hosting
-        ]
-
-    def route(self, requested: str | None, hosting: frozenset[str]) -> Route:
-        """Resolve a request's group under a hosting policy, or refuse it."""
-        if requested is None:
-            group = self.config.default_group
-        else:
-            found = self.config.group(requested)
-            if found is None:
-                names = ", ".join(g.name for g in self.usable_groups(hosting)) or "aucun"
-                raise NotFound(
-                    f"Le modèle « {requested} » n'existe pas. Modèles disponibles : {names}."
-                )
-            group = found
-        chain = tuple(name for name in self._chain(group) if self._allowed_ids(name, hosting))
-        if not chain and not any(self._group_deployments.get(n) for n in self._chain(group)):
-            raise ProviderUnavailable(
-                f"Aucun fournisseur n'est configuré pour le modèle « {group.name} » ni pour ses "
-                "modèles de secours : l'opérateur doit renseigner leurs clés d'API."
-            )
-        if not chain:
-            allowed = ", ".join(_HOSTING_LABELS[h] for h in sorted(hosting)) or "aucun"
-            raise HostingNotAllowed(
-                f"Aucun fournisseur du modèle « {group.name} » ni de ses modèles de secours "
-                f"n'est hébergé là où la politique de votre organisation l'autorise "
-                f"(hébergements autorisés : {allowed})."
-            )
-        return Route(group=group, chain=chain, hosting=hosting)
-
-    def usable_groups(self, hosting: frozenset[str]) -> list[ModelGroup]:
-        return [
-            group
-            for group in self.config.model_groups
-            if any(self._allowed_ids(name, hosting) for name in self._chain(group))
-        ]
-
-    def first_choice(self, route: Route) -> tuple[str, str]:
-        """The provider and model a route tries first (for metrics of failures)."""
-        for name in route.chain:
-            for deployment_id in self._allowed_ids(name, route.hosting):
-                deployment = self._deployments[deployment_id]
-                return deployment.provider_name, deployment.model
-        return "none", "none"
-
-    def context_window(self, route: Route, default: int = 8192) -> int:
-        """The smallest context window among the deployments that may serve the route."""
-        windows = [
-            self._deployments[deployment_id].context_window or default
-            for name in route.chain
-            for deployment_id in self._allowed_ids(name, route.hosting)
-            if not self._deployments[deployment_id].is_offline
-        ]
-        return min(windows) if windows else default
-
-    def output_cap(self, route: Route, max_tokens: int | None) -> int:
-        """The most a call may produce: the request's cap if lower than the group's."""
-        cap = route.max_output_tokens
-        return min(max_tokens, cap) if max_tokens else cap
-
-    def worst_cost(self, route: Route, prompt_tokens: int, completion_tokens: int) -> Decimal:
-        """What a call could cost at most, whichever allowed deployment answers (quotas
-        reserve this, then settle with the price of the deployment that did)."""
-        costs = [
-            _price(self._deployments[deployment_id], prompt_tokens, completion_tokens)
-            for name in route.chain
-            for deployment_id in self._allowed_ids(name, route.hosting)
-        ]
-        return max(costs, default=Decimal(0))
 
     # -- LiteLLM -----------------------------------------------------------------------
 
@@ -384,7 +185,7 @@ class ProviderRouter:
         if usage is None:
             completion_tokens = count_text_tokens(text)
         latency = time.perf_counter() - started
-        footprint = _footprint(deployment, completion_tokens, latency)
+        impact = footprint(deployment, completion_tokens, latency)
         completion = Completion(
             text=text,
             finish_reason=choice.finish_reason,
@@ -393,11 +194,11 @@ class ProviderRouter:
             deployment_id=deployment_id,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            cost_eur=_price(deployment, prompt_tokens, completion_tokens),
-            fallbacks=_fallbacks_used(route, deployment_id),
+            cost_eur=price(deployment, prompt_tokens, completion_tokens),
+            fallbacks=fallbacks_used(route, deployment_id),
             latency_s=latency,
-            energy_kwh=footprint.energy_kwh,
-            gwp_kgco2eq=footprint.gwp_kgco2eq,
+            energy_kwh=impact.energy_kwh,
+            gwp_kgco2eq=impact.gwp_kgco2eq,
         )
         # Success is logged once per request by provider_calls, with the usage.
         return completion
@@ -464,7 +265,7 @@ class ProviderRouter:
             raise self._translate(exc, route, started) from None
         hidden = getattr(response, "_hidden_params", {}) or {}
         state.deployment_id = str(hidden.get("model_id"))
-        state.fallbacks = _fallbacks_used(original, state.deployment_id)
+        state.fallbacks = fallbacks_used(original, state.deployment_id)
         try:
             async for chunk in response:
                 usage = getattr(chunk, "usage", None)
@@ -507,7 +308,7 @@ class ProviderRouter:
             else count_text_tokens(text)
         )
         latency = time.perf_counter() - started
-        footprint = _footprint(deployment, completion_tokens, latency)
+        impact = footprint(deployment, completion_tokens, latency)
         return Completion(
             text=text,
             finish_reason=state.finish_reason,
@@ -516,11 +317,11 @@ class ProviderRouter:
             deployment_id=state.deployment_id,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            cost_eur=_price(deployment, prompt_tokens, completion_tokens),
+            cost_eur=price(deployment, prompt_tokens, completion_tokens),
             fallbacks=state.fallbacks,
             latency_s=latency,
-            energy_kwh=footprint.energy_kwh,
-            gwp_kgco2eq=footprint.gwp_kgco2eq,
+            energy_kwh=impact.energy_kwh,
+            gwp_kgco2eq=impact.gwp_kgco2eq,
             ttft_s=(state.first_token_at - started) if state.first_token_at else None,
         )
 

@@ -10,11 +10,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from plume.credentials.auth import OperatorAdmin, TenantAdmin
+from plume.dates import date_range
 from plume.errors import NotFound
-from plume.quotas.periods import date_range
-from plume.transaction import DBSession
 from plume.usage.reports import as_csv, usage_report
 from plume.usage.schemas import GroupBy, UsageReport
+from plume.web.transaction import DBSession
 
 tenant_router = APIRouter(prefix="/v1/usage", tags=["tenant"])
 admin_router = APIRouter(prefix="/v1/admin/usage", tags=["operator"])

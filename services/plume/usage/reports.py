@@ -14,8 +14,8 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from plume.dates import utc_bounds
 from plume.models import Organization, UsageRecord
-from plume.quotas.periods import utc_bounds
 from plume.usage.schemas import GroupBy, UsageFigures, UsageReport, UsageRow
 
 _PARIS_TIME = func.timezone("Europe/Paris", UsageRecord.created_at)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.audit import recorder as audit
+from plume.audit import trail as audit
 from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService
 from plume.db import TenantScope

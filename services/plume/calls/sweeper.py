@@ -1,4 +1,5 @@
-"""Releases the reservations of requests whose process died, and forgets what expired.
+"""What requests that died leave behind: the reservations of requests whose process died
+are released, and expired Idempotency-Keys forgotten.
 
 Every API process runs one; `FOR UPDATE SKIP LOCKED` keeps two sweepers off the same rows.
 """
@@ -8,11 +9,11 @@ from __future__ import annotations
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from plume import idempotency
+from plume.calls.repository import IdempotencyRepository
+from plume.dates import Clock
 from plume.db import TenantScope, enter_tenant_context
-from plume.periodic import Periodic
-from plume.quotas import ledger
-from plume.quotas.periods import Clock
+from plume.quotas.repository import LedgerRepository
+from plume.runtime.periodic import Periodic
 
 logger = structlog.get_logger("plume.quotas")
 
@@ -30,8 +31,8 @@ class Sweeper(Periodic):
         now = self.clock.now()
         async with self.session_factory() as session, session.begin():
             await enter_tenant_context(session, TenantScope.everything())
-            released = await ledger.release_expired(session, now)
-            await idempotency.forget_expired(session, now)
+            released = await LedgerRepository(session).release_expired(now)
+            await IdempotencyRepository(session).forget_expired(now)
         if released:
             logger.warning("quota_reservations_expired", released=released)
         return released

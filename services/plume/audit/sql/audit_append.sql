@@ -1,0 +1,37 @@
+-- Appends one entry to an organisation's audit chain, in the caller's transaction, and
+-- answers its sequence number and hash. The hashing rule (docs/audit.md):
+--     hash = SHA-256(seq || '\n' || prev_hash || '\n' || body), hex; the first prev_hash
+--     is 64 zeros.
+-- Invoker's rights: the application role appends under row-level security.
+CREATE OR REPLACE FUNCTION audit_append(
+    p_organization uuid, p_occurred_at timestamptz, p_action text, p_actor_key_id uuid,
+    p_actor_role text, p_body text)
+RETURNS TABLE (entry_seq bigint, entry_hash text)
+LANGUAGE plpgsql SET search_path = pg_catalog, public SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+    -- The chain's head row is upserted first, which locks it: appends to one chain are
+    -- serialised, and each computes its hash from the head as the previous append left it.
+    WITH head AS (
+        INSERT INTO public.audit_heads AS h (organization_id, seq, prev_hash, hash)
+        VALUES (p_organization, 1, repeat('0', 64),
+                encode(sha256(convert_to(
+                    '1' || E'\n' || repeat('0', 64) || E'\n' || p_body, 'UTF8')), 'hex'))
+        ON CONFLICT (organization_id) DO UPDATE
+            SET seq = h.seq + 1,
+                prev_hash = h.hash,
+                hash = encode(sha256(convert_to(
+                    (h.seq + 1)::text || E'\n' || h.hash || E'\n' || p_body, 'UTF8')), 'hex')
+        RETURNING h.seq, h.prev_hash, h.hash
+    )
+    -- Then the entry, from the head's new values.
+    INSERT INTO public.audit_entries AS e
+        (organization_id, seq, occurred_at, action, actor_key_id, actor_role, body,
+         prev_hash, hash)
+    SELECT p_organization, head.seq, p_occurred_at, p_action, p_actor_key_id, p_actor_role,
+           p_body, head.prev_hash, head.hash
+    FROM head
+    RETURNING e.seq, e.hash INTO entry_seq, entry_hash;
+    RETURN NEXT;
+END
+$$;

@@ -1,0 +1,182 @@
+"""Writing entries: what an action records, who acted, and the dependency endpoints record
+their actions with (in the request's transaction). The settlement of a provider call writes
+its entry in the same statement as the call's usage record (plume.calls.settlement); a
+refused request's entry is written in a transaction of its own, since the request's own
+rolls back.
+
+Never put prompt or output text, or a secret, in an entry's details: hashes and sizes only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.audit.chain import canonical, format_time
+from plume.audit.repository import AuditRepository, NewEntry
+from plume.credentials.auth import Principal
+from plume.db import enter_tenant_context
+from plume.web.transaction import DBSession
+
+logger = structlog.get_logger("plume.audit")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acted: a key and its role, or `system` (the command line, background jobs)."""
+
+    key_id: uuid.UUID | None
+    role: str
+    request_id: str | None = None
+    client_address: str | None = None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(key_id=None, role="system")
+
+
+def entry(
+    *,
+    organization_id: uuid.UUID,
+    action: str,
+    actor: Actor,
+    outcome: str = "success",
+    target: tuple[str, str] | None = None,
+    details: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> NewEntry:
+    occurred_at = occurred_at or datetime.now(UTC)
+    fields = {
+        "organization_id": str(organization_id),
+        "action": action,
+        "occurred_at": format_time(occurred_at),
+        "actor": {
+            "key_id": str(actor.key_id) if actor.key_id else None,
+            "role": actor.role,
+        },
+        "request_id": actor.request_id,
+        "client_address": actor.client_address,
+        "outcome": outcome,
+        "target": {"type": target[0], "id": target[1]} if target else None,
+        "details": details or {},
+    }
+    return NewEntry(
+        organization_id=organization_id,
+        occurred_at=occurred_at,
+        action=action,
+        actor_key_id=actor.key_id,
+        actor_role=actor.role,
+        body=canonical(fields),
+    )
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    action: str,
+    actor: Actor,
+    outcome: str = "success",
+    target: tuple[str, str] | None = None,
+    details: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> tuple[int, str]:
+    """Append one entry to the organisation's chain, in the session's transaction; returns
+    its sequence number and hash."""
+    return await AuditRepository(session).append(
+        entry(
+            organization_id=organization_id,
+            action=action,
+            actor=actor,
+            outcome=outcome,
+            target=target,
+            details=details,
+            occurred_at=occurred_at,
+        )
+    )
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def actor_of(request: Request, principal: Principal) -> Actor:
+    return Actor(
+        key_id=principal.key_id,
+        role=principal.role.value,
+        request_id=getattr(request.state, "request_id", None),
+        client_address=client_address(request),
+    )
+
+
+def key_details(name: str, role: str, prefix: str) -> dict[str, Any]:
+    """What the trail says of an API key: never its secret."""
+    return {"name": name, "role": role, "prefix": prefix}
+
+
+class AuditTrail:
+    """What an endpoint records its action with, in its own transaction."""
+
+    def __init__(self, session: AsyncSession, actor: Actor) -> None:
+        self.session = session
+        self.actor = actor
+
+    async def record(
+        self,
+        organization_id: uuid.UUID,
+        action: str,
+        target: tuple[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        await record(
+            self.session,
+            organization_id=organization_id,
+            action=action,
+            actor=self.actor,
+            target=target,
+            details=details,
+        )
+
+
+def audit_trail(request: Request, session: DBSession) -> AuditTrail:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    actor = actor_of(request, principal) if principal is not None else Actor.system()
+    return AuditTrail(session, actor)
+
+
+Audit = Annotated[AuditTrail, Depends(audit_trail)]
+
+
+async def record_refusal(request: Request, status: int, code: str) -> None:
+    """`access.denied` for an authenticated caller refused a resource. Best effort, in a
+    transaction of its own: the refused request's transaction has rolled back."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    factory = getattr(request.app.state, "session_factory", None)
+    if principal is None or factory is None:
+        return
+    route = request.scope.get("route")
+    template = getattr(route, "path", None) or "unknown"
+    try:
+        async with factory() as session, session.begin():
+            await enter_tenant_context(session, principal.scope)
+            await record(
+                session,
+                organization_id=principal.organization_id,
+                action="access.denied",
+                actor=actor_of(request, principal),
+                outcome="refused",
+                target=("route", f"{request.method} {template}"),
+                details={
+                    "status": status,
+                    "code": code,
+                    "path_params": {k: str(v) for k, v in request.path_params.items()},
+                },
+            )
+    except Exception:
+        logger.exception("audit_refusal_not_recorded", code=code)

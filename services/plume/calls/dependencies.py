@@ -1,0 +1,59 @@
+"""The provider-call unit of work as a FastAPI dependency.
+
+`Calls` opens a route's provider call in the request's first transaction — the one that
+authenticated the caller (`ProviderCaller`) and holds nothing else — with what the
+settlement records of the HTTP request: its id, Idempotency-Key and hash, the client's
+address and the digest of its body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.calls.context import Estimate, RequestFacts
+from plume.calls.idempotency import request_key
+from plume.calls.unit import ProviderCall, ProviderCalls
+from plume.credentials.auth import Principal
+from plume.hashing import digest
+from plume.routing.types import Route
+from plume.web.transaction import DBSession
+
+
+class CallOpener:
+    def __init__(self, request: Request, session: AsyncSession) -> None:
+        self.request = request
+        self.session = session
+
+    @asynccontextmanager
+    async def open(
+        self, principal: Principal, *, kind: str, route: Route, estimate: Estimate
+    ) -> AsyncIterator[ProviderCall]:
+        """The call, reserved as its block is entered and settled once when it ends (see
+        plume.calls.unit). The Idempotency-Key is checked here, once the request is known
+        to be one the caller may make."""
+        request = self.request
+        key, request_hash = await request_key(request)
+        facts = RequestFacts(
+            request_id=getattr(request.state, "request_id", None),
+            idempotency_key=key,
+            request_hash=request_hash,
+            client_address=request.client.host if request.client else None,
+            input_digest=digest(await request.body()),
+        )
+        calls: ProviderCalls = request.app.state.provider_calls
+        async with calls.open(
+            self.session, principal, facts, kind=kind, route=route, estimate=estimate
+        ) as call:
+            yield call
+
+
+def call_opener(request: Request, session: DBSession) -> CallOpener:
+    return CallOpener(request, session)
+
+
+Calls = Annotated[CallOpener, Depends(call_opener)]

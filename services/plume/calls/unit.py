@@ -1,0 +1,419 @@
+"""A provider-backed request as one unit of work.
+
+A provider call lasts seconds to minutes, so no database connection, row lock or advisory
+lock is held across it. A call is:
+
+1. `async with calls.open(...) as call`: in the request's first transaction, the tenant
+   context and the quota reservation (one statement), then the Idempotency-Key's claim,
+   committed — or rolled back, and nothing is held;
+2. `call.complete(...)` or `call.stream(...)`: the provider, with nothing held;
+3. `call.settle(...)`: in a second short transaction, shielded from cancellation, what the
+   request produced (e.g. the draft) with the settlement (plume.calls.settlement: the answer
+   kept for retries, the quota ledger's move, the usage record, the audit entry), committed
+   together.
+
+Whatever else happens — the provider fails, Plume fails, the client goes away, the task is
+cancelled — the call settles itself when its block ends, once, as the way it ended says. A
+stream hands its call to its response (`call.streaming_response`), which settles it when the
+stream ends, however it ends, even if its body never ran. A synthèse job resumes the call
+its request reserved (`calls.resume`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
+
+import anyio
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from plume.calls.context import (
+    CallOutcome,
+    Estimate,
+    Outcome,
+    RequestFacts,
+    StoredResponse,
+    Usage,
+)
+from plume.calls.settlement import Settlement
+from plume.calls.streaming import SettledStreamingResponse
+from plume.credentials.auth import Principal
+from plume.db import enter_tenant_context
+from plume.errors import PlumeError
+from plume.hashing import digest
+from plume.quotas.guard import RateLimitStatus
+from plume.routing.router import ProviderRouter
+from plume.routing.types import Completion, Route, StreamState
+
+logger = structlog.get_logger("plume.calls")
+
+T = TypeVar("T")
+Store = Callable[[AsyncSession], Awaitable[T]]
+
+
+class SettledElsewhere(Exception):
+    """Raised by a settlement's `store` when another process settled this call already (a
+    job whose lease another worker took over): the transaction rolls back, nothing is
+    written or charged twice."""
+
+
+class CallObserver(Protocol):
+    """Sees every settled call, outside any transaction (metrics)."""
+
+    def observe(self, call: ProviderCall, outcome: CallOutcome) -> None: ...
+
+
+class ProviderCall:
+    """One provider-backed request, from its reservation to its one settlement."""
+
+    def __init__(
+        self,
+        calls: ProviderCalls,
+        principal: Principal,
+        facts: RequestFacts,
+        *,
+        kind: str,
+        route: Route,
+        estimate: Estimate,
+        session: AsyncSession | None = None,
+        reservation_id: uuid.UUID | None = None,
+        draft_id: uuid.UUID | None = None,
+    ) -> None:
+        self._calls = calls
+        self.principal = principal
+        self.facts = facts
+        self.kind = kind
+        self.route = route
+        self.estimate = estimate
+        self.started = time.perf_counter()
+        # What the provider calls produced, added up (a synthèse makes several).
+        self.usage = Usage()
+        # Held by the first transaction; None when no quota applies at any level.
+        self.reservation_id = reservation_id
+        self.rate_limit: RateLimitStatus | None = None
+        # The draft the request creates, once known (the audit entry names it).
+        self.draft_id = draft_id
+        # The request's first transaction, until it commits; None for a resumed call.
+        self._session = session
+        self._contacted = False
+        self._last: Completion | None = None
+        self._stream: StreamState | None = None
+        self._deltas: AsyncIterator[str] | None = None
+        self._sent: list[bytes] = []
+        self._handed_over = False
+        self._settled = False
+
+    # -- the block -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await self._calls.reserve(self, session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is None and self._handed_over:
+            return  # the response settles it
+        await self.close(error)
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    def response_headers(self) -> dict[str, str]:
+        """RateLimit-* for the tightest quota this request counted against."""
+        return self.rate_limit.headers() if self.rate_limit is not None else {}
+
+    # -- the provider ----------------------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        sampling: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        self._contacted = True
+        completion = await self._calls.router.complete(
+            self.route, messages, max_tokens=max_tokens, sampling=sampling
+        )
+        self._record(completion)
+        return completion
+
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        sampling: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[str]:
+        """The answer's text deltas; `streamed()` says what they amounted to. The call
+        closes the provider's stream when it settles, if its reader did not."""
+        self._contacted = True
+        self._stream = StreamState()
+        self._deltas = self._calls.router.stream(
+            self.route, messages, self._stream, max_tokens=max_tokens, sampling=sampling
+        )
+        return self._deltas
+
+    def streamed(self) -> Completion | None:
+        """What the stream produced, counted once: the provider's figures, else estimates
+        (the prompt as estimated before the call). None if no provider answered."""
+        if self._stream is None:
+            return self._last
+        state, self._stream = self._stream, None
+        completion = self._calls.router.settle_stream(
+            state, self.estimate.prompt_tokens, self.started
+        )
+        if completion is not None:
+            self._record(completion)
+        return completion
+
+    def _record(self, completion: Completion) -> None:
+        self._last = completion
+        self.usage.add(completion)
+
+    # -- what the client received ----------------------------------------------------------
+
+    def sent(self, event: bytes) -> bytes:
+        """An event sent to the client, kept for the retries of its Idempotency-Key."""
+        self._sent.append(event)
+        return event
+
+    def transcript(self) -> bytes:
+        return b"".join(self._sent)
+
+    def streaming_response(
+        self, body: AsyncIterator[bytes], headers: Mapping[str, str]
+    ) -> SettledStreamingResponse:
+        """Hand the call to a streamed response, which settles it when the stream ends."""
+        self._handed_over = True
+        return SettledStreamingResponse(body, close=self._client_left, headers=dict(headers))
+
+    async def _client_left(self) -> None:
+        await self.close(client_left=True)
+
+    # -- settling --------------------------------------------------------------------------
+
+    async def settle(
+        self,
+        store: Store[T] | None = None,
+        *,
+        answer: Callable[[T | None], StoredResponse] | None = None,
+        output: str | bytes | None = None,
+    ) -> T | None:
+        """The call succeeded: `store` what it produced (in the settlement's transaction),
+        keep `answer` for the retries of its Idempotency-Key, record the digest of `output`.
+        If that cannot be committed, the provider was paid all the same: the call is settled
+        as a failure that is charged, and the error raised."""
+        outcome = self._ending("success", output=output)
+        try:
+            return await self._write(outcome, store, answer)
+        except SettledElsewhere:
+            raise
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self._write(self._ending("failure", "internal_error", output=output))
+            raise
+
+    async def queue(
+        self, store: Store[T], *, answer: Callable[[T | None], StoredResponse]
+    ) -> T | None:
+        """The request was accepted as a job: store it; its reservation stays held until the
+        job settles the call (`ProviderCalls.resume`)."""
+        return await self._write(self._ending("queued"), store, answer)
+
+    async def fail(self, error: BaseException) -> None:
+        """Settle now, as `error` says (a stream that tells its client of an error)."""
+        await self.close(error)
+
+    async def close(self, error: BaseException | None = None, *, client_left: bool = False) -> None:
+        """Settle as the way the call ended says, unless it is settled already: never
+        twice. Errors of the settlement itself are logged, not raised: the request's own
+        error (if any) is what its caller needs, and an unsettled reservation is released by
+        the sweep."""
+        if self._settled:
+            return
+        with anyio.CancelScope(shield=True):
+            await self._close_stream()
+            if error is not None:
+                outcome = self._failure(error)
+            elif client_left:
+                outcome = self._gone()
+            else:
+                logger.error("provider_call_not_settled", kind=self.kind)
+                outcome = self._ending("failure", "internal_error")
+            try:
+                await self._write(outcome)
+            except Exception:
+                logger.exception("provider_call_settlement_failed", outcome=outcome.outcome)
+
+    def _failure(self, error: BaseException) -> CallOutcome:
+        if isinstance(error, PlumeError):
+            return self._ending("failure", error.code)
+        if isinstance(error, Exception):
+            return self._ending("failure", "internal_error")
+        # Cancelled, or a generator closed: the client went away.
+        return self._gone()
+
+    def _gone(self) -> CallOutcome:
+        """The client went away: charged for what the provider was asked, if it was; if
+        nothing was asked yet, nothing is charged."""
+        if self._contacted:
+            return self._ending("client_disconnected")
+        return self._ending("failure", "client_disconnected")
+
+    def _ending(
+        self, outcome: Outcome, error_code: str | None = None, output: str | bytes | None = None
+    ) -> CallOutcome:
+        self.streamed()
+        if output is None and self._last is not None and outcome != "queued":
+            output = self._last.text
+        return CallOutcome(
+            outcome=outcome,
+            completion=self._last,
+            error_code=error_code,
+            totals=self.usage.totals(),
+            output_digest=digest(output) if output is not None else None,
+        )
+
+    async def _close_stream(self) -> None:
+        deltas, self._deltas = self._deltas, None
+        closer = getattr(deltas, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await closer()
+
+    async def _write(
+        self,
+        outcome: CallOutcome,
+        store: Store[T] | None = None,
+        answer: Callable[[T | None], StoredResponse] | None = None,
+    ) -> T | None:
+        if self._settled:
+            return None
+        try:
+            result = await self._calls.settle(self, outcome, store, answer)
+        except SettledElsewhere:
+            self._settled = True
+            raise
+        self._settled = True
+        self._calls.observe(self, outcome)
+        return result
+
+
+class ProviderCalls:
+    """Opens the units of work of provider-backed requests (one per application)."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        router: ProviderRouter,
+        settlement: Settlement,
+        observers: list[CallObserver] | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.router = router
+        self.settlement = settlement
+        self.observers = observers or []
+
+    def open(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        facts: RequestFacts,
+        *,
+        kind: str,
+        route: Route,
+        estimate: Estimate,
+    ) -> ProviderCall:
+        """A call reserved in `session`, the request's first transaction (which
+        authenticated it and holds nothing else), when its block is entered."""
+        return ProviderCall(
+            self, principal, facts, kind=kind, route=route, estimate=estimate, session=session
+        )
+
+    def resume(
+        self,
+        principal: Principal,
+        facts: RequestFacts,
+        *,
+        kind: str,
+        route: Route,
+        estimate: Estimate,
+        reservation_id: uuid.UUID | None,
+        draft_id: uuid.UUID,
+    ) -> ProviderCall:
+        """The call of a request accepted as a job, reserved when it was accepted."""
+        return ProviderCall(
+            self,
+            principal,
+            facts,
+            kind=kind,
+            route=route,
+            estimate=estimate,
+            reservation_id=reservation_id,
+            draft_id=draft_id,
+        )
+
+    async def reserve(self, call: ProviderCall, session: AsyncSession) -> None:
+        """Phase 1: the tenant context and the reservation, the Idempotency-Key's claim;
+        committed before the provider is called, or rolled back."""
+        try:
+            await self.settlement.reserve(session, call)
+            # Also when nothing was reserved: nothing may stay open while the provider works.
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+    async def settle(
+        self,
+        call: ProviderCall,
+        outcome: CallOutcome,
+        store: Store[T] | None,
+        answer: Callable[[T | None], StoredResponse] | None,
+    ) -> T | None:
+        """Phase 3, whatever happened; never interrupted by a client's departure. `store`
+        runs in the settlement's transaction: the result, its usage and its audit entry are
+        committed together or not at all."""
+        completion = outcome.completion
+        logger.info(
+            "provider_request",
+            kind=call.kind,
+            model_group=call.route.group.name,
+            outcome=outcome.outcome,
+            error_code=outcome.error_code,
+            provider=completion.provider if completion else None,
+            model=completion.model if completion else None,
+            fallbacks=completion.fallbacks if completion else None,
+            prompt_tokens=outcome.totals.prompt_tokens,
+            completion_tokens=outcome.totals.completion_tokens,
+            duration_ms=round((time.perf_counter() - call.started) * 1000, 1),
+        )
+        result: T | None = None
+        with anyio.CancelScope(shield=True):
+            async with self.session_factory() as session, session.begin():
+                await enter_tenant_context(session, call.principal.scope)
+                if store is not None:
+                    result = await store(session)
+                response = answer(result) if answer is not None else None
+                await self.settlement.write(session, call, outcome, response)
+        return result
+
+    def observe(self, call: ProviderCall, outcome: CallOutcome) -> None:
+        """Only once committed: a settlement that rolls back is settled again, differently,
+        and must not be counted twice."""
+        for observer in self.observers:
+            observer.observe(call, outcome)

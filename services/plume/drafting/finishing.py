@@ -1,0 +1,103 @@
+"""From a provider's answer to a draft: the text cleaned, the act's sections parsed and
+checked, its ACTES nature classified, the warnings a reviewer needs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from plume.credentials.auth import Principal
+from plume.drafting import actes
+from plume.drafting.checker import check_act
+from plume.drafting.document import ACT_KINDS, ActeNature, DraftWarning, Sections, TenantIdentity
+from plume.drafting.offline import TO_COMPLETE, compose
+from plume.drafting.parsing import parse_act
+from plume.drafting.prompts import read_fenced_request
+from plume.french import KIND_NOUNS
+
+_ACTES_LINE = re.compile(
+    r"^\s*\**Nature ACTES\**\s*:\s*\**\s*([0-9]{1,2}(?:\.[0-9]{1,2})*)\**.*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+_HEADING = re.compile(r"^#{1,3}\s+(.+)$", re.MULTILINE)
+
+
+@dataclass(slots=True)
+class FinishedDocument:
+    title: str | None
+    text: str
+    sections: Sections | None
+    warnings: list[DraftWarning]
+    acte_nature: ActeNature | None
+
+
+def offline_composer(messages: list[dict[str, Any]]) -> str | None:
+    """How the offline provider answers a drafting prompt: with a document built from the
+    request's own fields (registered by the application, plume.app)."""
+    fenced = read_fenced_request(messages)
+    return compose(*fenced) if fenced is not None else None
+
+
+def identity_of(principal: Principal) -> TenantIdentity:
+    return TenantIdentity(
+        commune_name=principal.organization.name,
+        insee_code=principal.organization.insee_code,
+        epci_name=principal.epci_name,
+        tribunal_administratif=principal.policy.tribunal_administratif,
+    )
+
+
+def finish_document(
+    kind: str,
+    raw_text: str,
+    fields: dict[str, Any],
+    identity: TenantIdentity,
+    *,
+    offline: bool,
+) -> FinishedDocument:
+    """Turn the provider's answer into the draft: sections, warnings, ACTES nature.
+
+    An answer that cannot be parsed is kept as it is, with a warning: never a failure.
+    """
+    suggestion = _ACTES_LINE.search(raw_text)
+    text = _ACTES_LINE.sub("", raw_text).strip() + "\n"
+    warnings: list[DraftWarning] = []
+    sections: Sections | None = None
+    acte_nature: ActeNature | None = None
+    if kind in ACT_KINDS:
+        sections, parse_warnings = parse_act(kind, text)
+        warnings += parse_warnings
+        unparsed = any(w.code == "unparsed_answer" for w in parse_warnings)
+        warnings += [
+            w
+            for w in check_act(kind, sections, text, identity.tribunal_administratif)
+            # An answer with no article at all is already said to be unparsed.
+            if not (unparsed and w.code == "missing_articles")
+        ]
+        rule_based = actes.classify(kind, fields)
+        acte_nature = actes.merge_suggestion(
+            rule_based, None if offline or suggestion is None else suggestion.group(1)
+        )
+    if offline:
+        warnings.append(
+            DraftWarning(
+                code="offline_draft",
+                message=(
+                    "Brouillon construit sans IA à partir de vos seuls éléments : relisez-le, "
+                    "reformulez si besoin et complétez les passages marqués [À COMPLÉTER]."
+                ),
+            )
+        )
+    elif TO_COMPLETE in text:
+        warnings.append(
+            DraftWarning(
+                code="missing_information",
+                message="Des informations manquent : complétez les passages marqués [À COMPLÉTER].",
+            )
+        )
+    title = (sections.title if sections and sections.title else None) or fields.get("subject")
+    if title is None:
+        heading = _HEADING.search(text)
+        title = heading.group(1).strip() if heading else KIND_NOUNS.get(kind)
+    return FinishedDocument(title, text, sections, warnings, acte_nature)

@@ -1,0 +1,97 @@
+"""Between the drafts table and the API: a draft as answered, a document as stored, and the
+answer kept for the retries of an Idempotency-Key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import status
+
+from plume.calls.context import StoredResponse, Usage
+from plume.drafting.document import ActeNature, DraftWarning, Sections
+from plume.drafting.finishing import FinishedDocument
+from plume.drafting.schemas import DraftOut, Reviewer, ReviewOut, UsageOut
+from plume.models import Draft, DraftStatus
+from plume.web.sse import sse
+
+
+def draft_out(draft: Draft) -> DraftOut:
+    review = None
+    if draft.review_decision is not None and draft.reviewed_at is not None:
+        review = ReviewOut(
+            decision=draft.review_decision,
+            reviewer=Reviewer(name=draft.reviewer_name or "", title=draft.reviewer_title or ""),
+            comment=draft.review_comment,
+            reviewed_at=draft.reviewed_at,
+            reviewed_by=draft.reviewed_by_key_id,
+        )
+    usage = None
+    if draft.status is not DraftStatus.PROCESSING:
+        usage = UsageOut(
+            provider=draft.provider,
+            model=draft.model,
+            prompt_tokens=draft.prompt_tokens,
+            completion_tokens=draft.completion_tokens,
+            total_tokens=draft.prompt_tokens + draft.completion_tokens,
+            cost_eur=float(draft.cost_eur),
+            energy_kwh=draft.energy_kwh,
+            gwp_kgco2eq=draft.gwp_kgco2eq,
+            fallbacks=draft.fallbacks,
+        )
+    return DraftOut(
+        id=draft.id,
+        kind=draft.kind,
+        status=draft.status.value,
+        title=draft.title,
+        text=draft.text,
+        sections=Sections.model_validate(draft.sections) if draft.sections else None,
+        warnings=[DraftWarning.model_validate(w) for w in draft.warnings],
+        acte_nature=ActeNature.model_validate(draft.acte_nature) if draft.acte_nature else None,
+        usage=usage,
+        ai_notice=draft.ai_notice,
+        review=review,
+        failure_reason=draft.failure_reason,
+        model_group=draft.model_group,
+        created_at=draft.created_at,
+        created_by=draft.created_by_key_id,
+    )
+
+
+def apply_document(draft: Draft, document: FinishedDocument, usage: Usage) -> None:
+    draft.title = document.title
+    draft.text = document.text
+    draft.sections = document.sections.model_dump() if document.sections else None
+    draft.warnings = [w.model_dump() for w in document.warnings]
+    draft.acte_nature = document.acte_nature.model_dump() if document.acte_nature else None
+    draft.provider = usage.provider
+    draft.model = usage.model
+    draft.prompt_tokens = usage.prompt_tokens
+    draft.completion_tokens = usage.completion_tokens
+    draft.cost_eur = usage.cost_eur
+    draft.energy_kwh = usage.energy_kwh
+    draft.gwp_kgco2eq = usage.gwp_kgco2eq
+    draft.fallbacks = usage.fallbacks
+
+
+def answer_headers(status_code: int, draft: DraftOut) -> dict[str, str]:
+    headers = {"Location": f"/v1/drafts/{draft.id}"}
+    if status_code == status.HTTP_202_ACCEPTED:
+        headers["Retry-After"] = "5"
+    return headers
+
+
+def stored_answer(status_code: int, draft: DraftOut | None) -> StoredResponse:
+    """A draft's answer as kept for the retries of its Idempotency-Key."""
+    assert draft is not None
+    return StoredResponse(
+        status_code,
+        "application/json",
+        draft.model_dump_json().encode(),
+        answer_headers(status_code, draft),
+    )
+
+
+def streamed_answer(transcript: Callable[[], bytes], draft: DraftOut | None) -> StoredResponse:
+    """A streamed draft's answer: the events its client received, then the draft."""
+    assert draft is not None
+    return StoredResponse(200, "text/event-stream", transcript() + sse(draft, "draft"))

@@ -1,0 +1,213 @@
+"""Synthèses of long documents: cut the source into parts that fit the model's context,
+summarise each, then the summaries (again if they are still too long). Done inline for a
+streamed request (progress events), or as a job that any API process picks up
+(plume.drafting.jobs)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import anyio
+import structlog
+from fastapi import status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.calls.context import Estimate, StoredResponse
+from plume.calls.unit import ProviderCall
+from plume.drafting.finishing import FinishedDocument, finish_document, identity_of
+from plume.drafting.prompts import build_messages
+from plume.drafting.records import draft_out, stored_answer, streamed_answer
+from plume.drafting.repository import DraftRepository
+from plume.drafting.schemas import DraftOut, SyntheseRequest, request_fields
+from plume.drafting.service import new_row, store
+from plume.errors import InternalError, PlumeError
+from plume.models import DraftStatus
+from plume.routing.policy import RoutingPolicy
+from plume.routing.tokens import count_text_tokens
+from plume.routing.types import Route
+from plume.web.sse import sse
+
+logger = structlog.get_logger("plume.drafting")
+
+PROMPT_OVERHEAD_TOKENS = 1_000
+
+
+@dataclass(slots=True)
+class SynthesePlan:
+    parts: list[str]
+    budget: int
+    long: bool
+
+
+@dataclass(slots=True)
+class JobSettings:
+    poll_interval_s: float = 2.0
+    lease: timedelta = field(default_factory=lambda: timedelta(minutes=5))
+    max_attempts: int = 3
+
+
+Progress = Callable[[int, int], Awaitable[None]]
+
+
+async def plan(policy: RoutingPolicy, route: Route, payload: SyntheseRequest) -> SynthesePlan:
+    """The source's parts, each within what the route's smallest context window leaves for
+    it; one part is an ordinary draft."""
+    window = policy.context_window(route)
+    budget = max(512, window - route.max_output_tokens - PROMPT_OVERHEAD_TOKENS)
+    text = payload.source_text
+    if len(text) <= budget * 2:  # French text runs at more than 2 characters a token
+        return SynthesePlan([text], budget, long=False)
+    parts = await anyio.to_thread.run_sync(split_by_tokens, text, budget)
+    return SynthesePlan(parts, budget, long=len(parts) > 1)
+
+
+def estimate(policy: RoutingPolicy, route: Route, synthese: SynthesePlan) -> Estimate:
+    """An upper bound for a synthèse in parts: each part at most `budget` tokens, then the
+    final call reading every part's summary."""
+    cap = policy.output_cap(route, None)
+    parts = len(synthese.parts)
+    return Estimate(
+        prompt_tokens=parts * (synthese.budget + PROMPT_OVERHEAD_TOKENS)
+        + parts * cap
+        + PROMPT_OVERHEAD_TOKENS,
+        output_tokens=cap,
+        calls=parts + 1,
+    )
+
+
+async def queue(call: ProviderCall, fields: dict[str, Any]) -> DraftOut:
+    """Store the job; any API process will pick it up. Its reservation stays held."""
+    row = new_row(call.principal, "synthese", fields, call.route)
+    row.status = DraftStatus.PROCESSING
+    row.title = "Synthèse en cours"
+    row.progress = {"done": 0, "total": 0}
+    row.reservation_id = call.reservation_id
+    call.draft_id = row.id
+
+    async def add(session: AsyncSession) -> DraftOut:
+        return draft_out(await DraftRepository(session, call.principal.scope).add(row))
+
+    answer: Callable[[DraftOut | None], StoredResponse] = partial(
+        stored_answer, status.HTTP_202_ACCEPTED
+    )
+    stored = await call.queue(add, answer=answer)
+    assert stored is not None
+    return stored
+
+
+async def summarise(
+    call: ProviderCall,
+    payload: SyntheseRequest,
+    synthese: SynthesePlan,
+    on_progress: Progress | None = None,
+) -> FinishedDocument:
+    """Summarise each part, then the summaries (again if they are still too long); the
+    call adds up what every provider call consumed."""
+    identity = identity_of(call.principal)
+    request = request_fields(payload)
+    parts = synthese.parts
+    done = 0
+    total = len(parts) if len(parts) > 1 else 0
+    while len(parts) > 1:
+        summaries: list[str] = []
+        for index, part in enumerate(parts, start=1):
+            messages = build_messages(
+                "synthese",
+                identity,
+                {**request, "source_text": part},
+                template="synthese_part",
+                extra={"part": index, "parts": len(parts)},
+            )
+            completion = await call.complete(messages)
+            summaries.append(completion.text.strip())
+            done += 1
+            if on_progress is not None:
+                await on_progress(done, total)
+        joined = "\n\n".join(summaries)
+        parts = (
+            await anyio.to_thread.run_sync(split_by_tokens, joined, synthese.budget)
+            if count_text_tokens(joined) > synthese.budget
+            else [joined]
+        )
+        total += len(parts) if len(parts) > 1 else 0
+    messages = build_messages("synthese", identity, {**request, "source_text": parts[0]})
+    completion = await call.complete(messages, max_tokens=payload.max_output_tokens)
+    return finish_document(
+        "synthese",
+        completion.text,
+        request,
+        identity,
+        offline=completion.provider == "offline",
+    )
+
+
+async def stream(
+    call: ProviderCall, payload: SyntheseRequest, synthese: SynthesePlan
+) -> AsyncIterator[bytes]:
+    """A long synthèse inline: `progress` events, then the `draft` (or `error`)."""
+    updates: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+
+    async def progress(done: int, total: int) -> None:
+        updates.put_nowait((done, total))
+
+    task = asyncio.create_task(summarise(call, payload, synthese, progress))
+    getter: asyncio.Task[tuple[int, int]] | None = None
+    try:
+        while not task.done():
+            getter = asyncio.create_task(updates.get())
+            finished, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in finished:
+                done, total = getter.result()
+                yield call.sent(sse({"done": done, "total": total}, "progress"))
+        document = task.result()
+        fields = request_fields(payload)
+        draft = await store(
+            call, "synthese", fields, document, partial(streamed_answer, call.transcript)
+        )
+        yield sse(draft, "draft")
+    except Exception as error:
+        problem = error if isinstance(error, PlumeError) else InternalError()
+        if not isinstance(error, PlumeError):
+            logger.exception("synthese_stream_error")
+        await call.fail(error)
+        yield sse(problem.problem(call.facts.request_id), "error")
+    finally:
+        # The client went away, or the stream failed: stop the parts still running before
+        # the call settles with what they consumed.
+        for pending in (task, getter):
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
+
+
+def split_by_tokens(text: str, budget: int) -> list[str]:
+    """Cut on paragraph ends into parts of at most `budget` tokens (hard cut as last resort)."""
+    parts: list[str] = []
+    current: list[str] = []
+    used = 0
+    for paragraph in re.split(r"\n\s*\n", text):
+        tokens = count_text_tokens(paragraph)
+        if tokens > budget:
+            if current:
+                parts.append("\n\n".join(current))
+                current, used = [], 0
+            words = paragraph.split(" ")
+            step = max(1, len(words) * budget // max(tokens, 1))
+            parts += [" ".join(words[i : i + step]) for i in range(0, len(words), step)]
+            continue
+        if used + tokens > budget and current:
+            parts.append("\n\n".join(current))
+            current, used = [], 0
+        current.append(paragraph)
+        used += tokens
+    if current:
+        parts.append("\n\n".join(current))
+    return parts or [text]

@@ -1,0 +1,2 @@
+"""The process around the application: logging, migrations, timers, the embedded database
+and the demo seed."""
