@@ -1,4 +1,4 @@
-"""The ACTES table is whole and the obvious acts of the drafting corpus get the right matière."""
+"""The ACTES table is whole and the example acts (docs/examples/requests) get the right matière."""
 
 from __future__ import annotations
 
@@ -19,20 +19,21 @@ from plume.drafting.actes import (
 )
 from plume.drafting.document import ActeNature
 
-# The corpus lives next to the repository (../shared), not inside it.
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "requests"
+# The project's own example requests, part of the repository: a missing folder fails.
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples" / "requests"
 
 EXPECTED = {
-    "arrete-travaux-eau-potable": "6.1",
-    "arrete-vide-greniers": "6.1",
-    "arrete-fermeture-chemin-rural": "6.1",
-    # A permission de voirie authorises a private occupation of the public domain.
-    "arrete-echafaudage-particulier": "3.5",
-    "deliberation-subvention-comite-fetes": "7.5",
-    # A permanent post, and the text never says contractuel.
-    "deliberation-creation-poste": "4.1",
+    # Traffic and parking police: the maire's own power (CGCT L. 2213-1 and L. 2213-2).
+    "arrete-course-cycliste": "6.1",
+    "arrete-marche-hebdomadaire": "6.1",
+    "arrete-travaux-pont": "6.1",
+    # A permis de stationnement authorises a private occupation of the public domain.
+    "arrete-terrasse-cafe": "3.5",
+    # Non-permanent jobs for a seasonal increase in activity are filled by contractuels.
+    "deliberation-emploi-saisonnier": "4.2",
+    "deliberation-subvention-association-sportive": "7.5",
     # Prices of a public service: no sous-matière of their own, so Finances locales / Divers.
-    "deliberation-tarifs-cantine": "7.10",
+    "deliberation-tarifs-concessions-cimetiere": "7.10",
 }
 
 
@@ -97,29 +98,24 @@ def test_normalize_folds_accents_case_ligatures_and_plurals() -> None:
     assert normalize("plus") != normalize("PLU")
 
 
-def _corpus_acts() -> list[tuple[str, dict[str, object]]]:
-    if not CORPUS.is_dir():
-        return []
+def _example_acts() -> list[tuple[str, dict[str, object]]]:
     requests = (
-        (path.stem, json.loads(path.read_text(encoding="utf-8"))) for path in CORPUS.glob("*.json")
+        (path.stem, json.loads(path.read_text(encoding="utf-8")))
+        for path in EXAMPLES.glob("*.json")
     )
     return sorted(
         (name, body) for name, body in requests if body["kind"] in {"arrete", "deliberation"}
     )
 
 
-def test_corpus_has_the_expected_acts() -> None:
-    if not CORPUS.is_dir():
-        pytest.skip(f"no drafting corpus at {CORPUS}")
-    assert {name for name, _ in _corpus_acts()} == set(EXPECTED)
+def test_the_examples_have_the_expected_acts() -> None:
+    assert EXAMPLES.is_dir(), EXAMPLES
+    assert {name for name, _ in _example_acts()} == set(EXPECTED)
 
 
 @pytest.mark.parametrize(("name", "code"), sorted(EXPECTED.items()))
-def test_corpus_act_is_classified(name: str, code: str) -> None:
-    path = CORPUS / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"no corpus request {path}")
-    body = json.loads(path.read_text(encoding="utf-8"))
+def test_example_act_is_classified(name: str, code: str) -> None:
+    body = json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
     nature = classify(body["kind"], body)
     assert (nature.code, nature.label) == (code, label_for(code))
 

@@ -322,7 +322,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     print(f"\nTry:\n  curl -s {auth} {base}/v1/organization")
     print(
         f"  curl -s {auth} -H 'Content-Type: application/json' "
-        f"-d @../shared/corpus/requests/arrete-vide-greniers.json {base}/v1/drafts\n"
+        f"-d @docs/examples/requests/arrete-course-cycliste.json {base}/v1/drafts\n"
     )
     print(f"API documentation: {base}/docs\nCtrl-C stops the service.\n", flush=True)
 
