@@ -1,6 +1,12 @@
 """The quota ledger: reserve, settle, extend, sweep. Each is one call of a SECURITY DEFINER
-function (migrations 2026-11-27-1820 and -2040), atomic in PostgreSQL, with no
-read-then-write race; the application role only reads the ledger.
+function, atomic in PostgreSQL, with no read-then-write race; the application role only
+reads the ledger.
+
+The functions' source, with the rules they enforce, is in plume/quotas/sql/: one file per
+function (quota_reserve.sql, quota_settle.sql, quota_extend.sql, quota_release_expired.sql,
+and quota_ledger_copy_limits.sql, the trigger that copies each organisation's limits into
+its ledger row). Migrations hold frozen copies of them (2026-12-06-0900 for these texts);
+tests/test_sql_sources.py checks that the migrated database's functions are the files.
 
 Neither reserving nor settling costs a round trip of its own on a provider-backed request:
 the reservation is read in the statement that sets the tenant context of the request's
