@@ -11,28 +11,34 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from plume.db import APP_ROLE, scope_predicate
-
 revision: str = "22c8dd81e551"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Row-level security: a row is visible when its organisation is in the transaction's scope,
+# which the application publishes in transaction-local settings for each request
+# (plume.db.enter_tenant_context). With neither setting (a forgotten scope), nothing matches.
+_ID_IN_SCOPE = """(current_setting('plume.all_organizations', true) = 'on'
+    OR id = ANY (string_to_array(
+        nullif(current_setting('plume.organizations', true), ''), ',')::uuid[]))"""
+_IN_SCOPE = """(current_setting('plume.all_organizations', true) = 'on'
+    OR organization_id = ANY (string_to_array(
+        nullif(current_setting('plume.organizations', true), ''), ',')::uuid[]))"""
 
 
 def upgrade() -> None:
     # The non-superuser role every request transaction switches to (SET LOCAL ROLE), so
     # that row-level security holds even when the service connects as a superuser.
     # Roles are cluster-wide: another database of the cluster may have created it already.
-    op.execute(
-        f"""
+    op.execute("""
         DO $$ BEGIN
-            CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
+            CREATE ROLE plume_app NOLOGIN NOSUPERUSER NOBYPASSRLS;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
         END $$
-        """
-    )
-    op.execute(f"GRANT {APP_ROLE} TO CURRENT_USER")
-    op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
+    """)
+    op.execute("GRANT plume_app TO CURRENT_USER")
+    op.execute("GRANT USAGE ON SCHEMA public TO plume_app")
     op.create_table(
         "organizations",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -143,14 +149,18 @@ def upgrade() -> None:
     )
 
     # Nothing is ever deleted through the application: keys are revoked, organisations suspended.
-    for table, column in (("organizations", "id"), ("api_keys", "organization_id")):
-        op.execute(f"GRANT SELECT, INSERT, UPDATE ON {table} TO {APP_ROLE}")
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        predicate = scope_predicate(column)
-        op.execute(
-            f"CREATE POLICY {table}_tenant_scope ON {table} TO {APP_ROLE}"
-            f" USING {predicate} WITH CHECK {predicate}"
-        )
+    op.execute("GRANT SELECT, INSERT, UPDATE ON organizations TO plume_app")
+    op.execute("ALTER TABLE organizations ENABLE ROW LEVEL SECURITY")
+    op.execute(
+        "CREATE POLICY organizations_tenant_scope ON organizations TO plume_app"
+        f" USING {_ID_IN_SCOPE} WITH CHECK {_ID_IN_SCOPE}"
+    )
+    op.execute("GRANT SELECT, INSERT, UPDATE ON api_keys TO plume_app")
+    op.execute("ALTER TABLE api_keys ENABLE ROW LEVEL SECURITY")
+    op.execute(
+        "CREATE POLICY api_keys_tenant_scope ON api_keys TO plume_app"
+        f" USING {_IN_SCOPE} WITH CHECK {_IN_SCOPE}"
+    )
 
 
 def downgrade() -> None:
@@ -166,4 +176,4 @@ def downgrade() -> None:
     sa.Enum(name="api_key_role").drop(op.get_bind(), checkfirst=True)
     sa.Enum(name="organization_status").drop(op.get_bind(), checkfirst=True)
     sa.Enum(name="organization_kind").drop(op.get_bind(), checkfirst=True)
-    op.execute(f"REVOKE USAGE ON SCHEMA public FROM {APP_ROLE}")
+    op.execute("REVOKE USAGE ON SCHEMA public FROM plume_app")

@@ -11,12 +11,17 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from plume.db import APP_ROLE, scope_predicate
-
 revision: str = "c9c7f39f1306"
 down_revision: str | None = "22c8dd81e551"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Row-level security: a row is visible when its organisation is in the transaction's scope,
+# which the application publishes in transaction-local settings for each request
+# (plume.db.enter_tenant_context). With neither setting (a forgotten scope), nothing matches.
+_IN_SCOPE = """(current_setting('plume.all_organizations', true) = 'on'
+    OR organization_id = ANY (string_to_array(
+        nullif(current_setting('plume.organizations', true), ''), ',')::uuid[]))"""
 
 
 def upgrade() -> None:
@@ -105,12 +110,11 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'processing'"),
     )
 
-    op.execute(f"GRANT SELECT, INSERT, UPDATE ON drafts TO {APP_ROLE}")
+    op.execute("GRANT SELECT, INSERT, UPDATE ON drafts TO plume_app")
     op.execute("ALTER TABLE drafts ENABLE ROW LEVEL SECURITY")
-    predicate = scope_predicate("organization_id")
     op.execute(
-        f"CREATE POLICY drafts_tenant_scope ON drafts TO {APP_ROLE}"
-        f" USING {predicate} WITH CHECK {predicate}"
+        "CREATE POLICY drafts_tenant_scope ON drafts TO plume_app"
+        f" USING {_IN_SCOPE} WITH CHECK {_IN_SCOPE}"
     )
 
 

@@ -11,12 +11,24 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from plume.db import APP_ROLE, ancestor_predicate, scope_predicate
-
 revision: str = "daaca7967305"
 down_revision: str | None = "c9c7f39f1306"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Row-level security: a row is visible when its organisation is in the transaction's scope,
+# which the application publishes in transaction-local settings for each request
+# (plume.db.enter_tenant_context). With neither setting (a forgotten scope), nothing matches.
+_IN_SCOPE = """(current_setting('plume.all_organizations', true) = 'on'
+    OR organization_id = ANY (string_to_array(
+        nullif(current_setting('plume.organizations', true), ''), ',')::uuid[]))"""
+# A request counts against its ancestors' quotas too (its EPCI, the operator), and a caller
+# reads them: the ancestors of the caller's organisation are published as well.
+_IN_SCOPE_OR_ANCESTOR = """((current_setting('plume.all_organizations', true) = 'on'
+    OR organization_id = ANY (string_to_array(
+        nullif(current_setting('plume.organizations', true), ''), ',')::uuid[]))
+    OR (organization_id = ANY (string_to_array(
+        nullif(current_setting('plume.ancestors', true), ''), ',')::uuid[])))"""
 
 
 def upgrade() -> None:
@@ -182,41 +194,44 @@ def upgrade() -> None:
     op.add_column("drafts", sa.Column("reservation_id", sa.Uuid(), nullable=True))
     # ### end Alembic commands ###
 
-    own = scope_predicate("organization_id")
-    # A request counts against its ancestors' quotas too, and a caller reads them.
-    own_or_ancestor = f"({own} OR {ancestor_predicate('organization_id')})"
-    for table, privileges in _GRANTS.items():
-        op.execute(f"GRANT {privileges} ON {table} TO {APP_ROLE}")
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-    op.execute(
-        f"CREATE POLICY quotas_read ON quotas FOR SELECT TO {APP_ROLE} USING {own_or_ancestor}"
-    )
-    for command in ("INSERT", "UPDATE", "DELETE"):
-        clause = "" if command == "INSERT" else f" USING {own}"
-        check = "" if command == "DELETE" else f" WITH CHECK {own}"
-        op.execute(
-            f"CREATE POLICY quotas_{command.lower()} ON quotas FOR {command} TO {APP_ROLE}"
-            f"{clause}{check}"
-        )
-    op.execute(
-        f"CREATE POLICY quota_counters_chain ON quota_counters TO {APP_ROLE}"
-        f" USING {own_or_ancestor} WITH CHECK {own_or_ancestor}"
-    )
-    for table in ("quota_reservations", "usage_records", "idempotency_keys"):
-        op.execute(
-            f"CREATE POLICY {table}_tenant_scope ON {table} TO {APP_ROLE}"
-            f" USING {own} WITH CHECK {own}"
-        )
-
-
-_GRANTS = {
-    "quotas": "SELECT, INSERT, UPDATE, DELETE",
-    "quota_counters": "SELECT, INSERT, UPDATE, DELETE",
-    "quota_reservations": "SELECT, INSERT, UPDATE, DELETE",
+    op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON quotas TO plume_app")
+    op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON quota_counters TO plume_app")
+    op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON quota_reservations TO plume_app")
     # The usage record is appended, never changed by the application.
-    "usage_records": "SELECT, INSERT",
-    "idempotency_keys": "SELECT, INSERT, UPDATE, DELETE",
-}
+    op.execute("GRANT SELECT, INSERT ON usage_records TO plume_app")
+    op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys TO plume_app")
+    op.execute("ALTER TABLE quotas ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE quota_counters ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE quota_reservations ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE usage_records ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE idempotency_keys ENABLE ROW LEVEL SECURITY")
+    op.execute(
+        f"CREATE POLICY quotas_read ON quotas FOR SELECT TO plume_app USING {_IN_SCOPE_OR_ANCESTOR}"
+    )
+    op.execute(
+        f"CREATE POLICY quotas_insert ON quotas FOR INSERT TO plume_app WITH CHECK {_IN_SCOPE}"
+    )
+    op.execute(
+        "CREATE POLICY quotas_update ON quotas FOR UPDATE TO plume_app"
+        f" USING {_IN_SCOPE} WITH CHECK {_IN_SCOPE}"
+    )
+    op.execute(f"CREATE POLICY quotas_delete ON quotas FOR DELETE TO plume_app USING {_IN_SCOPE}")
+    op.execute(
+        "CREATE POLICY quota_counters_chain ON quota_counters TO plume_app"
+        f" USING {_IN_SCOPE_OR_ANCESTOR} WITH CHECK {_IN_SCOPE_OR_ANCESTOR}"
+    )
+    op.execute(
+        "CREATE POLICY quota_reservations_tenant_scope ON quota_reservations TO plume_app"
+        f" USING {_IN_SCOPE} WITH CHECK {_IN_SCOPE}"
+    )
+    op.execute(
+        "CREATE POLICY usage_records_tenant_scope ON usage_records TO plume_app"
+        f" USING {_IN_SCOPE} WITH CHECK {_IN_SCOPE}"
+    )
+    op.execute(
+        "CREATE POLICY idempotency_keys_tenant_scope ON idempotency_keys TO plume_app"
+        f" USING {_IN_SCOPE} WITH CHECK {_IN_SCOPE}"
+    )
 
 
 def downgrade() -> None:

@@ -10,12 +10,17 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from plume.db import APP_ROLE, scope_predicate
-
 revision: str = "3c241e92eabd"
 down_revision: str | None = "daaca7967305"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Row-level security: a row is visible when its organisation is in the transaction's scope,
+# which the application publishes in transaction-local settings for each request
+# (plume.db.enter_tenant_context). With neither setting (a forgotten scope), nothing matches.
+_IN_SCOPE = """(current_setting('plume.all_organizations', true) = 'on'
+    OR organization_id = ANY (string_to_array(
+        nullif(current_setting('plume.organizations', true), ''), ',')::uuid[]))"""
 
 
 def upgrade() -> None:
@@ -61,16 +66,19 @@ def upgrade() -> None:
     )
     # ### end Alembic commands ###
 
-    own = scope_predicate("organization_id")
     # The application appends and reads; it never changes or removes an entry.
-    op.execute(f"GRANT SELECT, INSERT ON audit_entries TO {APP_ROLE}")
-    op.execute(f"GRANT SELECT, INSERT, UPDATE ON audit_heads TO {APP_ROLE}")
-    for table in ("audit_entries", "audit_heads"):
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY {table}_tenant_scope ON {table} TO {APP_ROLE}"
-            f" USING {own} WITH CHECK {own}"
-        )
+    op.execute("GRANT SELECT, INSERT ON audit_entries TO plume_app")
+    op.execute("GRANT SELECT, INSERT, UPDATE ON audit_heads TO plume_app")
+    op.execute("ALTER TABLE audit_entries ENABLE ROW LEVEL SECURITY")
+    op.execute(
+        "CREATE POLICY audit_entries_tenant_scope ON audit_entries TO plume_app"
+        f" USING {_IN_SCOPE} WITH CHECK {_IN_SCOPE}"
+    )
+    op.execute("ALTER TABLE audit_heads ENABLE ROW LEVEL SECURITY")
+    op.execute(
+        "CREATE POLICY audit_heads_tenant_scope ON audit_heads TO plume_app"
+        f" USING {_IN_SCOPE} WITH CHECK {_IN_SCOPE}"
+    )
     # Triggers fire for every role, the owner included. Only `plume audit purge` deletes:
     # it runs as the owner with plume.audit_purge set, and leaves a checkpoint entry.
     op.execute("""

@@ -8,7 +8,7 @@ frozen copy of it, as a migration must (a later change to the source needs a lat
 revision). Invoker's rights: the application role appends under row-level security.
 
 Revision ID: 4e7a1c9d2b60
-Revises: 9b51e3a7c2d4
+Revises: 41f0d2dc9d40
 Create Date: 2026-12-06 10:00:00.000000+00:00
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "4e7a1c9d2b60"
-down_revision: str | None = "9b51e3a7c2d4"
+down_revision: str | None = "41f0d2dc9d40"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

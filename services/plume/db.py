@@ -135,24 +135,3 @@ def create_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-def scope_predicate(column: str) -> str:
-    """The row-level security condition for a table whose tenant column is `column`.
-
-    It reads the transaction-local settings written by enter_tenant_context; with neither
-    set (a forgotten scope) it matches nothing.
-    """
-    return (
-        "(current_setting('plume.all_organizations', true) = 'on'"
-        f" OR {column} = ANY (string_to_array("
-        "nullif(current_setting('plume.organizations', true), ''), ',')::uuid[]))"
-    )
-
-
-def ancestor_predicate(column: str) -> str:
-    """Matches the ancestors of the caller's organisation (for quota tables only)."""
-    return (
-        f"({column} = ANY (string_to_array("
-        "nullif(current_setting('plume.ancestors', true), ''), ',')::uuid[]))"
-    )

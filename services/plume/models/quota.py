@@ -1,10 +1,10 @@
 """Quotas, their per-period counters (the ledger) and the reservations held against them.
 
 The ledger and reservations are written only by the ledger's SECURITY DEFINER functions
-(migrations 2026-11-27-1820 and -2040; plume.quotas.ledger calls them) and by the trigger
-that copies an organisation's limits into its ledger row: the application role reads
-them. They carry no foreign key to organisations: the check would run on every request's
-hot path, and organisations are never deleted (every other table restricts it).
+(source: plume/quotas/sql/; plume.quotas.repository calls them) and by the trigger that
+copies an organisation's limits into its ledger row: the application role reads them.
+They carry no foreign key to organisations: the check would run on every request's hot
+path, and organisations are never deleted (every other table restricts it).
 """
 
 from __future__ import annotations
