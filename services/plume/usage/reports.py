@@ -10,27 +10,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from plume.dates import utc_bounds
-from plume.models import Organization, UsageRecord
+from plume.usage.repository import UsageRepository
 from plume.usage.schemas import GroupBy, UsageFigures, UsageReport, UsageRow
-
-_PARIS_TIME = func.timezone("Europe/Paris", UsageRecord.created_at)
-
-
-def _key(group_by: GroupBy) -> ColumnElement[Any] | InstrumentedAttribute[str]:
-    if group_by == "day":
-        return func.to_char(_PARIS_TIME, "YYYY-MM-DD")
-    if group_by == "month":
-        return func.to_char(_PARIS_TIME, "YYYY-MM")
-    if group_by == "kind":
-        return UsageRecord.kind
-    if group_by == "model":
-        return func.coalesce(UsageRecord.model, UsageRecord.model_group)
-    return Organization.slug
 
 
 def _figures(row: Any) -> dict[str, Any]:
@@ -58,36 +42,14 @@ async def usage_report(
     counts with what it produced.
     """
     start, end = utc_bounds(first, last)
-    key = _key(group_by).label("key")
-    measures = [
-        func.count().label("requests"),
-        func.sum(UsageRecord.prompt_tokens).label("prompt_tokens"),
-        func.sum(UsageRecord.completion_tokens).label("completion_tokens"),
-        func.sum(UsageRecord.cost_eur).label("cost_eur"),
-        func.sum(UsageRecord.energy_kwh).label("energy_kwh"),
-        func.sum(UsageRecord.gwp_kgco2eq).label("gwp_kgco2eq"),
-        func.count().filter(UsageRecord.energy_kwh.is_(None)).label("without_impact"),
-    ]
-    statement = (
-        select(key, func.min(Organization.name).label("label"), *measures)
-        .join(Organization, Organization.id == UsageRecord.organization_id)
-        .where(
-            UsageRecord.created_at >= start,
-            UsageRecord.created_at < end,
-            UsageRecord.charged.is_(True),
-        )
-        .group_by(key)
-        .order_by(key)
-    )
-    if organization_ids is not None:
-        statement = statement.where(UsageRecord.organization_id.in_(list(organization_ids)))
+    found = await UsageRepository(session).charged_totals(organization_ids, start, end, group_by)
     rows = [
         UsageRow(
             key=str(row.key),
             label=row.label if group_by == "organization" else None,
             **_figures(row),
         )
-        for row in (await session.execute(statement)).all()
+        for row in found
     ]
     total = UsageFigures(
         requests=sum(r.requests for r in rows),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+
+from plume.runtime.repository import MigrationRepository
 
 router = APIRouter(tags=["operations"])
 logger = structlog.get_logger("plume.health")
@@ -21,7 +22,7 @@ async def readyz(request: Request) -> JSONResponse:
     expected = request.app.state.migration_head
     try:
         async with request.app.state.session_factory() as session:
-            current = await session.scalar(text("SELECT version_num FROM alembic_version"))
+            current = await MigrationRepository(session).current_revision()
     except Exception as exc:
         logger.warning("not_ready", reason="database", error_type=type(exc).__name__)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
