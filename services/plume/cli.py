@@ -177,7 +177,7 @@ def cmd_orgs_create(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_orgs_list(settings: Settings, args: argparse.Namespace) -> None:
     async def work(session: AsyncSession) -> list[str]:
         service = OrganizationService(session, TenantScope.everything())
-        organizations = await service.repository.list_all()
+        organizations = await service.list_all()
         return [
             f"{o.id}\t{o.kind.value}\t{o.slug}\t{o.status.value}\t{o.name}" for o in organizations
         ]

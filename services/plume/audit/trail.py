@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.audit.chain import canonical, format_time
 from plume.audit.repository import AuditRepository, NewEntry
+
+__all__ = ["Actor", "Audit", "AuditTrail", "NewEntry", "append", "entry", "record"]
 from plume.credentials.auth import Principal
 from plume.db import enter_tenant_context
 from plume.web.transaction import DBSession
@@ -76,6 +78,12 @@ def entry(
     )
 
 
+async def append(session: AsyncSession, new: NewEntry) -> tuple[int, str]:
+    """Append `new` to its organisation's chain, in the session's transaction; returns its
+    sequence number and hash."""
+    return await AuditRepository(session).append(new)
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -89,7 +97,8 @@ async def record(
 ) -> tuple[int, str]:
     """Append one entry to the organisation's chain, in the session's transaction; returns
     its sequence number and hash."""
-    return await AuditRepository(session).append(
+    return await append(
+        session,
         entry(
             organization_id=organization_id,
             action=action,
@@ -98,7 +107,7 @@ async def record(
             target=target,
             details=details,
             occurred_at=occurred_at,
-        )
+        ),
     )
 
 

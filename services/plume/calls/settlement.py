@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.audit.repository import AuditRepository, NewEntry
-from plume.audit.trail import Actor, entry
+from plume.audit.trail import Actor, NewEntry, append, entry
 from plume.calls.context import CallOutcome, StoredResponse
 from plume.calls.idempotency import IdempotentReplay
 from plume.calls.repository import IdempotencyRepository, SettlementRepository, UsageRow
@@ -124,7 +123,7 @@ class Settlement:
         if outcome.outcome == "queued":
             if call.reservation_id is not None:
                 await self.quotas.keep_for_job(session, call.reservation_id)
-            await AuditRepository(session).append(audit)
+            await append(session, audit)
             return
         move = (
             self.quotas.move(

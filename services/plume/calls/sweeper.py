@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from plume.calls.repository import IdempotencyRepository
 from plume.dates import Clock
 from plume.db import TenantScope, enter_tenant_context
-from plume.quotas.repository import LedgerRepository
+from plume.quotas.guard import QuotaGuard
 from plume.runtime.periodic import Periodic
 
 logger = structlog.get_logger("plume.quotas")
@@ -31,7 +31,7 @@ class Sweeper(Periodic):
         now = self.clock.now()
         async with self.session_factory() as session, session.begin():
             await enter_tenant_context(session, TenantScope.everything())
-            released = await LedgerRepository(session).release_expired(now)
+            released = await QuotaGuard.release_expired(session, now)
             await IdempotencyRepository(session).forget_expired(now)
         if released:
             logger.warning("quota_reservations_expired", released=released)

@@ -23,9 +23,8 @@ from plume.db import TenantScope, enter_tenant_context
 from plume.errors import Forbidden, OrganizationSuspended, Unauthenticated
 from plume.models import ApiKey, ApiKeyRole, Organization, OrganizationKind, OrganizationStatus
 from plume.organizations.policy import EffectivePolicy, effective_policy
-from plume.organizations.repository import OrganizationRepository
 from plume.organizations.schemas import OrganizationOut
-from plume.organizations.service import organization_out
+from plume.organizations.service import OrganizationService, organization_out
 from plume.web.transaction import DBSession
 
 _bearer = HTTPBearer(
@@ -133,7 +132,7 @@ async def authenticate_token(
 
     children: list[uuid.UUID] = []
     if key.role is ApiKeyRole.TENANT_ADMIN and organization.kind is OrganizationKind.EPCI:
-        children = await OrganizationRepository(session, system).child_ids(organization.id)
+        children = await OrganizationService(session, system).child_ids(organization.id)
     policy = effective_policy([level.policy for level in chain])
     return Principal(
         key_id=key.id,
@@ -206,8 +205,8 @@ async def principal_for_background_work(
     organisation, with the organisation's policy as it is now. A job stops as a request
     would: key revoked or expired (401), organisation or an ancestor suspended (403)."""
     system = TenantScope.everything()
-    organizations = OrganizationRepository(session, system)
-    organization = await organizations.get(organization_id)
+    organizations = OrganizationService(session, system)
+    organization = await organizations.find(organization_id)
     if organization is None:
         raise Unauthenticated("L'organisation de cette demande n'existe plus.")
     if key_id is not None:

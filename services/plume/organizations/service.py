@@ -49,6 +49,22 @@ class OrganizationService:
     def __init__(self, session: AsyncSession, scope: TenantScope) -> None:
         self.repository = OrganizationRepository(session, scope)
 
+    async def find(self, organization_id: uuid.UUID) -> Organization | None:
+        return await self.repository.get(organization_id)
+
+    async def find_by_slug(self, slug: str) -> Organization | None:
+        return await self.repository.get_by_slug(slug)
+
+    async def chain(self, organization: Organization) -> list[Organization]:
+        """The organisation and its ancestors, operator first."""
+        return await self.repository.chain(organization)
+
+    async def child_ids(self, organization_id: uuid.UUID) -> list[uuid.UUID]:
+        return await self.repository.child_ids(organization_id)
+
+    async def list_all(self) -> Sequence[Organization]:
+        return await self.repository.list_all()
+
     async def get(self, organization_id: uuid.UUID) -> Organization:
         organization = await self.repository.get(organization_id)
         if organization is None:

@@ -11,7 +11,7 @@ from plume.audit.trail import Audit, AuditTrail
 from plume.credentials.auth import AnyKey, OperatorAdmin, Principal, TenantAdmin
 from plume.errors import Forbidden, NotFound, invalid_field
 from plume.models import Organization
-from plume.organizations.repository import OrganizationRepository
+from plume.organizations.service import OrganizationService
 from plume.quotas.schemas import QuotaIn, QuotaList
 from plume.quotas.service import QuotaService
 from plume.web.transaction import DBSession
@@ -33,7 +33,7 @@ async def _commune_of(
     session: DBSession, principal: Principal, organization_id: uuid.UUID
 ) -> Organization:
     """One of the caller's communes (an EPCI admin's scope); anyone else's is 404."""
-    organization = await OrganizationRepository(session, principal.scope).get(organization_id)
+    organization = await OrganizationService(session, principal.scope).find(organization_id)
     if organization is None or organization.parent_id != principal.organization_id:
         raise NotFound("Aucune commune de votre EPCI ne porte cet identifiant.")
     return organization
@@ -76,7 +76,7 @@ async def split_quotas(
     if organization_id is None:
         raise invalid_field("organization_id", "indiquez la commune dont vous fixez les quotas")
     commune = await _commune_of(session, principal, organization_id)
-    epci = await OrganizationRepository(session, principal.scope).get(principal.organization_id)
+    epci = await OrganizationService(session, principal.scope).find(principal.organization_id)
     assert epci is not None
     service = _service(request, session, principal)
     splittable = await service.check_split(epci, commune.id, items)
@@ -124,7 +124,7 @@ async def _audit_update(
 async def _existing(
     session: DBSession, principal: Principal, organization_id: uuid.UUID
 ) -> Organization:
-    organization = await OrganizationRepository(session, principal.scope).get(organization_id)
+    organization = await OrganizationService(session, principal.scope).find(organization_id)
     if organization is None:
         raise NotFound("Aucune organisation ne porte cet identifiant.")
     return organization

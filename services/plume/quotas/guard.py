@@ -122,6 +122,12 @@ class QuotaGuard:
         )
 
     @staticmethod
+    async def release_expired(session: AsyncSession, now: datetime) -> int:
+        """Release the reservations of requests whose process died; returns how many. The
+        session's scope must be the system's."""
+        return await LedgerRepository(session).release_expired(now)
+
+    @staticmethod
     async def release(session: AsyncSession, reservation_id: uuid.UUID) -> None:
         """Give back everything a reservation held (nothing was used)."""
         await LedgerRepository(session).settle(LedgerMove(reservation_id))

@@ -30,7 +30,7 @@ class DemoKey:
 async def _ensure(
     service: OrganizationService, slug: str, payload: OrganizationCreate
 ) -> Organization:
-    existing = await service.repository.get_by_slug(slug)
+    existing = await service.find_by_slug(slug)
     return existing if existing is not None else await service.create(payload)
 
 

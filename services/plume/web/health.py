@@ -6,7 +6,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from plume.runtime.repository import MigrationRepository
+from plume.runtime.migrations import current_revision
 
 router = APIRouter(tags=["operations"])
 logger = structlog.get_logger("plume.health")
@@ -22,7 +22,7 @@ async def readyz(request: Request) -> JSONResponse:
     expected = request.app.state.migration_head
     try:
         async with request.app.state.session_factory() as session:
-            current = await MigrationRepository(session).current_revision()
+            current = await current_revision(session)
     except Exception as exc:
         logger.warning("not_ready", reason="database", error_type=type(exc).__name__)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
