@@ -15,61 +15,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient, Response
+from httpx import AsyncClient, Response
 from pydantic import SecretStr
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.app import create_app
-from plume.config import Settings
 from plume.db import create_engine, create_session_factory
 from plume.models import ApiKey, Organization
-from plume.web.transaction import get_db_session
-from tests.conftest import TEST_SECRET, make_settings, random_secret, reset_tenant_context
-from tests.factories import Factory, Key
-from tests.routing_helpers import chat_body
+from tests.support.chat import chat_body
+from tests.support.clients import AppFactory, client_for
+from tests.support.factories import Factory, Key
+from tests.support.problems import assert_problem
+from tests.support.settings import TEST_SECRET, make_settings, random_secret
 
 # --------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------
 
-_FRENCH_WORDS = {
-    *("de", "la", "le", "les", "du", "des", "un", "une", "ce", "cet", "cette", "à"),
-    *("est", "ne", "pas", "aucun", "aucune", "votre", "vous", "clé", "doit", "être"),
-    *("et", "ou", "en", "au", "aux", "par", "pour", "sur", "dans", "non", "valeur", "champ"),
-}
-
-
-def looks_french(text: str) -> bool:
-    words = set(re.findall(r"[a-zà-ÿ]+", text.lower()))
-    return bool(words & _FRENCH_WORDS) or any(char in text for char in "éèêàçù")
-
-
-def assert_problem(response: Response, status: int, code: str) -> dict[str, Any]:
-    """An RFC 9457 problem with the contract's fields, a French detail and the request id."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"]
-    assert body["title"]
-    assert isinstance(body["detail"], str)
-    assert looks_french(body["detail"]), body["detail"]
-    assert body["request_id"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    if status == 401:
-        assert response.headers["www-authenticate"].lower().startswith("bearer")
-    return body
-
 
 def assert_invalid(response: Response, field: str) -> dict[str, Any]:
-    body = assert_problem(response, 422, "invalid_request")
-    fields = {error["field"] for error in body["errors"]}
-    assert field in fields, body
-    assert all(looks_french(error["message"]) for error in body["errors"]), body
-    return body
+    return assert_problem(response, 422, "invalid_request", field=field)
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -99,37 +65,6 @@ async def count_keys(db: AsyncSession) -> int:
 
 def future(hours: int = 1) -> str:
     return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
-
-
-@asynccontextmanager
-async def http(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    transport = ASGITransport(app=app, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://plume.test") as client:
-        yield client
-
-
-def app_on_test_connection(
-    settings: Settings,
-    connection: AsyncConnection,
-    session_factory: async_sessionmaker[AsyncSession],
-) -> FastAPI:
-    """Like conftest's `app`, with other settings (e.g. another secret)."""
-    application = create_app(settings, session_factory=session_factory)
-
-    async def request_session() -> AsyncIterator[AsyncSession]:
-        async with session_factory() as session:
-            try:
-                yield session
-            except BaseException:
-                await session.rollback()
-                raise
-            else:
-                await session.commit()
-            finally:
-                await reset_tenant_context(connection)
-
-    application.dependency_overrides[get_db_session] = request_session
-    return application
 
 
 @dataclass
@@ -285,7 +220,7 @@ async def instance(database_url: str) -> AsyncIterator[AsyncClient]:
     """One more application process: its own engine and pool, production transactions."""
     engine = create_engine(database_url, pool_size=1)
     try:
-        async with http(create_app(make_settings(database_url), engine=engine)) as client:
+        async with client_for(create_app(make_settings(database_url), engine=engine)) as client:
             yield client
     finally:
         await engine.dispose()
@@ -481,10 +416,7 @@ async def test_the_stored_hash_is_an_hmac_keyed_by_the_server_secret(
 
 
 async def test_rotation_keeps_old_keys_working_and_rehashes_them(
-    connection: AsyncConnection,
-    session_factory: async_sessionmaker[AsyncSession],
-    db: AsyncSession,
-    database_url: str,
+    make_app: AppFactory, db: AsyncSession, database_url: str
 ) -> None:
     s1, s2 = random_secret(), random_secret()
     old_factory = Factory(db, s1)
@@ -500,8 +432,8 @@ async def test_rotation_keeps_old_keys_working_and_rehashes_them(
         database_url, secret_key=SecretStr(s2), previous_secret_keys=[SecretStr(s1)]
     )
     async with (
-        http(app_on_test_connection(only_new, connection, session_factory)) as new_only,
-        http(app_on_test_connection(rotating, connection, session_factory)) as during_rotation,
+        client_for(make_app(settings=only_new)) as new_only,
+        client_for(make_app(settings=rotating)) as during_rotation,
     ):
         # The secret matters: without S1 among the previous secrets, the old key is unknown.
         assert_problem(

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from httpx import ASGITransport, AsyncClient, Response
+from httpx import AsyncClient, Response
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,9 +28,10 @@ from plume.audit.service import purge
 from plume.audit.trail import Actor, record
 from plume.db import create_engine, create_session_factory
 from plume.models import AuditEntry, AuditHead, Organization
-from tests.conftest import TEST_SECRET, make_settings
-from tests.factories import Factory, Key
-from tests.processes import PLUME
+from tests.support.clients import client_for
+from tests.support.factories import Factory, Key
+from tests.support.processes import PLUME
+from tests.support.settings import TEST_SECRET, make_settings
 
 ARTICLE = {
     "kind": "bulletin_article",
@@ -529,10 +530,7 @@ async def committed_client(committed_database_url: str) -> AsyncIterator[tuple[A
     engine = create_engine(committed_database_url, pool_size=10)
     app = create_app(make_settings(committed_database_url), engine=engine)
     try:
-        async with AsyncClient(
-            transport=ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://plume.test",
-        ) as http:
+        async with client_for(app) as http:
             yield http, create_session_factory(engine)
     finally:
         await engine.dispose()

@@ -3,7 +3,7 @@ GET /v1/models, through the application and with the official `openai` client ag
 running Plume.
 
 The running Plume is a real uvicorn server in a background thread, with its own engine on
-the committed database, routed to the local fake provider (tests/fake_provider.py).
+the committed database, routed to the local fake provider (tests/support/providers.py).
 """
 
 from __future__ import annotations
@@ -18,30 +18,27 @@ import httpx
 import openai
 import pytest
 from httpx import AsyncClient
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.app import create_app
 from plume.config import Settings
 from plume.db import create_engine, create_session_factory
 from plume.routing.offline import CHAT_ANSWER
 from plume.routing.router import ProviderRouter
-from tests.conftest import TEST_SECRET, make_settings
-from tests.factories import Factory, Key
-from tests.fake_provider import ANSWER, free_port
-from tests.routing_helpers import (
+from tests.support.chat import chat_body, sse_data
+from tests.support.clients import AppFactory, client_for
+from tests.support.factories import Factory, Key
+from tests.support.french import looks_french
+from tests.support.problems import assert_openai_error
+from tests.support.providers import (
+    ANSWER,
     DRIP_WORDS,
     RecordingProvider,
-    app_client,
-    assert_openai_error,
-    chat_body,
     deployment,
     group,
-    looks_french,
     router_for,
-    running_recording_provider,
-    serve_in_thread,
-    sse_data,
 )
+from tests.support.servers import free_port, serve_in_thread
+from tests.support.settings import TEST_SECRET, make_settings
 
 PROVIDER_VARIABLES = (
     "MISTRAL_API_KEY",
@@ -53,12 +50,6 @@ PROVIDER_VARIABLES = (
 )
 ALL_KINDS_BUT_CHAT = ["arrete", "deliberation", "courrier", "bulletin_article", "synthese"]
 WORDS = ANSWER.split(" ")
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[RecordingProvider]:
-    with running_recording_provider(slow_seconds=3) as provider:
-        yield provider
 
 
 def chat_router(fake: RecordingProvider) -> ProviderRouter:
@@ -78,18 +69,8 @@ def chat_router(fake: RecordingProvider) -> ProviderRouter:
 
 
 @pytest.fixture
-async def client(
-    fake: RecordingProvider,
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncClient]:
-    async with app_client(settings, session_factory, chat_router(fake)) as http:
-        yield http
-
-
-@pytest.fixture
-async def agent(factory: Factory) -> Key:
-    return await factory.key(await factory.commune("Commune bavarde"), "agent")
+def app_overrides(fake: RecordingProvider) -> dict[str, Any]:
+    return {"provider_router": chat_router(fake)}
 
 
 async def post_chat(client: AsyncClient, key: Key | None, body: Any) -> httpx.Response:
@@ -269,15 +250,13 @@ async def test_an_unknown_model_is_404_in_openai_shape(
 
 @pytest.fixture
 async def offline_client(
-    monkeypatch: pytest.MonkeyPatch,
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, make_app: AppFactory
 ) -> AsyncIterator[AsyncClient]:
-    """The application as conftest builds it (no routing file, no provider key)."""
+    """The application as create_app builds it (no routing file, no provider key)."""
     for name in PROVIDER_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     assert settings.models_file is None
-    async with app_client(settings, session_factory, None) as http:
+    async with client_for(make_app(provider_router=None)) as http:
         yield http
 
 

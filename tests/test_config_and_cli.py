@@ -7,40 +7,27 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import stat
-import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from plume.app import create_app
 from plume.config import ConfigurationError, load_settings
-from tests.conftest import TEST_SECRET, DatabaseServer, make_settings
-from tests.factories import fresh_insee, fresh_siren
+from tests.support.clients import running
+from tests.support.database import DatabaseServer
+from tests.support.factories import fresh_insee, fresh_siren
+from tests.support.processes import PLUME
+from tests.support.servers import free_port
+from tests.support.settings import TEST_SECRET, make_settings
 
-PLUME = str(Path(sys.executable).with_name("plume"))
 KEY = re.compile(r"^plm_[A-Za-z0-9_-]{43,128}$")
 UNREACHABLE_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/plume_nowhere"
-
-
-@asynccontextmanager
-async def running(application: FastAPI) -> AsyncIterator[AsyncClient]:
-    """A client for an app whose lifespan runs, as under uvicorn: it builds its own engine,
-    so what the app writes is really committed."""
-    transport = ASGITransport(app=application, raise_app_exceptions=False)
-    async with (
-        application.router.lifespan_context(application),
-        AsyncClient(transport=transport, base_url="http://plume.test") as http,
-    ):
-        yield http
 
 
 def live(database_url: str) -> AsyncIterator[AsyncClient]:
@@ -422,28 +409,22 @@ async def test_readyz_is_503_when_the_database_is_down() -> None:
 # --- plume serve ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_serve_answers_and_stops_cleanly_on_sigterm(
-    cli_env: dict[str, str], cli_cwd: Path, free_port: int
+    cli_env: dict[str, str], cli_cwd: Path
 ) -> None:
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         PLUME,
         "serve",
         "--port",
-        str(free_port),
+        str(port),
         env=cli_env,
         cwd=cli_cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    base = f"http://127.0.0.1:{free_port}"
+    base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=2) as http:
             for _ in range(150):

@@ -26,7 +26,7 @@ from typing import Any
 import docx
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient, Response
+from httpx import AsyncClient, Response
 from odf import dc, meta, teletype  # type: ignore[import-untyped]
 from odf import text as odf_text  # type: ignore[import-untyped]
 from odf.opendocument import load as load_odt  # type: ignore[import-untyped]
@@ -36,25 +36,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.responses import Response as StarletteResponse
 
-from plume.app import create_app
-from plume.config import Settings
 from plume.drafting.document import AI_NOTICE
 from plume.drafting.repository import SyntheseJobQueue
 from plume.models import ApiKey, Draft, DraftStatus, Organization, OrganizationStatus
 from plume.routing.config import parse_routing
 from plume.routing.router import ProviderRouter
 from plume.routing.tokens import count_message_tokens
-from tests.factories import Factory, Key
-from tests.fake_provider import ANSWER
-from tests.routing_helpers import (
+from tests.support.clients import AppFactory, client_for
+from tests.support.factories import Factory, Key
+from tests.support.french import looks_french
+from tests.support.problems import assert_problem, invalid_fields
+from tests.support.providers import (
+    ANSWER,
     Received,
     RecordingProvider,
     deployment,
     group,
-    looks_french,
     routing_yaml,
-    serve_in_thread,
 )
+from tests.support.servers import serve_in_thread
 
 # The project's own example requests, part of the repository: never skipped when absent.
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "docs" / "examples" / "requests"
@@ -270,17 +270,14 @@ def fake_routing(fake: ActProvider) -> str:
 
 
 @pytest.fixture
-def fake_app(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession], fake: ActProvider
-) -> FastAPI:
+def fake_app(make_app: AppFactory, fake: ActProvider) -> FastAPI:
     router = ProviderRouter(parse_routing(fake_routing(fake), "test.yaml"), environ={})
-    return create_app(settings, session_factory=session_factory, provider_router=router)
+    return make_app(provider_router=router)
 
 
 @pytest.fixture
 async def fake_client(fake_app: FastAPI) -> AsyncIterator[AsyncClient]:
-    transport = ASGITransport(app=fake_app, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://plume.test", timeout=60) as http:
+    async with client_for(fake_app, timeout=60) as http:
         yield http
 
 
@@ -290,9 +287,9 @@ async def fake_client(fake_app: FastAPI) -> AsyncIterator[AsyncClient]:
 
 
 @pytest.fixture
-async def agent(factory: Factory) -> Key:
-    """An agent of a commune with a distinctive name, under the operator's defaults."""
-    return await factory.key(await factory.commune(COMMUNE), "agent")
+def agent_commune_name() -> str:
+    """`agent` is of a commune with a distinctive name, under the operator's defaults."""
+    return COMMUNE
 
 
 async def post_draft(client: AsyncClient, key: Key, body: dict[str, Any]) -> Response:
@@ -318,24 +315,6 @@ async def review(
 ) -> Response:
     payload = body if body is not None else {"decision": "approved", "reviewer": REVIEWER}
     return await client.post(f"/v1/drafts/{draft_id}/review", headers=key.headers, json=payload)
-
-
-def assert_problem(response: Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code, body
-    assert body["type"]
-    assert body["title"]
-    assert looks_french(body["detail"]), body["detail"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
-
-
-def error_fields(response: Response) -> set[str]:
-    body = assert_problem(response, 422, "invalid_request")
-    return {error["field"] for error in body["errors"]}
 
 
 def names_field(fields: set[str], name: str) -> bool:
@@ -538,7 +517,7 @@ async def test_the_commune_comes_from_the_tenant_never_from_the_request(
     ):
         response = await post_draft(client, agent, {**request, **smuggled})
         field = next(iter(smuggled))
-        assert names_field(error_fields(response), field), response.text
+        assert names_field(invalid_fields(response), field), response.text
     listing = await client.get("/v1/drafts", headers=agent.headers)
     assert listing.json()["items"] == []
 
@@ -777,7 +756,7 @@ async def test_invalid_requests_are_422_naming_the_field(
     for label, body, fields in cases:
         with subtests.test(case=label):
             response = await post_draft(client, agent, body)
-            found = error_fields(response)
+            found = invalid_fields(response)
             for field in fields:
                 assert names_field(found, field), (label, found)
     not_json = await client.post(
@@ -1150,7 +1129,7 @@ async def test_review_records_the_named_reviewer_and_is_final(
     for body, field in invalid:
         with subtests.test(body=body):
             response = await client.post(url, headers=agent.headers, json=body)
-            assert names_field(error_fields(response), field), response.text
+            assert names_field(invalid_fields(response), field), response.text
     assert (await read(client, agent, draft["id"]))["status"] == "draft"
 
     # Another agent of the same commune reviews it.
@@ -1254,7 +1233,7 @@ async def test_listing_filters_and_paginates(client: AsyncClient, agent: Key) ->
         response = await client.get("/v1/drafts", headers=agent.headers, params=params)
         assert_problem(response, 422, "invalid_request")
     bad_cursor = await client.get("/v1/drafts", headers=agent.headers, params={"cursor": "zzz"})
-    assert names_field(error_fields(bad_cursor), "cursor")
+    assert names_field(invalid_fields(bad_cursor), "cursor")
 
 
 # --------------------------------------------------------------------------------------
@@ -1353,6 +1332,6 @@ async def test_an_approved_act_exports_to_md_docx_and_odt(client: AsyncClient, a
         response = await client.get(
             f"/v1/drafts/{draft['id']}/export", headers=agent.headers, params={"format": bad}
         )
-        assert names_field(error_fields(response), "format"), bad
+        assert names_field(invalid_fields(response), "format"), bad
     missing = await client.get(f"/v1/drafts/{uuid.uuid4()}/export", headers=agent.headers)
     assert_problem(missing, 404, "not_found")

@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,54 +18,12 @@ from plume.config import Settings
 from plume.credentials.secrets import generate_key
 from plume.models import Organization
 from plume.web.transaction import DBSession
-from tests.conftest import make_settings
-from tests.factories import Factory, Key, fresh_siren
+from tests.support.clients import running
+from tests.support.factories import Factory, Key, fresh_siren
+from tests.support.problems import assert_problem, error_fields
+from tests.support.settings import make_settings
 
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
-# What FastAPI, Starlette and Pydantic say in English when an error escapes untranslated.
-ENGLISH = (
-    "Field required",
-    "Input should",
-    "Extra inputs",
-    "Not Found",
-    "Method Not Allowed",
-    "Internal Server Error",
-    "There was an error",
-    "Request Entity",
-    "Content Too Large",
-    "Traceback",
-    "value is not",
-)
 UNREACHABLE_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/plume_nowhere"
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is an RFC 9457 problem with the contract's fields, in French."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].split(";")[0] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body.keys() >= PROBLEM_FIELDS, body
-    assert body["status"] == status
-    assert body["code"] == code
-    for name in ("type", "title", "detail"):
-        assert isinstance(body[name], str), body
-        assert body[name].strip(), body
-    assert body["request_id"] == response.headers["x-request-id"]
-    texts = [body["detail"], *(e["message"] for e in body.get("errors") or [])]
-    for phrase in ENGLISH:
-        assert all(phrase.lower() not in t.lower() for t in texts), (phrase, body)
-    return body
-
-
-def error_fields(body: dict[str, Any]) -> set[str]:
-    errors = body.get("errors")
-    assert isinstance(errors, list), body
-    assert errors, body
-    for error in errors:
-        assert set(error) >= {"field", "message"}, error
-        assert isinstance(error["message"], str), error
-        assert error["message"].strip(), error
-    return {error["field"] for error in errors}
 
 
 async def count_organizations(db: AsyncSession) -> int:
@@ -85,17 +40,6 @@ def epci_payload(**changes: object) -> dict[str, object]:
 @pytest.fixture
 async def operator_key(factory: Factory) -> Key:
     return await factory.operator_key()
-
-
-@asynccontextmanager
-async def running(application: FastAPI) -> AsyncIterator[AsyncClient]:
-    """A client for an app whose lifespan runs, as under uvicorn (it builds the engine)."""
-    transport = ASGITransport(app=application, raise_app_exceptions=False)
-    async with (
-        application.router.lifespan_context(application),
-        AsyncClient(transport=transport, base_url="http://plume.test") as http,
-    ):
-        yield http
 
 
 # --- the problem shape -------------------------------------------------------------------

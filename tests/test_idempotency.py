@@ -4,26 +4,21 @@ runs, failures and expiry behave as an integrator expects."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from httpx import ASGITransport, AsyncClient, Response
+from httpx import AsyncClient
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.app import create_app
-from plume.config import Settings
 from plume.models import IdempotencyKey, Organization, QuotaCounter, UsageRecord
-from tests.clock import FakeClock
-from tests.factories import Factory, Key
-from tests.routing_helpers import (
-    assert_openai_error,
-    chat_body,
-    sse_data,
-    unreachable_router,
-)
+from tests.support.chat import chat_body, sse_data
+from tests.support.clients import AppFactory, client_for
+from tests.support.clock import FakeClock
+from tests.support.factories import Factory, Key
+from tests.support.problems import assert_openai_error, assert_problem
+from tests.support.providers import unreachable_router
 
 ARTICLE = {
     "kind": "bulletin_article",
@@ -38,13 +33,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def client(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession], clock: FakeClock
-) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings, session_factory=session_factory, clock=clock)
-    transport = ASGITransport(app=app, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://plume.test") as http:
-        yield http
+def app_overrides(clock: FakeClock) -> dict[str, Any]:
+    return {"clock": clock}
 
 
 def with_key(key: Key, idempotency_key: str) -> dict[str, str]:
@@ -58,14 +48,6 @@ async def usage_rows(db: AsyncSession, organization: Organization) -> int:
         .where(UsageRecord.organization_id == organization.id)
     )
     return int(count or 0)
-
-
-def problem(response: Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    return body
 
 
 async def test_a_retried_draft_replays_the_first_answer_and_is_charged_once(
@@ -108,7 +90,7 @@ async def test_the_same_key_with_another_body_is_422_idempotency_mismatch(
     headers = with_key(agent, "cle-unique")
     assert (await client.post("/v1/drafts", json=ARTICLE, headers=headers)).status_code == 201
     other = {**ARTICLE, "subject": "Fermeture de la mairie le 24 décembre"}
-    body = problem(
+    body = assert_problem(
         await client.post("/v1/drafts", json=other, headers=headers), 422, "idempotency_mismatch"
     )
     assert body["errors"][0]["field"] == "Idempotency-Key"
@@ -148,7 +130,7 @@ async def test_a_retry_while_the_first_still_runs_is_409_until_it_is_presumed_de
     await db.flush()
 
     busy = await client.post("/v1/drafts", json=ARTICLE, headers=with_key(agent, "en-cours"))
-    problem(busy, 409, "idempotency_in_progress")
+    assert_problem(busy, 409, "idempotency_in_progress")
     assert busy.headers["retry-after"]
     chat = await client.post("/v1/chat/completions", json=chat_body(), headers=with_key(agent, "x"))
     assert chat.status_code == 200
@@ -177,19 +159,12 @@ async def test_keys_expire_after_24_hours(
 
 
 async def test_a_failed_request_frees_its_key_for_a_real_retry(
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    factory: Factory,
-    db: AsyncSession,
+    make_app: AppFactory, factory: Factory, db: AsyncSession
 ) -> None:
-    app = create_app(
-        settings, session_factory=session_factory, provider_router=unreachable_router()
-    )
+    app = make_app(provider_router=unreachable_router())
     commune = await factory.commune()
     agent = await factory.key(commune)
-    async with AsyncClient(
-        transport=ASGITransport(app=app, raise_app_exceptions=False), base_url="http://plume.test"
-    ) as http:
+    async with client_for(app) as http:
         for _ in range(2):
             response = await http.post(
                 "/v1/chat/completions", json=chat_body(), headers=with_key(agent, "reessai")
@@ -215,7 +190,7 @@ async def test_a_request_refused_by_quota_keeps_no_claim(
     none_left = [{"metric": "tokens", "period": "day", "limit": 10}]
     await client.put(url, json=none_left, headers=operator.headers)
     refused = await client.post("/v1/drafts", json=ARTICLE, headers=with_key(agent, "plus-tard"))
-    problem(refused, 429, "quota_exceeded")
+    assert_problem(refused, 429, "quota_exceeded")
     await client.put(url, json=[], headers=operator.headers)
     later = await client.post("/v1/drafts", json=ARTICLE, headers=with_key(agent, "plus-tard"))
     assert later.status_code == 201, later.text
@@ -265,5 +240,5 @@ async def test_a_malformed_key_is_422_naming_the_header(
     headers = [(name.encode(), v.encode()) for name, v in agent.headers.items()]
     headers.append((b"Idempotency-Key", value.encode()))
     response = await client.post("/v1/drafts", json=ARTICLE, headers=headers)
-    body = problem(response, 422, "invalid_request")
+    body = assert_problem(response, 422, "invalid_request")
     assert body["errors"][0]["field"] == "Idempotency-Key"

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.db import TenantScope, enter_tenant_context
 from plume.models import Organization
-from tests.conftest import reset_tenant_context
-from tests.factories import Factory
+from tests.support.database import reset_tenant_context
+from tests.support.factories import Factory
 
 # A Friday afternoon, 16:00 in Paris, and the windows that contain it.
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)

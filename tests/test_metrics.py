@@ -10,16 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from plume.app import create_app
-from tests.conftest import TEST_SECRET, make_settings
-from tests.factories import Factory, fresh_insee, fresh_siren
-from tests.fake_provider import free_port
-from tests.processes import PLUME, run_plume, wait_until_ready
+from tests.support.clients import AppFactory, client_for
+from tests.support.factories import Factory, fresh_insee, fresh_siren
+from tests.support.processes import PLUME, run_plume, wait_until_ready
+from tests.support.servers import free_port
+from tests.support.settings import TEST_SECRET, make_settings
 
 BULLETIN = {"kind": "bulletin_article", "subject": "Fête du village", "key_points": ["Samedi."]}
 
@@ -76,12 +75,9 @@ async def test_a_draft_is_counted_for_its_commune(client: AsyncClient, factory: 
     assert "plume_provider_latency_seconds_bucket" in after
 
 
-async def test_metrics_may_require_a_token(
-    session_factory: async_sessionmaker[AsyncSession], database_url: str
-) -> None:
+async def test_metrics_may_require_a_token(make_app: AppFactory, database_url: str) -> None:
     settings = make_settings(database_url, metrics_token=SecretStr("s3cret-metrics-token"))
-    app = create_app(settings, session_factory=session_factory)
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://plume.test") as http:
+    async with client_for(make_app(settings=settings)) as http:
         assert (await http.get("/metrics")).status_code == 401
         wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine
 import plume.models  # noqa: F401
 from plume.db import Base, include_in_autogenerate
 from plume.runtime.migrations import head_revision
-from tests.conftest import DatabaseServer
+from tests.support.database import DatabaseServer
 
 
 def test_autogenerate_finds_no_drift(database_url: str) -> None:

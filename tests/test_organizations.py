@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.models import Organization
-from tests.factories import Factory, Key, fresh_insee, fresh_siren
+from tests.support.factories import Factory, Key, fresh_insee, fresh_siren
 
 ADMIN = "/v1/admin/organizations"
 ALL_KINDS = {"arrete", "deliberation", "courrier", "bulletin_article", "synthese", "chat"}

@@ -24,10 +24,11 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import TEST_SECRET, DatabaseServer
-from tests.factories import fresh_insee, fresh_siren
-from tests.fake_provider import free_port
-from tests.processes import PLUME, run_plume, wait_until_ready
+from tests.support.database import DatabaseServer
+from tests.support.factories import fresh_insee, fresh_siren
+from tests.support.processes import PLUME, run_plume, wait_until_ready
+from tests.support.servers import free_port
+from tests.support.settings import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 # Long enough for the 40 requests of a burst to overlap at the provider.
@@ -46,11 +47,11 @@ DRAFT = {
     "key_points": ["samedi 10 h", "salle des fêtes"],
 }
 
-# The fake provider of tests.fake_provider, its `slow` model answering after SLOW_SECONDS.
+# The fake provider of tests.support.providers, its `slow` model answering after SLOW_SECONDS.
 _PROVIDER = f"""
 import sys
 import uvicorn
-from tests.fake_provider import FakeProvider
+from tests.support.providers import FakeProvider
 
 provider = FakeProvider(slow_seconds={SLOW_SECONDS})
 uvicorn.run(provider.app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",

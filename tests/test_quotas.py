@@ -11,39 +11,39 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
-from httpx import ASGITransport, AsyncClient, Response
+from fastapi import FastAPI
+from httpx import AsyncClient, Response
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.app import create_app
 from plume.calls.context import Estimate, RequestFacts
 from plume.calls.unit import ProviderCall
-from plume.config import Settings
 from plume.credentials.auth import authenticate_token
 from plume.dates import PARIS
 from plume.db import TenantScope, create_engine, create_session_factory, enter_tenant_context
 from plume.models import Organization, QuotaCounter, QuotaReservation, UsageRecord
 from plume.quotas.periods import window_end, window_start
-from tests.clock import FakeClock
-from tests.conftest import TEST_SECRET, make_settings
-from tests.factories import Factory, Key
-from tests.routing_helpers import (
-    assert_openai_error,
-    chat_body,
+from tests.support.chat import chat_body
+from tests.support.clients import AppFactory, client_for
+from tests.support.clock import FakeClock
+from tests.support.factories import Factory, Key
+from tests.support.problems import assert_openai_error, assert_problem
+from tests.support.providers import (
     deployment,
     group,
     router_for,
     running_recording_provider,
     unreachable_router,
 )
+from tests.support.settings import TEST_SECRET, make_settings
 
 ARTICLE = {
     "kind": "bulletin_article",
@@ -59,14 +59,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def client(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession], clock: FakeClock
-) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings, session_factory=session_factory, clock=clock)
-    transport = ASGITransport(app=app, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://plume.test") as http:
-        http.app = app  # type: ignore[attr-defined]
-        yield http
+def app_overrides(clock: FakeClock) -> dict[str, Any]:
+    return {"clock": clock}
 
 
 async def set_quotas(
@@ -75,14 +69,6 @@ async def set_quotas(
     return await client.put(
         f"/v1/admin/organizations/{organization.id}/quotas", json=quotas, headers=operator.headers
     )
-
-
-def problem(response: Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    return body
 
 
 async def counter(
@@ -182,7 +168,9 @@ async def test_invalid_quotas_are_422_naming_the_field(
 ) -> None:
     operator = await factory.operator_key()
     commune = await factory.commune()
-    body = problem(await set_quotas(client, operator, commune, quotas), 422, "invalid_request")
+    body = assert_problem(
+        await set_quotas(client, operator, commune, quotas), 422, "invalid_request"
+    )
     assert field in {e["field"] for e in body["errors"]}, body
     read = await client.get(
         f"/v1/admin/organizations/{commune.id}/quotas", headers=operator.headers
@@ -196,12 +184,12 @@ async def test_only_the_operator_sets_quotas_and_an_unknown_organisation_is_404(
     commune = await factory.commune()
     admin = await factory.key(commune, "tenant_admin")
     quotas = [{"metric": "requests", "period": "day", "limit": 1000}]
-    problem(await set_quotas(client, admin, commune, quotas), 403, "forbidden")
+    assert_problem(await set_quotas(client, admin, commune, quotas), 403, "forbidden")
     operator = await factory.operator_key()
     response = await client.put(
         f"/v1/admin/organizations/{uuid.uuid4()}/quotas", json=quotas, headers=operator.headers
     )
-    problem(response, 404, "not_found")
+    assert_problem(response, 404, "not_found")
 
 
 # --------------------------------------------------------------------------------------
@@ -229,7 +217,7 @@ async def test_a_day_quota_refuses_the_request_over_it_with_a_french_reason(
     assert second.headers["ratelimit-remaining"] == "0"
 
     refused = await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
-    body = problem(refused, 429, "quota_exceeded")
+    body = assert_problem(refused, 429, "quota_exceeded")
     assert refused.headers["retry-after"] == str(8 * 3600)
     assert (refused.headers["ratelimit-limit"], refused.headers["ratelimit-remaining"]) == (
         "2",
@@ -328,7 +316,7 @@ async def test_an_epci_quota_is_a_pool_shared_by_its_communes(
         response = await client.post("/v1/drafts", json=ARTICLE, headers=key.headers)
         assert response.status_code == 201, response.text
     refused = await client.post("/v1/drafts", json=ARTICLE, headers=south_agent.headers)
-    body = problem(refused, 429, "quota_exceeded")
+    body = assert_problem(refused, 429, "quota_exceeded")
     assert "l'EPCI « CC des Quatre Rivières de test »" in body["detail"]
     assert "1er décembre 2026 à 00:00" in body["detail"]
     pool = await counter(db, epci, "requests", "month")
@@ -350,7 +338,7 @@ async def test_a_commune_quota_under_its_epci_refuses_first_and_names_the_commun
     )
     agent = await factory.key(commune)
     assert (await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)).status_code == 201
-    body = problem(
+    body = assert_problem(
         await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers), 429, "quota_exceeded"
     )
     assert "la commune « Petit-Village »" in body["detail"]
@@ -395,7 +383,7 @@ async def test_a_request_too_big_for_the_quota_on_its_own_says_so(
     await set_quotas(
         client, operator, commune, [{"metric": "tokens", "period": "day", "limit": 1500}]
     )
-    body = problem(
+    body = assert_problem(
         await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers), 429, "quota_exceeded"
     )
     assert "à elle seule" in body["detail"]
@@ -406,20 +394,13 @@ async def test_a_request_too_big_for_the_quota_on_its_own_says_so(
 
 
 async def test_a_failed_provider_call_releases_everything_it_reserved(
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    factory: Factory,
-    db: AsyncSession,
+    make_app: AppFactory, factory: Factory, db: AsyncSession
 ) -> None:
-    app = create_app(
-        settings, session_factory=session_factory, provider_router=unreachable_router()
-    )
+    app = make_app(provider_router=unreachable_router())
     operator = await factory.operator_key()
     commune = await factory.commune()
     agent = await factory.key(commune)
-    async with AsyncClient(
-        transport=ASGITransport(app=app, raise_app_exceptions=False), base_url="http://plume.test"
-    ) as http:
+    async with client_for(app) as http:
         await set_quotas(
             http,
             operator,
@@ -465,7 +446,7 @@ async def test_a_changed_or_removed_quota_takes_effect_on_the_next_request(
     day = [{"metric": "requests", "period": "day", "limit": 1}]
     assert (await set_quotas(client, operator, commune, day)).status_code == 200
     assert (await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)).status_code == 201
-    problem(
+    assert_problem(
         await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers), 429, "quota_exceeded"
     )
 
@@ -482,7 +463,7 @@ async def test_a_changed_or_removed_quota_takes_effect_on_the_next_request(
 
     # Set again the same day: what was counted while a quota was set still counts.
     assert (await set_quotas(client, operator, commune, raised)).status_code == 200
-    problem(
+    assert_problem(
         await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers), 429, "quota_exceeded"
     )
 
@@ -538,7 +519,7 @@ async def test_an_epci_admin_splits_its_allowance_never_beyond_its_own(
     too_much = await client.put(
         f"/v1/quotas?organization_id={second.id}", json=give, headers=admin.headers
     )
-    body = problem(too_much, 422, "invalid_request")
+    body = assert_problem(too_much, 422, "invalid_request")
     assert body["errors"][0]["field"] == "[0].limit"
     assert "400" in body["errors"][0]["message"]
     fits = [{"metric": "tokens", "period": "month", "limit": 400}]
@@ -568,7 +549,7 @@ async def test_only_an_epci_admin_splits_and_only_among_its_own_communes(
     quotas = [{"metric": "requests", "period": "day", "limit": 5}]
 
     agent = await factory.key(epci, "agent")
-    problem(
+    assert_problem(
         await client.put(
             f"/v1/quotas?organization_id={commune.id}", json=quotas, headers=agent.headers
         ),
@@ -576,7 +557,7 @@ async def test_only_an_epci_admin_splits_and_only_among_its_own_communes(
         "forbidden",
     )
     commune_admin = await factory.key(commune, "tenant_admin")
-    problem(
+    assert_problem(
         await client.put(
             f"/v1/quotas?organization_id={commune.id}", json=quotas, headers=commune_admin.headers
         ),
@@ -584,19 +565,19 @@ async def test_only_an_epci_admin_splits_and_only_among_its_own_communes(
         "forbidden",
     )
     admin = await factory.key(epci, "tenant_admin")
-    problem(
+    assert_problem(
         await client.put(
             f"/v1/quotas?organization_id={stranger.id}", json=quotas, headers=admin.headers
         ),
         404,
         "not_found",
     )
-    problem(
+    assert_problem(
         await client.get(f"/v1/quotas?organization_id={stranger.id}", headers=admin.headers),
         404,
         "not_found",
     )
-    body = problem(
+    body = assert_problem(
         await client.put("/v1/quotas", json=quotas, headers=admin.headers), 422, "invalid_request"
     )
     assert body["errors"][0]["field"] == "organization_id"
@@ -678,7 +659,7 @@ async def test_a_month_quota_resets_at_paris_midnight_on_the_first(
     clock.current = datetime(2026, 11, 30, 22, 59, 0, tzinfo=UTC)  # 23:59 in Paris
     assert (await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)).status_code == 201
     refused = await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
-    problem(refused, 429, "quota_exceeded")
+    assert_problem(refused, 429, "quota_exceeded")
     assert refused.headers["retry-after"] == "60"
     clock.advance(seconds=61)  # 00:00:01 on 1 December in Paris, still November in UTC
     assert (await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers)).status_code == 201
@@ -690,7 +671,7 @@ async def test_a_month_quota_resets_at_paris_midnight_on_the_first(
 
 
 async def test_the_sweep_releases_a_reservation_its_request_never_settled(
-    client: AsyncClient, factory: Factory, db: AsyncSession, clock: FakeClock
+    app: FastAPI, client: AsyncClient, factory: Factory, db: AsyncSession, clock: FakeClock
 ) -> None:
     """A process killed during the provider call leaves its reservation: the sweep frees it
     once it has expired, and only then."""
@@ -699,19 +680,16 @@ async def test_the_sweep_releases_a_reservation_its_request_never_settled(
     commune = await factory.commune(parent=epci)
     await set_quotas(client, operator, epci, [{"metric": "requests", "period": "day", "limit": 1}])
     agent = await factory.key(commune)
-    app = client.app  # type: ignore[attr-defined]
     me = (await client.get("/v1/organization", headers=agent.headers)).json()
     assert me["id"] == str(commune.id)
 
     # Phase 1 of a request, as a process would run it before dying mid-call.
-    call = await _reserved_call(
-        client, agent, "chat", Estimate(prompt_tokens=10, output_tokens=100)
-    )
+    call = await _reserved_call(app, agent, "chat", Estimate(prompt_tokens=10, output_tokens=100))
     assert call.reservation_id is not None
     held = await counter(db, epci, "requests", "day")
     assert held is not None
     assert held.reserved == 1
-    problem(
+    assert_problem(
         await client.post("/v1/drafts", json=ARTICLE, headers=agent.headers), 429, "quota_exceeded"
     )
 
@@ -900,16 +878,13 @@ async def test_when_the_database_goes_away_after_authentication_no_provider_is_c
         )
         event.listen(engine.sync_engine, "after_cursor_execute", kill_after_authentication)
         try:
-            async with AsyncClient(
-                transport=ASGITransport(app=app, raise_app_exceptions=False),
-                base_url="http://plume.test",
-            ) as http:
+            async with client_for(app) as http:
                 chat = await http.post(
                     "/v1/chat/completions", json=chat_body("standard"), headers=agent.headers
                 )
                 assert_openai_error(chat, 503, "unavailable")
                 draft = await http.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
-                problem(draft, 503, "unavailable")
+                assert_problem(draft, 503, "unavailable")
         finally:
             event.remove(engine.sync_engine, "after_cursor_execute", kill_after_authentication)
             await engine.dispose()
@@ -918,7 +893,7 @@ async def test_when_the_database_goes_away_after_authentication_no_provider_is_c
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/drafts"])
 async def test_a_stream_whose_client_left_before_it_started_is_still_settled(
-    client: AsyncClient, factory: Factory, db: AsyncSession, path: str
+    app: FastAPI, client: AsyncClient, factory: Factory, db: AsyncSession, path: str
 ) -> None:
     """The client hangs up before the first event is sent: the generator that would settle
     the call never starts, yet nothing stays reserved and the request is recorded."""
@@ -958,7 +933,6 @@ async def test_a_stream_whose_client_left_before_it_started_is_still_settled(
         if message["type"] == "http.response.start":
             raise OSError("the client went away")
 
-    app = client.app  # type: ignore[attr-defined]
     with contextlib.suppress(OSError):  # the server logs it, and has no one to answer
         await app(scope, receive, send)
 
@@ -992,7 +966,7 @@ async def test_an_epci_splits_only_what_it_has_and_keeps_the_operators_other_lim
     url = f"/v1/quotas?organization_id={commune.id}"
     # Removing or raising the operator's cost cap is not the EPCI's to do.
     raise_cost = [{"metric": "cost_eur", "period": "month", "limit": 1_000_000}]
-    body = problem(
+    body = assert_problem(
         await client.put(url, json=raise_cost, headers=admin.headers), 422, "invalid_request"
     )
     assert body["errors"][0]["field"] == "[0].period"
@@ -1009,11 +983,8 @@ async def test_an_epci_splits_only_what_it_has_and_keeps_the_operators_other_lim
     }
 
 
-async def _reserved_call(
-    client: AsyncClient, agent: Key, kind: str, estimate: Estimate
-) -> ProviderCall:
+async def _reserved_call(app: FastAPI, agent: Key, kind: str, estimate: Estimate) -> ProviderCall:
     """A provider call of `agent`'s, past its reservation (the unit of work's first phase)."""
-    app = client.app  # type: ignore[attr-defined]
     async with app.state.session_factory() as session:
         principal = await authenticate_token(session, app.state.settings, agent.secret)
         route = app.state.provider_router.route(None, frozenset(principal.policy.allowed_hosting))
@@ -1030,7 +1001,7 @@ async def _reserved_call(
 
 
 async def test_a_call_is_settled_once_however_often_it_is_closed(
-    client: AsyncClient, factory: Factory, db: AsyncSession
+    app: FastAPI, client: AsyncClient, factory: Factory, db: AsyncSession
 ) -> None:
     """A late second settlement (a stream finalised after it was already settled, a block
     ending after its call was settled) changes nothing: no second charge, no second usage
@@ -1041,7 +1012,7 @@ async def test_a_call_is_settled_once_however_often_it_is_closed(
     await set_quotas(
         client, operator, commune, [{"metric": "requests", "period": "day", "limit": 9}]
     )
-    call = await _reserved_call(client, agent, "chat", Estimate(prompt_tokens=5, output_tokens=50))
+    call = await _reserved_call(app, agent, "chat", Estimate(prompt_tokens=5, output_tokens=50))
     await call.complete([{"role": "user", "content": "Rédige une phrase."}])
     for _ in range(2):
         await call.close(client_left=True)
@@ -1058,7 +1029,7 @@ async def test_a_call_is_settled_once_however_often_it_is_closed(
 
 
 async def test_a_draft_that_could_not_be_stored_is_charged_once_the_provider_answered(
-    client: AsyncClient, factory: Factory, db: AsyncSession
+    app: FastAPI, client: AsyncClient, factory: Factory, db: AsyncSession
 ) -> None:
     """The provider answered (and was paid), then storing the result failed: the settlement
     that failed leaves nothing, the one after it charges the tokens, once."""
@@ -1069,7 +1040,7 @@ async def test_a_draft_that_could_not_be_stored_is_charged_once_the_provider_ans
         client, operator, commune, [{"metric": "tokens", "period": "day", "limit": 100_000}]
     )
     call = await _reserved_call(
-        client, agent, "bulletin_article", Estimate(prompt_tokens=100, output_tokens=500)
+        app, agent, "bulletin_article", Estimate(prompt_tokens=100, output_tokens=500)
     )
     completion = await call.complete([{"role": "user", "content": "Rédige une phrase."}])
 

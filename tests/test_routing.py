@@ -1,7 +1,7 @@
 """Routing through LiteLLM: the routing file, fallbacks past every failure mode, cooldowns,
 the hosting policy (a forbidden deployment is never called) and the built-in configuration.
 
-Most tests run against the local fake provider (tests/fake_provider.py), whose modes are
+Most tests run against the local fake provider (tests/support/providers.py), whose modes are
 chosen by the deployment's model: `ok…` answers, `e500`, `e429` (with Retry-After), `slow`
 (answers after the deployment's timeout), `notjson`, `cut` (a stream dropped in the middle)
 and `refuse` (a content refusal). Its call counters prove which deployment was really
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
@@ -22,29 +22,26 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from plume.config import ConfigurationError, Settings
+from plume.config import ConfigurationError
 from plume.errors import ContentRefused, HostingNotAllowed, NotFound, ProviderUnavailable
 from plume.routing.config import builtin_config, load_routing_file, parse_routing
 from plume.routing.offline import CHAT_ANSWER
 from plume.routing.router import ProviderRouter
 from plume.routing.types import Completion, StreamState
-from tests.factories import Factory, Key
-from tests.fake_provider import ANSWER
-from tests.routing_helpers import (
+from tests.support.chat import chat_body, sse_data
+from tests.support.clients import AppFactory, client_for
+from tests.support.factories import Factory, Key
+from tests.support.french import looks_french
+from tests.support.problems import assert_openai_error
+from tests.support.providers import (
+    ANSWER,
     RecordingProvider,
-    app_client,
-    assert_openai_error,
-    chat_body,
     dead_api_base,
     deployment,
     group,
-    looks_french,
     offline,
     router_for,
-    running_recording_provider,
-    sse_data,
 )
 
 EUROPE = frozenset({"fr", "eu"})  # the operator's default policy
@@ -54,32 +51,18 @@ SLOW_TIMEOUT_S = 0.4
 FAILURE_MODES = ["dead", "e500", "e429", "slow", "notjson"]
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[RecordingProvider]:
-    with running_recording_provider(slow_seconds=3) as provider:
-        yield provider
-
-
 PlumeFor = Callable[[ProviderRouter], Awaitable[AsyncClient]]
 
 
 @pytest.fixture
-async def plume(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[PlumeFor]:
+async def plume(make_app: AppFactory) -> AsyncIterator[PlumeFor]:
     """`await plume(router)`: a client for the application routed by `router`."""
     async with AsyncExitStack() as stack:
 
         async def build(router: ProviderRouter) -> AsyncClient:
-            return await stack.enter_async_context(app_client(settings, session_factory, router))
+            return await stack.enter_async_context(client_for(make_app(provider_router=router)))
 
         yield build
-
-
-@pytest.fixture
-async def agent(factory: Factory) -> Key:
-    """An agent of a commune under the operator's defaults (hosting fr and eu)."""
-    return await factory.key(await factory.commune("Commune routée"), "agent")
 
 
 def failing(fake: RecordingProvider, mode: str, **extra: Any) -> dict[str, Any]:

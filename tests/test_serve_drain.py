@@ -11,10 +11,11 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import TEST_SECRET
-from tests.factories import fresh_insee
-from tests.fake_provider import free_port, running_fake_provider
-from tests.processes import PLUME, run_plume, wait_until_ready
+from tests.support.factories import fresh_insee
+from tests.support.processes import PLUME, run_plume, wait_until_ready
+from tests.support.providers import running_fake_provider
+from tests.support.servers import free_port
+from tests.support.settings import TEST_SECRET
 
 
 def test_sigterm_drains_an_in_flight_request(committed_database_url: str, tmp_path: Path) -> None:

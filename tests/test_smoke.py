@@ -1,6 +1,6 @@
 from httpx import AsyncClient
 
-from tests.factories import Factory
+from tests.support.factories import Factory
 
 
 async def test_commune_key_sees_its_own_organization(client: AsyncClient, factory: Factory) -> None:

@@ -13,7 +13,6 @@ OpenAI's shape rather than as problem details.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -26,14 +25,15 @@ from fastapi.routing import APIRoute
 from httpx import AsyncClient, Response
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from plume.config import Settings
 from plume.db import APP_ROLE, TenantScope, enter_tenant_context
 from plume.models import ApiKey, Organization, OrganizationStatus
-from tests.conftest import reset_tenant_context
-from tests.factories import Factory, Key, fresh_insee
-from tests.routing_helpers import app_client, assert_openai_error, group, offline, router_for
+from tests.support.clients import AppFactory, client_for
+from tests.support.database import reset_tenant_context
+from tests.support.factories import Factory, Key, fresh_insee
+from tests.support.problems import assert_openai_error, assert_problem
+from tests.support.providers import group, offline, router_for
 
 # --------------------------------------------------------------------------------------
 # The routes this suite covers, and who may call them.
@@ -109,33 +109,6 @@ def route_id(route: tuple[str, str]) -> str:
 # --------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------
-
-_FRENCH_WORDS = {
-    *("de", "la", "le", "les", "du", "des", "un", "une", "ce", "cet", "cette", "à"),
-    *("est", "ne", "pas", "aucun", "aucune", "votre", "vous", "clé", "doit", "être"),
-    *("et", "ou", "en", "au", "aux", "par", "pour", "sur", "dans", "non", "valeur", "champ"),
-}
-
-
-def looks_french(text: str) -> bool:
-    words = set(re.findall(r"[a-zà-ÿ]+", text.lower()))
-    return bool(words & _FRENCH_WORDS) or any(char in text for char in "éèêàçù")
-
-
-def assert_problem(response: Response, status: int, code: str) -> dict[str, Any]:
-    """An RFC 9457 problem with the contract's fields, a French detail and the request id."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"]
-    assert body["title"]
-    assert isinstance(body["detail"], str)
-    assert looks_french(body["detail"]), body["detail"]
-    assert body["request_id"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
 
 
 def without_request_id(body: dict[str, Any]) -> dict[str, Any]:
@@ -680,16 +653,14 @@ async def test_epci_admin_revokes_its_communes_keys(client: AsyncClient, world: 
 
 
 @pytest.fixture
-async def offline_client(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[AsyncClient]:
+async def offline_client(make_app: AppFactory) -> AsyncIterator[AsyncClient]:
     """The offline provider (no network) deployed under each hosting class."""
     router = router_for(
         group("local-fr", offline("fr"), default=True),
         group("local-eu", offline("eu")),
         group("local-abroad", offline("non_eu")),
     )
-    async with app_client(settings, session_factory, router) as http:
+    async with client_for(make_app(provider_router=router)) as http:
         yield http
 
 

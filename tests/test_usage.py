@@ -5,27 +5,22 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient, Response
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from httpx import AsyncClient, Response
 
-from plume.app import create_app
-from plume.config import ConfigurationError, Settings
+from plume.config import ConfigurationError
 from plume.routing.config import parse_routing
-from tests.factories import Factory, Key
-from tests.routing_helpers import (
+from tests.support.chat import chat_body
+from tests.support.factories import Factory, Key
+from tests.support.providers import (
     RecordingProvider,
-    chat_body,
     dead_api_base,
     deployment,
     group,
     offline,
     router_for,
-    running_recording_provider,
 )
 
 ARTICLE = {
@@ -35,42 +30,25 @@ ARTICLE = {
 }
 
 
-@pytest.fixture(scope="module")
-def provider() -> Iterator[RecordingProvider]:
-    with running_recording_provider() as running:
-        yield running
-
-
 @pytest.fixture
-def app(
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    provider: RecordingProvider,
-) -> FastAPI:
+def app_overrides(fake: RecordingProvider) -> dict[str, Any]:
     """`known` runs a 24-billion-parameter model in France; `unknown` one nobody described."""
     router = router_for(
         group(
             "known",
             deployment(
                 "ok",
-                provider.api_base,
+                fake.api_base,
                 provider="sobre",
                 impact={"total_params_b": 24, "zone": "FRA"},
             ),
             default=True,
         ),
-        group("unknown", deployment("ok", provider.api_base, provider="mystere")),
+        group("unknown", deployment("ok", fake.api_base, provider="mystere")),
         group("offline", offline()),
         group("down", deployment("ok", dead_api_base(), provider="panne")),
     )
-    return create_app(settings, session_factory=session_factory, provider_router=router)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    transport = ASGITransport(app=app, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://plume.test") as http:
-        yield http
+    return {"provider_router": router}
 
 
 async def usage(client: AsyncClient, key: Key, **params: Any) -> dict[str, Any]:

@@ -24,10 +24,11 @@ from plume.calls.settlement import Settlement
 from plume.calls.unit import ProviderCall
 from plume.db import enter_tenant_context
 from plume.models import UsageRecord
-from tests.conftest import TEST_SECRET, DatabaseServer
-from tests.factories import fresh_insee, fresh_siren
-from tests.fake_provider import free_port
-from tests.processes import run_plume, wait_until_ready
+from tests.support.database import DatabaseServer
+from tests.support.factories import fresh_insee, fresh_siren
+from tests.support.processes import run_plume, wait_until_ready
+from tests.support.servers import free_port
+from tests.support.settings import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "rapide"
@@ -67,7 +68,7 @@ def bench_setup(database_server: DatabaseServer, tmp: Path) -> Iterator[Setup]:
         "PLUME_STATE_DIR": str(tmp),
     }
     provider = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_provider", str(provider_port)],
+        [sys.executable, "-m", "tests.support.providers", str(provider_port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

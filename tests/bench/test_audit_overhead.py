@@ -25,7 +25,8 @@ from tests.bench.inprocess import (
     report,
     serving,
 )
-from tests.conftest import DatabaseServer, make_settings
+from tests.support.database import DatabaseServer
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.bench
 

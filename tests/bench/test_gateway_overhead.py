@@ -21,10 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET, DatabaseServer
-from tests.factories import fresh_insee
-from tests.fake_provider import free_port
-from tests.processes import PLUME, run_plume, wait_until_ready
+from tests.support.database import DatabaseServer
+from tests.support.factories import fresh_insee
+from tests.support.processes import PLUME, run_plume, wait_until_ready
+from tests.support.servers import free_port
+from tests.support.settings import TEST_SECRET
 
 pytestmark = pytest.mark.bench
 
@@ -44,7 +45,7 @@ def stack(database_server: DatabaseServer) -> Iterator[tuple[str, str, str]]:
     database_url = database_server.create()
     provider_port, plume_port = free_port(), free_port()
     provider = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_provider", str(provider_port)], cwd=ROOT
+        [sys.executable, "-m", "tests.support.providers", str(provider_port)], cwd=ROOT
     )
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models.yaml"

@@ -1,14 +1,18 @@
-"""Helpers for tests that run `plume` as a separate process, as an operator would."""
+"""Tests that run `plume` (or another Python program) as a separate process, as an operator
+would."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 
-PLUME = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "plume")
+PLUME = str(Path(sys.executable).with_name("plume"))
+# The repository: `python -m tests.support.providers` runs from here.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_plume(env: dict[str, str], *args: str) -> str:
