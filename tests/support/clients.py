@@ -25,6 +25,11 @@ from plume.routing.router import ProviderRouter
 BASE_URL = "http://plume.test"
 
 
+def bearer(key: str) -> dict[str, str]:
+    """The Authorization header of a request made with the API key `key`."""
+    return {"Authorization": f"Bearer {key}"}
+
+
 @dataclass(frozen=True)
 class AppFactory:
     """Builds applications whose requests run in the test's transaction.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+# A Friday afternoon: 15:00 UTC, 16:00 in Paris.
+FRIDAY_AFTERNOON = datetime(2026, 11, 27, 15, 0, 0, tzinfo=UTC)
 
 
 class FakeClock:

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from plume.runtime.migrations import upgrade
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Nothing listens on port 1: connections are refused at once.
+UNREACHABLE_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/plume_nowhere"
 
 
 def server_admin_url(tmp_root: Path) -> str:

@@ -19,6 +19,7 @@ from plume.db import create_engine
 from plume.routing.config import load_routing
 from plume.routing.router import ProviderRouter
 from tests.support.clients import AppFactory, client_for
+from tests.support.clock import FRIDAY_AFTERNOON, FakeClock
 from tests.support.database import DatabaseServer, SavepointSession, server_admin_url
 from tests.support.factories import Factory, Key
 from tests.support.providers import RecordingProvider, running_recording_provider
@@ -179,6 +180,12 @@ def make_app(
     """`make_app(**overrides)`: an application on the test's transaction; the overrides are
     create_app's keyword arguments (settings, provider_router, clock…)."""
     return AppFactory(settings, session_factory, default_router)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock for applications whose tests move time by hand (pass it in `app_overrides`)."""
+    return FakeClock(FRIDAY_AFTERNOON)
 
 
 @pytest.fixture

@@ -1,0 +1,137 @@
+"""`plume serve`: it answers, and on SIGTERM stops accepting, lets an in-flight request
+finish and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.factories import fresh_insee
+from tests.support.processes import PLUME, run_plume, wait_until_ready
+from tests.support.providers import running_fake_provider
+from tests.support.servers import free_port
+from tests.support.settings import TEST_SECRET
+
+
+async def test_serve_answers_and_stops_cleanly_on_sigterm(
+    cli_env: dict[str, str], cli_cwd: Path
+) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        PLUME,
+        "serve",
+        "--port",
+        str(port),
+        env=cli_env,
+        cwd=cli_cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=2) as http:
+            for _ in range(150):
+                assert process.returncode is None, "plume serve exited early"
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("plume serve did not answer /healthz within 15 s")
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.headers["x-request-id"]
+
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=10)
+        assert process.returncode == 0, stderr.decode()[-2000:]
+        assert stdout == b""  # logs go to standard error
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def test_sigterm_drains_an_in_flight_request(committed_database_url: str, tmp_path: Path) -> None:
+    with running_fake_provider(slow_seconds=2.0) as fake:
+        models = tmp_path / "models.yaml"
+        models.write_text(
+            "model_groups:\n"
+            "  - name: lent\n"
+            "    deployments:\n"
+            "      - model: openai/slow\n"
+            f"        api_base: {fake.api_base}\n"
+            "        hosting: fr\n"
+            "        timeout_s: 10\n"
+            "        price_per_million_tokens: {input: 0, output: 0}\n"
+        )
+        env = {
+            **os.environ,
+            "PLUME_ENV": "test",
+            "PLUME_DATABASE_URL": committed_database_url,
+            "PLUME_SECRET_KEY": TEST_SECRET,
+            "PLUME_MODELS_FILE": str(models),
+            "PLUME_DRAIN_TIMEOUT_S": "15",
+        }
+        insee = fresh_insee()
+        run_plume(env, "bootstrap")
+        run_plume(
+            env, "orgs", "create", "--kind", "commune", "--name", "Drain", "--insee-code", insee
+        )
+        key = run_plume(
+            env, "keys", "create", "--organization", insee, "--role", "agent", "--name", "d"
+        )
+        port = free_port()
+        server = subprocess.Popen(
+            [PLUME, "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(f"{base}/healthz", server)
+
+            answers: list[httpx.Response] = []
+
+            def ask() -> None:
+                answers.append(
+                    httpx.post(
+                        f"{base}/v1/chat/completions",
+                        headers={"Authorization": f"Bearer {key}"},
+                        json={"model": "lent", "messages": [{"role": "user", "content": "?"}]},
+                        timeout=30,
+                    )
+                )
+
+            client = threading.Thread(target=ask)
+            client.start()
+            while fake.calls["slow"] == 0:  # the request is now in flight, at the provider
+                time.sleep(0.02)
+            server.send_signal(signal.SIGTERM)
+            client.join(timeout=30)
+            assert server.wait(timeout=30) == 0
+            assert len(answers) == 1
+            assert answers[0].status_code == 200, answers[0].text
+            assert answers[0].json()["choices"][0]["message"]["content"]
+            # Once drained, nothing is accepted any more.
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                raise AssertionError("the server still accepts connections")
+            except httpx.ConnectError:
+                pass
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
