@@ -7,7 +7,13 @@ LOCKS := requirements/bootstrap.lock requirements/build.lock requirements/dev.lo
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install run test bench lint fmt lock clean
+# The fast lane: every test but the slow ones (processes, servers, seconds by design), on
+# both cores, each xdist worker with its own databases; a test file stays on one worker
+# (module-scoped fixtures). The slow lane runs after it, serially.
+FAST := -n 2 --dist loadfile -m "not slow and not bench"
+SLOW := -m slow
+
+.PHONY: install run test test-fast test-slow bench lint fmt lock clean
 
 install: $(STAMP)
 
@@ -22,7 +28,14 @@ run: $(STAMP)
 	$(BIN)/plume demo
 
 test: $(STAMP) lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(FAST)
+	$(BIN)/pytest $(SLOW)
+
+test-fast: $(STAMP)
+	$(BIN)/pytest $(FAST)
+
+test-slow: $(STAMP)
+	$(BIN)/pytest $(SLOW)
 
 bench: $(STAMP)
 	$(BIN)/pytest -m bench -s -p no:cacheprovider

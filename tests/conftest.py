@@ -7,5 +7,10 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ["PLUME_ENV"] = "test"
+# The in-process applications keep their metrics in memory: with a multiprocess directory
+# from the caller's environment, every pytest process (each xdist worker) would write its
+# counts to the same files and read the others' back. Popped before prometheus_client is
+# imported, which reads it then; `plume serve --workers N` started by a test gets its own.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 pytest_plugins = ["tests.support.fixtures"]

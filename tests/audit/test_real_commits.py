@@ -91,6 +91,8 @@ async def run(*command: str, env: dict[str, str] | None = None) -> tuple[int, st
     return process.returncode, stdout.decode(), stderr.decode()
 
 
+# Slow lane: runs a Python script and `plume` as subprocesses.
+@pytest.mark.slow
 async def test_the_documented_script_and_the_command_line_verify_a_chain(
     committed_client: tuple[AsyncClient, Any], committed_database_url: str, tmp_path: Path
 ) -> None:

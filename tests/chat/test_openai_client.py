@@ -26,6 +26,9 @@ from tests.support.providers import (
 from tests.support.servers import free_port, serve_in_thread
 from tests.support.settings import TEST_SECRET, make_settings
 
+# Slow lane: Plume served by uvicorn from a background thread.
+pytestmark = pytest.mark.slow
+
 
 @dataclass
 class LiveTenants:

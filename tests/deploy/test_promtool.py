@@ -13,6 +13,9 @@ import yaml
 
 from tests.deploy.promql import ALERTS, PROMETHEUS_CONFIG, dashboard_expressions, load_yaml
 
+# Slow lane: each test runs promtool as a subprocess.
+pytestmark = pytest.mark.slow
+
 # --------------------------------------------------------------------------- promtool
 
 

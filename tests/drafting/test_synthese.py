@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select, update
@@ -57,6 +58,8 @@ def part_calls(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [b for b in bodies if "Voici la partie" in user_prompt(b)]
 
 
+# Slow lane: over a hundred provider calls, several seconds by design.
+@pytest.mark.slow
 async def test_a_300_page_synthese_runs_as_a_job_within_a_small_context_window(
     fake_app: FastAPI, fake_client: AsyncClient, fake: ActProvider, agent: Key
 ) -> None:

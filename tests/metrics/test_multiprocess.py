@@ -17,6 +17,9 @@ from tests.support.processes import PLUME, run_plume, wait_until_ready
 from tests.support.servers import free_port
 from tests.support.settings import TEST_SECRET
 
+# Slow lane: `plume` commands and `plume serve --workers 2` as subprocesses.
+pytestmark = pytest.mark.slow
+
 
 def test_two_workers_agree_with_the_usage_report(
     committed_database_url: str, tmp_path: Path

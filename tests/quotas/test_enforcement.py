@@ -30,10 +30,10 @@ from tests.support.clock import FakeClock
 from tests.support.factories import Factory
 from tests.support.problems import assert_openai_error, assert_problem
 from tests.support.providers import (
+    RecordingProvider,
     deployment,
     group,
     router_for,
-    running_recording_provider,
     unreachable_router,
 )
 from tests.support.quotas import ARTICLE, counter, open_reservations, set_quotas
@@ -403,7 +403,7 @@ async def test_a_month_quota_resets_at_paris_midnight_on_the_first(
 
 
 async def test_when_the_database_goes_away_after_authentication_no_provider_is_called(
-    committed_database_url: str,
+    committed_database_url: str, fake: RecordingProvider
 ) -> None:
     """The connection dies between authentication and the reservation (same transaction):
     503, and the provider never hears of it, so no request is ever served uncounted."""
@@ -419,26 +419,24 @@ async def test_when_the_database_goes_away_after_authentication_no_provider_is_c
             with psycopg.connect(admin_url, autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
-    with running_recording_provider() as provider:
-        router = router_for(
-            group("standard", deployment("openai/ok", api_base=provider.api_base), default=True)
-        )
-        app = create_app(
-            make_settings(committed_database_url), engine=engine, provider_router=router
-        )
-        event.listen(engine.sync_engine, "after_cursor_execute", kill_after_authentication)
-        try:
-            async with client_for(app) as http:
-                chat = await http.post(
-                    "/v1/chat/completions", json=chat_body("standard"), headers=agent.headers
-                )
-                assert_openai_error(chat, 503, "unavailable")
-                draft = await http.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
-                assert_problem(draft, 503, "unavailable")
-        finally:
-            event.remove(engine.sync_engine, "after_cursor_execute", kill_after_authentication)
-            await engine.dispose()
-        assert provider.received == []
+    received = len(fake.received)
+    router = router_for(
+        group("standard", deployment("openai/ok", api_base=fake.api_base), default=True)
+    )
+    app = create_app(make_settings(committed_database_url), engine=engine, provider_router=router)
+    event.listen(engine.sync_engine, "after_cursor_execute", kill_after_authentication)
+    try:
+        async with client_for(app) as http:
+            chat = await http.post(
+                "/v1/chat/completions", json=chat_body("standard"), headers=agent.headers
+            )
+            assert_openai_error(chat, 503, "unavailable")
+            draft = await http.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
+            assert_problem(draft, 503, "unavailable")
+    finally:
+        event.remove(engine.sync_engine, "after_cursor_execute", kill_after_authentication)
+        await engine.dispose()
+    assert len(fake.received) == received  # the provider never heard of it
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/drafts"])

@@ -31,6 +31,9 @@ from tests.support.processes import PLUME, run_plume, wait_until_ready
 from tests.support.servers import free_port
 from tests.support.settings import TEST_SECRET
 
+# Slow lane: `plume serve --workers 2` and the fake provider as subprocesses.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 # Long enough for the 40 requests of a burst to overlap at the provider.
 SLOW_SECONDS = 0.3

@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.runtime.helpers import Result, live, plume, the_key
 from tests.support.clients import bearer
 from tests.support.database import DatabaseServer
 from tests.support.factories import fresh_insee, fresh_siren
 from tests.support.settings import TEST_SECRET
+
+# Slow lane: each test runs `plume` as a subprocess.
+pytestmark = pytest.mark.slow
 
 
 async def test_bootstrap_prints_an_operator_admin_key(

@@ -20,6 +20,9 @@ from tests.support.providers import running_fake_provider
 from tests.support.servers import free_port
 from tests.support.settings import TEST_SECRET
 
+# Slow lane: each test runs `plume serve` as a subprocess.
+pytestmark = pytest.mark.slow
+
 
 async def test_serve_answers_and_stops_cleanly_on_sigterm(
     cli_env: dict[str, str], cli_cwd: Path

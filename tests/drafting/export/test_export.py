@@ -478,6 +478,8 @@ def test_french_dates() -> None:
 OFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 
 
+# Slow lane: runs LibreOffice as a subprocess.
+@pytest.mark.slow
 @pytest.mark.skipif(OFFICE is None, reason="LibreOffice n'est pas installé")
 @pytest.mark.parametrize("format", ["docx", "odt"])
 def test_libreoffice_opens_the_export(format: ExportFormat, tmp_path: Path) -> None:
