@@ -8,10 +8,11 @@ LOCKS := requirements/bootstrap.lock requirements/build.lock requirements/dev.lo
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 # The fast lane: every test but the slow ones (processes, servers, seconds by design), on
-# both cores, each xdist worker with its own databases; a test file stays on one worker
-# (module-scoped fixtures). The slow lane runs after it, serially.
+# both cores, each xdist worker with its own databases and ports; a test file stays on one
+# worker (module-scoped fixtures). The slow lane runs after it, on both cores too: its tests
+# mostly wait for the processes they start (about 50 s instead of 75 s serially).
 FAST := -n 2 --dist loadfile -m "not slow and not bench"
-SLOW := -m slow
+SLOW := -n 2 --dist loadfile -m slow
 
 .PHONY: install run test test-fast test-slow bench lint fmt lock clean
 

@@ -4,6 +4,13 @@ tests.support.fixtures (the test database, clients, factories, fake provider).""
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+from tests.support.processes import share_compiled_bytecode
+
+# Before Plume and LiteLLM are imported: their bytecode, compiled once, is kept in pytest's
+# cache directory for the next runs, the xdist workers and the processes tests start.
+share_compiled_bytecode(Path(__file__).resolve().parents[1] / ".pytest_cache" / "d" / "pycache")
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ["PLUME_ENV"] = "test"

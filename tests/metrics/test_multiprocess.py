@@ -93,8 +93,22 @@ def test_two_workers_agree_with_the_usage_report(
                     timeout=30,
                 )
                 assert response.status_code == 201, response.text
-        time.sleep(1)  # two gauge refreshes
-        text = httpx.get(f"{base}/metrics", timeout=10).text
+        # The workers refresh the quota gauge on a timer (every 0.2 s here): scrape until it
+        # shows this burst, rather than sleeping for a few refreshes (a gauge adding up the
+        # workers' values would never show it, and fails below).
+        deadline = time.monotonic() + 15
+        while True:
+            text = httpx.get(f"{base}/metrics", timeout=10).text
+            shown = value(
+                text,
+                "plume_quota_used_ratio",
+                organization=communes[0],
+                metric="requests",
+                period="day",
+            )
+            if shown == pytest.approx(sent[communes[0]] / limit) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         report = httpx.get(
             f"{base}/v1/usage?group_by=organization",
             headers={"Authorization": f"Bearer {epci_admin}"},

@@ -204,6 +204,8 @@ async def test_a_cooled_down_deployment_is_tried_again_after_cooldown_s(
     for _ in range(5):
         await router.complete(route, MESSAGES)
     assert fake.calls["e500"] == failed
+    # A real wait: the cooldown is LiteLLM's own (its Router times it with the system clock,
+    # which create_app's clock does not reach), so no FakeClock can move it on.
     await asyncio.sleep(0.7)
     await _until_tried(router, fake, "e500", "pair")
 

@@ -13,19 +13,10 @@ from tests.support.settings import TEST_SECRET
 
 
 @pytest.fixture(scope="session")
-def cli_base_env(
-    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """The environment of `plume` subprocesses, without any PLUME_ variable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUME_")}
-    # Share compiled bytecode between the subprocesses, and between runs when pytest's
-    # cache is on (outside the venv): with PYTHONDONTWRITEBYTECODE each one would
-    # otherwise recompile every module it imports.
-    cache = getattr(pytestconfig, "cache", None)
-    pycache = cache.mkdir("plume-pycache") if cache else tmp_path_factory.mktemp("pycache")
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    return env
+def cli_base_env() -> dict[str, str]:
+    """The environment of `plume` subprocesses, without any PLUME_ variable (compiled
+    bytecode is shared: see tests.support.processes.share_compiled_bytecode)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PLUME_")}
 
 
 @pytest.fixture(scope="session")

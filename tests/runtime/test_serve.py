@@ -86,6 +86,7 @@ def test_sigterm_drains_an_in_flight_request(committed_database_url: str, tmp_pa
             "PLUME_SECRET_KEY": TEST_SECRET,
             "PLUME_MODELS_FILE": str(models),
             "PLUME_DRAIN_TIMEOUT_S": "15",
+            "PLUME_STATE_DIR": str(tmp_path),
         }
         insee = fresh_insee()
         run_plume(env, "bootstrap")

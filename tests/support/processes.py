@@ -3,6 +3,7 @@ would."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,21 @@ import httpx
 PLUME = str(Path(sys.executable).with_name("plume"))
 # The repository: `python -m tests.support.providers` runs from here.
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def share_compiled_bytecode(directory: Path) -> None:
+    """Keep compiled bytecode in `directory`, for this process and the ones it starts.
+
+    With PYTHONDONTWRITEBYTECODE (set on the project's machines) every pytest process, xdist
+    worker and `plume` a test starts would compile again every module it imports, LiteLLM's
+    included: seconds each. PYTHONPYCACHEPREFIX keeps the bytecode out of the source tree
+    and the virtualenv all the same. A .pyc is written to a temporary file then renamed, so
+    processes running side by side share the directory safely.
+    """
+    sys.pycache_prefix = str(directory)
+    sys.dont_write_bytecode = False
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(directory)
 
 
 def run_plume(env: dict[str, str], *args: str) -> str:

@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 
 ANSWER = "Bonjour, je suis un modèle de test."
 
-# How long the `slow` model takes to answer.
-SLOW_SECONDS = 3.0
+# How long the `slow` model takes to answer: well past the 0.4 s timeout of the routing
+# tests' slow deployments. Nobody waits for the answer, but the provider's server, shared by
+# the session, waits for it before it stops.
+SLOW_SECONDS = 1.5
 
 # --------------------------------------------------------------------------------------
 # The fake provider
@@ -164,6 +166,9 @@ def running_fake_provider(slow_seconds: float = SLOW_SECONDS) -> Iterator[FakePr
 # The fake provider, recording requests, with a long "drip" stream
 # --------------------------------------------------------------------------------------
 
+# Four seconds of stream, which no test waits for: the client hangs up after three chunks,
+# well inside it, and the pace is what the check "nothing more is sent after the hang-up"
+# counts in (tests/chat/test_openai_client.py).
 DRIP_WORDS = 200
 DRIP_DELAY_S = 0.02
 
