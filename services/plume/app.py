@@ -50,11 +50,6 @@ Authentication: `Authorization: Bearer plm_…`. Each operation lists the roles 
 in its security requirement. Errors are `application/problem+json` (RFC 9457).
 """
 
-# The offline provider answers drafting prompts with documents built from the request.
-if offline_composer not in offline_provider.composers:
-    offline_provider.composers.append(offline_composer)
-
-
 def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> None:
     """The services that need the session factory, which may only exist once the app
     starts (`plume serve` builds the engine in the lifespan)."""
@@ -91,6 +86,9 @@ def create_app(
     clock."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    # The offline provider answers drafting prompts with documents built from the request.
+    if offline_composer not in offline_provider.composers:
+        offline_provider.composers.append(offline_composer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,6 +9,9 @@ from typing import Any, Literal
 
 from plume.routing.types import Completion
 
+# A call's kind is a document kind, or this one for the OpenAI-compatible chat completions.
+CHAT_KIND = "chat"
+
 # "queued": accepted as a job (a long synthèse); the job settles it when it ends.
 Outcome = Literal["success", "failure", "client_disconnected", "queued"]
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.audit.trail import Actor, NewEntry, append, entry
-from plume.calls.context import CallOutcome, StoredResponse
+from plume.calls.context import CHAT_KIND, CallOutcome, StoredResponse
 from plume.calls.idempotency import IdempotentReplay
 from plume.calls.repository import IdempotencyRepository, SettlementRepository, UsageRow
 from plume.dates import Clock
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 # An Idempotency-Key is kept this long after its request.
 KEEP_FOR = timedelta(hours=24)
-CHAT_KIND = "chat"
 
 
 class Settlement:

@@ -1,0 +1,1 @@
+"""OpenAI-compatible chat completions and the model list, under Plume's policy, quotas and audit."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from plume.calls.context import CHAT_KIND
 from plume.calls.dependencies import Calls
 from plume.calls.streaming import SettledStreamingResponse
 from plume.chat.schemas import ChatCompletionRequest, ModelList
-from plume.chat.service import CHAT_KIND, ChatService
+from plume.chat.service import ChatService
 from plume.credentials.auth import ProviderCaller
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])

@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from plume.calls.context import Estimate, StoredResponse
+from plume.calls.context import CHAT_KIND, Estimate, StoredResponse
 from plume.calls.unit import ProviderCall
 from plume.chat.schemas import ChatCompletionRequest, ModelCard, ModelList
 from plume.credentials.auth import Principal
@@ -19,7 +19,6 @@ from plume.routing.tokens import count_message_tokens
 from plume.routing.types import Completion, Route
 from plume.web.sse import sse
 
-CHAT_KIND = "chat"
 logger = structlog.get_logger("plume.chat")
 
 

@@ -14,6 +14,7 @@ from plume.audit.trail import Audit
 from plume.calls.dependencies import Calls
 from plume.credentials.auth import AnyKey, ProviderCaller
 from plume.drafting import synthese
+from plume.drafting.document import DocumentKind
 from plume.drafting.export import ExportableDraft, export
 from plume.drafting.records import answer_headers, draft_out
 from plume.drafting.schemas import (
@@ -122,7 +123,7 @@ async def list_drafts(
     principal: AnyKey,
     page: PageParams,
     kind: Annotated[
-        Literal["arrete", "deliberation", "courrier", "bulletin_article", "synthese"] | None,
+        DocumentKind | None,
         Query(),
     ] = None,
     status_filter: Annotated[

@@ -1,0 +1,1 @@
+"""The organisation tree (operator, EPCI, commune), its identifiers and inherited policy."""

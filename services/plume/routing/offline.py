@@ -2,8 +2,8 @@
 
 Plume stays usable with no API key at all, and the offline provider is the last-resort
 fallback. It never pretends to be a model: for plain chat it says that no language model is
-configured; document drafting (a later issue) gives it templates built from the request's own
-fields.
+configured; for a drafting prompt, a composer the application registers (the drafting
+package's) builds the document from the request's own fields.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ CHAT_ANSWER = (
     "sans IA. Contactez Seine-Maritime Numérique pour activer un fournisseur."
 )
 
-# A hook for the drafting issue: given the messages, return the document text, or None.
+# Given the messages, the document text, or None if the composer does not recognise them.
 Composer = Callable[[list[dict[str, Any]]], str | None]
 
 

@@ -200,7 +200,7 @@ class ProviderRouter(RoutingPolicy):
             energy_kwh=impact.energy_kwh,
             gwp_kgco2eq=impact.gwp_kgco2eq,
         )
-        # Success is logged once per request by provider_calls, with the usage.
+        # Success is logged once per request by its settlement (plume.calls), with the usage.
         return completion
 
     async def stream(

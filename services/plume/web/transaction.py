@@ -1,6 +1,6 @@
 """The request owns its transaction: this dependency is the one place that commits (the
 first transaction of a provider-backed request is committed before the provider call, by
-plume.provider_calls)."""
+its unit of work, plume.calls)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Yield the request's session; commit when the endpoint returns, roll back if it raises.
 
     Declared with scope="function" so that the commit happens before the response is sent:
-    a client never sees a success for a write that did not commit.
+    a client never sees a success for a write that did not commit, and nothing of the session
+    outlives the handler (a stream included). On a provider-backed route, this session is
+    the unit of work's first transaction (plume.calls), committed before the provider is
+    called; if the request stops before that (bad input, policy, quota), it rolls back and
+    nothing is held.
     """
     factory = request.app.state.session_factory
     async with factory() as session:
@@ -29,13 +33,3 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 DBSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
-
-
-# The first of a provider-backed request's two short transactions: it authenticates the
-# caller and, once the request is planned, takes its quota reservation;
-# plume.provider_calls.ProviderCalls.before commits it before the provider is called. If
-# the request stops before that (bad input, policy, quota), it rolls back: nothing is held,
-# and the key's `last_used_at` waits for its next request. A route that calls no provider
-# (the model list) commits it when it returns. Scoped to the endpoint function, so nothing
-# of it outlives the handler (a stream included).
-CallSession = DBSession
