@@ -19,20 +19,18 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.app import create_app
 from plume.calls.context import Estimate, RequestFacts, StoredResponse
 from plume.calls.unit import ProviderCall, SettledElsewhere
-from plume.config import Settings
 from plume.credentials.auth import authenticate_token
 from plume.errors import ProviderUnavailable
 from plume.models import AuditEntry, Organization, QuotaCounter, QuotaReservation, UsageRecord
 from plume.routing.router import ProviderRouter
-from tests.factories import Factory
-from tests.routing_helpers import unreachable_router
+from tests.support.clients import AppFactory, client_for
+from tests.support.factories import Factory
+from tests.support.providers import unreachable_router
 
 MESSAGES = [{"role": "user", "content": "Rédige une phrase sur le marché du jeudi."}]
 ESTIMATE = Estimate(prompt_tokens=40, output_tokens=200)
@@ -67,17 +65,13 @@ class Commune:
 
 
 async def _commune(
-    factory: Factory,
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    router: ProviderRouter | None = None,
+    factory: Factory, make_app: AppFactory, router: ProviderRouter | None = None
 ) -> Commune:
-    app = create_app(settings, session_factory=session_factory, provider_router=router)
+    app = make_app() if router is None else make_app(provider_router=router)
     operator = await factory.operator_key()
     organization = await factory.commune("Saint-Aubin-des-Plumes")
     agent = await factory.key(organization)
-    transport = ASGITransport(app=app)
-    async with AsyncClient(transport=transport, base_url="http://plume.test") as client:
+    async with client_for(app) as client:
         answer = await client.put(
             f"/v1/admin/organizations/{organization.id}/quotas",
             json=[
@@ -91,10 +85,8 @@ async def _commune(
 
 
 @pytest.fixture
-async def commune(
-    factory: Factory, settings: Settings, session_factory: async_sessionmaker[AsyncSession]
-) -> Commune:
-    return await _commune(factory, settings, session_factory)
+async def commune(factory: Factory, make_app: AppFactory) -> Commune:
+    return await _commune(factory, make_app)
 
 
 @dataclass(frozen=True)
@@ -171,12 +163,9 @@ async def test_a_call_that_succeeds_is_charged_what_it_used(
 
 
 async def test_a_provider_failure_releases_everything(
-    factory: Factory,
-    settings: Settings,
-    session_factory: async_sessionmaker[AsyncSession],
-    db: AsyncSession,
+    factory: Factory, make_app: AppFactory, db: AsyncSession
 ) -> None:
-    commune = await _commune(factory, settings, session_factory, unreachable_router())
+    commune = await _commune(factory, make_app, unreachable_router())
     with pytest.raises(ProviderUnavailable):
         async with commune.call() as call:
             await call.complete(MESSAGES)
