@@ -50,6 +50,7 @@ Authentication: `Authorization: Bearer plm_…`. Each operation lists the roles 
 in its security requirement. Errors are `application/problem+json` (RFC 9457).
 """
 
+
 def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> None:
     """The services that need the session factory, which may only exist once the app
     starts (`plume serve` builds the engine in the lifespan)."""
