@@ -1,5 +1,6 @@
 """promtool checks the Prometheus files in deploy/ and unit-tests the alerts on synthetic
-series; skipped when promtool is not on PATH. Each test runs it as a subprocess."""
+series; skipped when promtool is not on PATH (a failure in CI). Each test runs it as a
+subprocess."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from tests.deploy.promql import ALERTS, PROMETHEUS_CONFIG, dashboard_expressions, load_yaml
+from tests.support.tools import require_tool
 
 # Slow lane: each test runs promtool as a subprocess.
 pytestmark = pytest.mark.slow
@@ -20,10 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.skip("promtool is not on PATH")
-    return path
+    return require_tool("promtool", what="promtool (Prometheus)")
 
 
 def run_promtool(*args: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import shutil
 import subprocess
 import zipfile
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from plume.drafting.export import (
     to_markdown,
     to_odt,
 )
+from tests.support.tools import require_tool
 
 FORMATS: tuple[ExportFormat, ...] = ("md", "docx", "odt")
 
@@ -475,22 +475,19 @@ def test_french_dates() -> None:
 
 # --- LibreOffice, when installed --------------------------------------------------------------
 
-OFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-
 
 # Slow lane: runs LibreOffice as a subprocess.
 @pytest.mark.slow
-@pytest.mark.skipif(OFFICE is None, reason="LibreOffice n'est pas installé")
 @pytest.mark.parametrize("format", ["docx", "odt"])
 def test_libreoffice_opens_the_export(format: ExportFormat, tmp_path: Path) -> None:
-    assert OFFICE is not None
+    office = require_tool("soffice", "libreoffice", what="LibreOffice")
     data, _, filename = export(_approved(_arrete()), format)
     source = tmp_path / filename
     source.write_bytes(data)
 
     subprocess.run(
         [
-            OFFICE,
+            office,
             f"-env:UserInstallation=file://{tmp_path / 'profile'}",
             "--headless",
             "--convert-to",
