@@ -935,6 +935,12 @@ _INSERT_KEY = (
 )
 
 
+_INSERT_IDEMPOTENCY_KEY = (
+    "INSERT INTO idempotency_keys (organization_id, key, request_hash, locked_until,"
+    " expires_at) VALUES (:organization_id, 'clé SQL', repeat('0', 64), now(), now())"
+)
+
+
 def _rls_refusal(error: DBAPIError) -> bool:
     return isinstance(error.orig, psycopg.errors.InsufficientPrivilege) and (
         "row-level security" in str(error.orig)
@@ -966,27 +972,36 @@ async def test_rls_with_check_refuses_writing_rows_out_of_scope(
         await savepoint.rollback()
         assert _rls_refusal(refused.value), refused.value
 
-        # Moving one of its own keys to another tenant is refused too.
+        # Moving one of its own rows to another tenant is refused too (an Idempotency-Key:
+        # keys and organisations are not the application role's to update at all).
+        await connection.execute(text(_INSERT_IDEMPOTENCY_KEY), {"organization_id": commune_a.id})
         savepoint = await connection.begin_nested()
         with pytest.raises(DBAPIError) as moved:
             await connection.execute(
-                text("UPDATE api_keys SET organization_id = :b WHERE organization_id = :a"),
+                text("UPDATE idempotency_keys SET organization_id = :b WHERE organization_id = :a"),
                 {"a": commune_a.id, "b": commune_b.id},
             )
         await savepoint.rollback()
         assert _rls_refusal(moved.value), moved.value
 
         # Updating another tenant's rows touches nothing: they are invisible.
-        revoked = await connection.execute(
-            text("UPDATE api_keys SET revoked_at = now() WHERE organization_id = :b"),
+        await enter_tenant_context(db, TenantScope(frozenset({commune_b.id})))
+        await connection.execute(text(_INSERT_IDEMPOTENCY_KEY), {"organization_id": commune_b.id})
+        await enter_tenant_context(db, TenantScope(frozenset({commune_a.id})))
+        touched = await connection.execute(
+            text("UPDATE idempotency_keys SET locked_until = now() WHERE organization_id = :b"),
             {"b": commune_b.id},
         )
-        assert revoked.rowcount == 0
-        suspended = await connection.execute(
-            text("UPDATE organizations SET status = 'suspended' WHERE id = :b"),
-            {"b": commune_b.id},
-        )
-        assert suspended.rowcount == 0
+        assert touched.rowcount == 0
+        for statement in (
+            "UPDATE api_keys SET revoked_at = now() WHERE organization_id = :b",
+            "UPDATE organizations SET status = 'suspended' WHERE id = :b",
+        ):
+            savepoint = await connection.begin_nested()
+            with pytest.raises(DBAPIError) as denied:
+                await connection.execute(text(statement), {"b": commune_b.id})
+            await savepoint.rollback()
+            assert isinstance(denied.value.orig, psycopg.errors.InsufficientPrivilege), statement
     finally:
         await reset_tenant_context(connection)
     rows = await db.execute(select(ApiKey.revoked_at).where(ApiKey.organization_id == commune_b.id))

@@ -20,7 +20,7 @@ from plume.chat.service import ChatService
 from plume.config import Settings, get_settings
 from plume.credentials import endpoints as credentials_endpoints
 from plume.dates import Clock, SystemClock
-from plume.db import create_engine, create_session_factory
+from plume.db import create_engine, create_session_factory, system_sessions
 from plume.drafting import endpoints as drafting_endpoints
 from plume.drafting.finishing import offline_composer
 from plume.drafting.jobs import SyntheseWorker
@@ -68,8 +68,10 @@ def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> No
     app.state.provider_calls = ProviderCalls(
         session_factory, router, settlement, observers=[MetricsObserver(router)]
     )
+    # The job queue is no tenant's: its sessions begin in the system's scope, and the work
+    # on a job enters its tenant's context.
     app.state.synthese_worker = SyntheseWorker(
-        session_factory, app.state.drafting, app.state.provider_calls
+        system_sessions(session_factory), app.state.drafting, app.state.provider_calls
     )
     app.state.quota_sweeper = Sweeper(session_factory, clock, settings.quota_sweep_interval_s)
     app.state.quota_gauges = QuotaGauges(session_factory, clock, settings.quota_gauge_interval_s)
@@ -99,6 +101,8 @@ def create_app(
                 settings.require_database_url(),
                 pool_size=settings.db_pool_size,
                 pool_timeout=settings.db_pool_timeout_s,
+                statement_timeout_s=settings.db_statement_timeout_s,
+                idle_in_transaction_timeout_s=settings.db_idle_in_transaction_timeout_s,
             )
             app.state.engine = owned_engine
             _wire(app, create_session_factory(owned_engine))

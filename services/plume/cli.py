@@ -27,7 +27,7 @@ from plume.config import ConfigurationError, Settings, load_settings
 from plume.credentials.schemas import ApiKeyCreated
 from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService
-from plume.db import TenantScope, create_engine, create_session_factory
+from plume.db import TenantScope, create_engine, create_session_factory, enter_tenant_context
 from plume.errors import PlumeError
 from plume.models import ApiKeyRole
 from plume.organizations.schemas import OrganizationCreate
@@ -42,14 +42,21 @@ class CommandError(Exception):
     """A failure to report in one line."""
 
 
-def _run_in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one transaction with the system's scope (operator tasks)."""
+def _run_in_transaction(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[T]], *, as_owner: bool = False
+) -> T:
+    """Run `work` in one transaction with the system's scope (operator tasks): as the
+    application role, in the system's tenant context; or `as_owner`, with the connection's
+    own role (which must own the tables: only `plume audit purge`), its work entering the
+    scope it needs itself."""
 
     async def runner() -> T:
         engine = create_engine(settings.require_database_url(), pool_size=1)
         try:
             factory = create_session_factory(engine)
             async with factory() as session, session.begin():
+                if not as_owner:
+                    await enter_tenant_context(session, TenantScope.everything())
                 return await work(session)
         finally:
             await engine.dispose()
@@ -113,7 +120,7 @@ def cmd_audit_purge(settings: Settings, args: argparse.Namespace) -> None:
             for organization, count in await purge(session, before)
         ]
 
-    lines = _run_in_transaction(settings, work)
+    lines = _run_in_transaction(settings, work, as_owner=True)
     for line in lines:
         print(line)
     if not lines:

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     synthese_max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
+    # A statement running longer, or a transaction left idle longer, is cut by PostgreSQL
+    # (0: never). Set on every connection of the service, whatever role it switches to.
+    db_statement_timeout_s: float = Field(default=30.0, ge=0)
+    db_idle_in_transaction_timeout_s: float = Field(default=60.0, ge=0)
     drain_timeout_s: int = Field(default=30, ge=0)
     # A request's quota reservation is released by the sweep if it is not settled by then
     # (its process died); a synthèse job's reservation lives as long as the job may.

@@ -8,14 +8,21 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import DateTime, MetaData, func, true
+from sqlalchemy import Connection, DateTime, MetaData, event, func, true
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    InstrumentedAttribute,
+    Mapped,
+    Session,
+    SessionTransaction,
+    mapped_column,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 # The role every request transaction switches to; created by the first migration.
@@ -100,15 +107,54 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
     return driver
 
 
+# Where a session keeps the scope it entered (Session.info).
+_SCOPE = "plume.tenant_scope"
+
+
 async def enter_tenant_context(session: AsyncSession, scope: TenantScope) -> None:
     """Switch the current transaction to the non-superuser role and publish the scope.
 
     Both settings are transaction-local, so they end with the request's transaction and
     can never leak to the next user of the pooled connection. Row-level security policies
     read them, which makes them hold even when the connection's own role is a superuser.
+    The session keeps the scope: a later transaction of the same session enters it again
+    (`keep_tenant_scope`).
     """
+    keep_tenant_scope(session, scope)
     driver = await driver_connection(session)
     await driver.execute(TENANT_CONTEXT, tenant_context_parameters(scope))
+
+
+def keep_tenant_scope(session: AsyncSession, scope: TenantScope) -> None:
+    """Every transaction this session begins from now on starts in `scope`'s tenant context.
+
+    A session that entered a tenant context never runs a statement outside it: once its
+    transaction has committed (a provider call commits its first transaction before the
+    provider is called, and the request's session lives on until the handler returns), a
+    statement on it begins a new transaction, which would otherwise run with the
+    connection's own role and no scope.
+    """
+    session.info[_SCOPE] = scope
+
+
+def system_sessions(factory: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """A session factory like `factory` whose sessions begin every transaction in the
+    system's scope (every organisation, as the application role): for background work that
+    is no tenant's, such as the synthèse job queue. Work done for one tenant enters that
+    tenant's context, which the session keeps instead."""
+    return async_sessionmaker(
+        class_=factory.class_, **{**factory.kw, "info": {_SCOPE: TenantScope.everything()}}
+    )
+
+
+@event.listens_for(Session, "after_begin")
+def _begin_in_kept_scope(
+    session: Session, transaction: SessionTransaction, connection: Connection
+) -> None:
+    # A savepoint is inside a transaction that entered the context already.
+    scope: TenantScope | None = session.info.get(_SCOPE)
+    if scope is not None and not transaction.nested:
+        connection.exec_driver_sql(TENANT_CONTEXT, tenant_context_parameters(scope))
 
 
 def include_in_autogenerate(
@@ -120,7 +166,28 @@ def include_in_autogenerate(
     return not (type_ == "table" and info.get("is_view"))
 
 
-def create_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 5.0,
+    statement_timeout_s: float = 0,
+    idle_in_transaction_timeout_s: float = 0,
+) -> AsyncEngine:
+    """The engine; a timeout of 0 is none. The timeouts are the connection's own settings
+    (connection options): they hold whatever role the transaction then switches to, which
+    `ALTER ROLE … SET` would not (settings of a role apply at login, not on SET ROLE)."""
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    options = [
+        f"-c {name}={round(seconds * 1000)}"
+        for name, seconds in (
+            ("statement_timeout", statement_timeout_s),
+            ("idle_in_transaction_session_timeout", idle_in_transaction_timeout_s),
+        )
+        if seconds > 0
+    ]
+    if options:
+        connect_args["options"] = " ".join(options)
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -129,7 +196,7 @@ def create_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -
         pool_pre_ping=True,
         # Statement parameters carry prompts and documents: never in exception messages.
         hide_parameters=True,
-        connect_args={"connect_timeout": 5},
+        connect_args=connect_args,
     )
 
 

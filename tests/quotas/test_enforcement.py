@@ -414,7 +414,7 @@ async def test_when_the_database_goes_away_after_authentication_no_provider_is_c
     admin_url = committed_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
     def kill_after_authentication(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "FROM api_keys" in statement:
+        if "api_key_lookup" in statement:
             pid = connection.connection.driver_connection.info.backend_pid
             with psycopg.connect(admin_url, autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))

@@ -98,7 +98,8 @@ async def test_only_an_organisations_parent_or_the_operator_may_write_its_quotas
     client: AsyncClient, factory: Factory, db: AsyncSession
 ) -> None:
     """The database's own guarantee behind the routes: a commune's admin cannot raise its
-    own limits, nor an EPCI's its own; an EPCI's transaction may set its communes'."""
+    own limits, nor an EPCI's its own; an EPCI's transaction may set its communes' (within
+    its own: next test)."""
     operator = await factory.operator_key()
     epci = await factory.epci()
     mine = await factory.commune(parent=epci)
@@ -124,7 +125,8 @@ async def test_only_an_organisations_parent_or_the_operator_may_write_its_quotas
 
     await enter_tenant_context(db, TenantScope(frozenset({epci.id, mine.id})))
     assert (await db.execute(raise_limit, {"organization": epci.id})).rowcount == 0  # type: ignore[attr-defined]
-    assert (await db.execute(raise_limit, {"organization": mine.id})).rowcount == 1  # type: ignore[attr-defined]
+    within = text('UPDATE quotas SET "limit" = 5 WHERE organization_id = :organization')
+    assert (await db.execute(within, {"organization": mine.id})).rowcount == 1  # type: ignore[attr-defined]
 
 
 async def test_quota_tables_are_scoped_by_row_level_security(
@@ -162,3 +164,93 @@ async def test_quota_tables_are_scoped_by_row_level_security(
         {"e": epci.id},
     )
     assert Decimal(limit) == 9
+
+
+async def _refusal(db: AsyncSession, statement: str, **parameters: object) -> BaseException:
+    """The error PostgreSQL answers `statement` with, in a savepoint rolled back."""
+    async with db.begin_nested() as savepoint:
+        with pytest.raises(DBAPIError) as refused:
+            await db.execute(text(statement), parameters)
+        await savepoint.rollback()
+    assert refused.value.orig is not None
+    return refused.value.orig
+
+
+async def test_an_epci_cannot_hand_its_communes_more_than_it_has(
+    client: AsyncClient, factory: Factory, db: AsyncSession
+) -> None:
+    """The ceiling of an EPCI's split, held by PostgreSQL itself (the service checks it
+    first, to name the field): under the EPCI admin's scope, a commune's limit goes up only
+    as far as what the EPCI has left, on a quota the EPCI has; the operator sets anything."""
+    operator = await factory.operator_key()
+    epci = await factory.epci()
+    mine = await factory.commune(parent=epci)
+    other = await factory.commune(parent=epci)
+    day = {"metric": "requests", "period": "day"}
+    await set_quotas(client, operator, epci, [{**day, "limit": 9}])
+    await set_quotas(client, operator, other, [{**day, "limit": 4}])
+    await set_quotas(
+        client,
+        operator,
+        mine,
+        [{**day, "limit": 3}, {"metric": "tokens", "period": "month", "limit": 100}],
+    )
+    set_limit = (
+        'UPDATE quotas SET "limit" = :limit'
+        " WHERE organization_id = :organization AND metric = 'requests'"
+    )
+
+    await enter_tenant_context(db, TenantScope(frozenset({epci.id, mine.id, other.id})))
+    # 4 given to the other commune: 5 fits in 9, 6 does not.
+    over = await _refusal(db, set_limit, limit=6, organization=mine.id)
+    assert isinstance(over, psycopg.errors.CheckViolation)
+    assert "would exceed their parent's" in str(over)
+    updated = await db.execute(text(set_limit), {"limit": 5, "organization": mine.id})
+    assert updated.rowcount == 1  # type: ignore[attr-defined]
+    # A quota the EPCI does not have is not its to hand out, nor to take away.
+    invented = await _refusal(
+        db,
+        'INSERT INTO quotas (id, organization_id, metric, period, "limit")'
+        " VALUES (gen_random_uuid(), :organization, 'cost_eur', 'day', 1)",
+        organization=mine.id,
+    )
+    assert isinstance(invented, psycopg.errors.InsufficientPrivilege)
+    removed = await _refusal(
+        db,
+        "DELETE FROM quotas WHERE organization_id = :organization AND metric = 'tokens'",
+        organization=mine.id,
+    )
+    assert isinstance(removed, psycopg.errors.InsufficientPrivilege)
+
+    # The system's scope (the operator) is not held to it.
+    await enter_tenant_context(db, TenantScope.everything())
+    assert (
+        await db.execute(text(set_limit), {"limit": 1000, "organization": mine.id})
+    ).rowcount == 1  # type: ignore[attr-defined]
+
+
+async def test_the_ledger_never_counts_a_negative_use(
+    client: AsyncClient, factory: Factory, db: AsyncSession
+) -> None:
+    """A settlement or a reservation of a negative amount is refused by the functions, and
+    the ledger itself refuses a negative use, whoever writes it."""
+    operator = await factory.operator_key()
+    epci = await factory.epci()
+    mine = await factory.commune(parent=epci)
+    await set_quotas(client, operator, epci, [{"metric": "tokens", "period": "day", "limit": 1000}])
+    now = datetime.now(UTC)
+    await enter_tenant_context(db, TenantScope(frozenset({mine.id})))
+    for statement in (
+        "SELECT quota_settle(gen_random_uuid(), -1, -1000000000, -1000000, :organization, :now)",
+        "SELECT quota_settle(gen_random_uuid(), 1, -5, 0, :organization, :now)",
+        "SELECT * FROM quota_reserve(gen_random_uuid(), :organization, :now, -10, 0, :now)",
+        "SELECT * FROM quota_reserve(gen_random_uuid(), :organization, :now, 10, -1, :now)",
+    ):
+        refused = await _refusal(db, statement, organization=mine.id, now=now)
+        assert isinstance(refused, psycopg.errors.InvalidParameterValue), statement
+
+    await db.execute(text("RESET ROLE"))  # the owner's own write
+    negative = await _refusal(
+        db, "UPDATE quota_ledger SET day_tokens = -1 WHERE organization_id = :epci", epci=epci.id
+    )
+    assert isinstance(negative, psycopg.errors.CheckViolation)

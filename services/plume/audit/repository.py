@@ -3,7 +3,9 @@
 Appending is one call of `audit_append` (source: `audit/sql/audit_append.sql`): the chain's
 head row is upserted (which locks it, serialising appends to one chain), the new hash is
 computed by PostgreSQL from the old head, and the entry inserted from the head's new values
-— in the caller's transaction, so an action that rolls back leaves no entry.
+— in the caller's transaction, so an action that rolls back leaves no entry. It is the only
+way to write a chain: the application role may read entries and heads, not write them, and
+the function appends only to a chain of the transaction's scope.
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ _APPEND = text(
     " CAST(:occurred_at AS timestamptz), CAST(:action AS text), CAST(:actor_key_id AS uuid),"
     " CAST(:actor_role AS text), CAST(:body AS text))"
 )
-# `plume audit purge` runs as the database owner with this transaction-local setting, which
-# the append-only trigger requires before it lets entries be deleted.
-_ALLOW_PURGE = text("SELECT set_config('plume.audit_purge', 'on', true)")
+# `plume audit purge` runs as the tables' owner (never the application role, which may not
+# delete), with the transaction-local setting the append-only trigger requires of the owner
+# before it lets entries be deleted, and the system's scope, without which row-level
+# security (forced: the owner is subject to it) shows the owner no entry.
+_ALLOW_PURGE = text(
+    "SELECT set_config('plume.audit_purge', 'on', true),"
+    " set_config('plume.all_organizations', 'on', true)"
+)
 
 
 @dataclass(frozen=True, slots=True)

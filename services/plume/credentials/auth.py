@@ -1,15 +1,16 @@
 """Authentication and authorization as typed FastAPI dependencies.
 
-This module is the only producer of a request's TenantScope: it looks the key up with the
-connection's own role, then switches the transaction to the row-level-security role with
-the caller's scope before any endpoint code runs.
+This module is the only producer of a request's TenantScope: it looks the key up (through
+`api_key_lookup`, a SECURITY DEFINER function: there is no scope yet, and the application
+role sees nothing without one), then switches the transaction to the row-level-security
+role with the caller's scope before any endpoint code runs.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Request, Security
@@ -17,11 +18,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityS
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.config import Settings
-from plume.credentials.repository import LAST_USED_RESOLUTION_S, ApiKeyRepository
+from plume.credentials.repository import ApiKeyRepository, FoundKey
 from plume.credentials.secrets import KeyHasher, is_well_formed
+from plume.credentials.service import ROLE_RANK
 from plume.db import TenantScope, enter_tenant_context
 from plume.errors import Forbidden, OrganizationSuspended, Unauthenticated
-from plume.models import ApiKey, ApiKeyRole, Organization, OrganizationKind, OrganizationStatus
+from plume.models import ApiKeyRole, Organization, OrganizationKind, OrganizationStatus
 from plume.organizations.policy import EffectivePolicy, effective_policy
 from plume.organizations.schemas import OrganizationOut
 from plume.organizations.service import OrganizationService, organization_out
@@ -32,9 +34,6 @@ _bearer = HTTPBearer(
     scheme_name="ApiKey",
     description="`Authorization: Bearer plm_…`; the listed roles may call the operation.",
 )
-
-# Each role can do all that the roles before it can, for its own organisation.
-_ROLE_RANK = {ApiKeyRole.AGENT: 0, ApiKeyRole.TENANT_ADMIN: 1, ApiKeyRole.OPERATOR_ADMIN: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +78,9 @@ def hashers(settings: Settings) -> list[KeyHasher]:
 
 async def _find_key(
     repository: ApiKeyRepository, token: str, candidates: list[KeyHasher]
-) -> tuple[ApiKey, list[Organization]] | None:
-    for index, hasher in enumerate(candidates):
-        found = await repository.find_by_hash(hasher.hash(token))
-        if found is None:
-            continue
-        if index > 0:
-            current = candidates[0]
-            await repository.rehash(found[0], current.hash(token), current.version)
-        return found
-    return None
+) -> FoundKey | None:
+    """The key, under the current secret or a previous one (then re-hashed)."""
+    return await repository.lookup([h.hash(token) for h in candidates], candidates[0].version)
 
 
 def _scope_for(
@@ -109,13 +101,14 @@ async def authenticate_token(
     """Identify the key and its organisation; raise 401/403 as the contract says."""
     if not token or not is_well_formed(token):
         raise Unauthenticated()
-    # The lookup precedes the caller's scope, so it runs with the system's.
-    system = TenantScope.everything()
-    keys = ApiKeyRepository(session, system)
-    found = await _find_key(keys, token, hashers(settings))
+    # The lookup precedes the caller's scope (the function needs none); it also records the
+    # key's use, if the key may be used.
+    found = await _find_key(
+        ApiKeyRepository(session, TenantScope.everything()), token, hashers(settings)
+    )
     if found is None:
         raise Unauthenticated()
-    key, chain = found
+    key, chain, children = found.key, found.chain, found.children
     organization = chain[-1]
     now = datetime.now(UTC)
     if key.revoked_at is not None:
@@ -125,14 +118,7 @@ async def authenticate_token(
 
     if any(level.status is OrganizationStatus.SUSPENDED for level in chain):
         raise OrganizationSuspended()
-    if key.last_used_at is None or now - key.last_used_at > timedelta(
-        seconds=LAST_USED_RESOLUTION_S
-    ):
-        await keys.touch(key.id)
 
-    children: list[uuid.UUID] = []
-    if key.role is ApiKeyRole.TENANT_ADMIN and organization.kind is OrganizationKind.EPCI:
-        children = await OrganizationService(session, system).child_ids(organization.id)
     policy = effective_policy([level.policy for level in chain])
     return Principal(
         key_id=key.id,
@@ -156,7 +142,7 @@ async def _authenticated(
     # Known before the role check, so that a refusal is audited as this caller's.
     request.state.principal = principal
     required = [ApiKeyRole(role) for role in security_scopes.scopes]
-    if required and _ROLE_RANK[principal.role] < min(_ROLE_RANK[r] for r in required):
+    if required and ROLE_RANK[principal.role] < min(ROLE_RANK[r] for r in required):
         raise Forbidden()
     return principal
 
@@ -203,8 +189,11 @@ async def principal_for_background_work(
 ) -> Principal:
     """The principal a background job acts as: the key that asked, scoped to its own
     organisation, with the organisation's policy as it is now. A job stops as a request
-    would: key revoked or expired (401), organisation or an ancestor suspended (403)."""
+    would: key revoked or expired (401), organisation or an ancestor suspended (403).
+
+    Reads the key and the organisation's chain with the system's scope (entered here)."""
     system = TenantScope.everything()
+    await enter_tenant_context(session, system)
     organizations = OrganizationService(session, system)
     organization = await organizations.find(organization_id)
     if organization is None:

@@ -33,11 +33,11 @@ def _service(request: Request, session: DBSession, principal: Principal) -> ApiK
 
 
 async def _list(
-    service: ApiKeyService, organization_id: uuid.UUID, page: PageParams
+    service: ApiKeyService, organization_id: uuid.UUID, page: PageParams, principal: Principal
 ) -> Page[ApiKeyOut]:
-    rows, cursor = next_cursor(
-        list(await service.list_page(organization_id, page)), page, lambda k: (k.created_at, k.id)
-    )
+    # The keys the caller manages: none above its own role.
+    keys = await service.list_page(organization_id, page, caller_role=principal.role)
+    rows, cursor = next_cursor(list(keys), page, lambda k: (k.created_at, k.id))
     return Page(items=[key_out(k) for k in rows], next_cursor=cursor)
 
 
@@ -56,6 +56,7 @@ async def _mint(
         role=ApiKeyRole(payload.role),
         expires_at=payload.expires_at,
         created_by=principal.key_id,
+        caller_role=principal.role,
     )
     # Never the secret: its id, prefix, role and name.
     await audit.record(
@@ -70,8 +71,10 @@ async def _mint(
     return created
 
 
-async def _revoke(service: ApiKeyService, key_id: uuid.UUID, audit: AuditTrail) -> None:
-    key = await service.revoke(key_id)
+async def _revoke(
+    service: ApiKeyService, key_id: uuid.UUID, principal: Principal, audit: AuditTrail
+) -> None:
+    key = await service.revoke(key_id, caller_role=principal.role)
     await audit.record(
         key.organization_id,
         "api_key.revoke",
@@ -89,7 +92,7 @@ async def admin_list_keys(
     page: PageParams,
 ) -> Page[ApiKeyOut]:
     organization = await OrganizationService(session, principal.scope).get(organization_id)
-    return await _list(_service(request, session, principal), organization.id, page)
+    return await _list(_service(request, session, principal), organization.id, page, principal)
 
 
 @admin_router.post(
@@ -119,7 +122,7 @@ async def admin_create_key(
 async def admin_revoke_key(
     key_id: uuid.UUID, request: Request, session: DBSession, principal: OperatorAdmin, audit: Audit
 ) -> None:
-    await _revoke(_service(request, session, principal), key_id, audit)
+    await _revoke(_service(request, session, principal), key_id, principal, audit)
 
 
 async def _target(
@@ -141,7 +144,7 @@ async def list_keys(
     organization_id: OrganizationParam = None,
 ) -> Page[ApiKeyOut]:
     organization = await _target(session, principal, organization_id)
-    return await _list(_service(request, session, principal), organization.id, page)
+    return await _list(_service(request, session, principal), organization.id, page, principal)
 
 
 @tenant_router.post(
@@ -169,4 +172,4 @@ async def create_key(
 async def revoke_key(
     key_id: uuid.UUID, request: Request, session: DBSession, principal: TenantAdmin, audit: Audit
 ) -> None:
-    await _revoke(_service(request, session, principal), key_id, audit)
+    await _revoke(_service(request, session, principal), key_id, principal, audit)

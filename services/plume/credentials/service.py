@@ -12,9 +12,20 @@ from plume.credentials.repository import ApiKeyRepository
 from plume.credentials.schemas import ApiKeyCreated, ApiKeyOut
 from plume.credentials.secrets import KeyHasher, display_prefix, generate_key
 from plume.db import TenantScope
-from plume.errors import NotFound, invalid_field
+from plume.errors import Forbidden, NotFound, invalid_field
 from plume.models import ApiKey, ApiKeyRole, Organization, OrganizationKind
 from plume.web.pagination import PageRequest
+
+# Each role can do all that the roles before it can, for its own organisation.
+ROLE_RANK = {ApiKeyRole.AGENT: 0, ApiKeyRole.TENANT_ADMIN: 1, ApiKeyRole.OPERATOR_ADMIN: 2}
+
+
+def manageable_roles(caller: ApiKeyRole | None) -> list[ApiKeyRole]:
+    """The roles of the keys a caller manages (lists, mints, revokes): those that rank no
+    higher than its own; every role for the system (the command line, None)."""
+    if caller is None:
+        return list(ROLE_RANK)
+    return [role for role, rank in ROLE_RANK.items() if rank <= ROLE_RANK[caller]]
 
 
 def key_status(key: ApiKey, now: datetime | None = None) -> str:
@@ -55,7 +66,12 @@ class ApiKeyService:
         role: ApiKeyRole,
         expires_at: datetime | None = None,
         created_by: uuid.UUID | None = None,
+        caller_role: ApiKeyRole | None = None,
     ) -> ApiKeyCreated:
+        """A new key; `caller_role` is the role of the key asking (None: the system), which
+        mints no key above its own role."""
+        if role not in manageable_roles(caller_role):
+            raise Forbidden("Une clé d'API ne peut pas créer de clé d'un rôle supérieur au sien.")
         if role is ApiKeyRole.OPERATOR_ADMIN and organization.kind is not OrganizationKind.OPERATOR:
             raise invalid_field("role", "Seule l'organisation opérateur a des clés operator_admin.")
         if expires_at is not None and expires_at <= datetime.now(UTC):
@@ -75,14 +91,36 @@ class ApiKeyService:
         )
         return ApiKeyCreated(**key_out(key).model_dump(), key=secret)
 
-    async def list_page(self, organization_id: uuid.UUID, page: PageRequest) -> Sequence[ApiKey]:
-        return await self.repository.list_page(organization_id, page)
+    async def list_page(
+        self,
+        organization_id: uuid.UUID,
+        page: PageRequest,
+        *,
+        caller_role: ApiKeyRole | None = None,
+    ) -> Sequence[ApiKey]:
+        """The organisation's keys that `caller_role` manages (None: the system, every key):
+        a tenant admin does not see the operator's operator_admin keys as its own."""
+        roles = None if caller_role is None else manageable_roles(caller_role)
+        return await self.repository.list_page(organization_id, page, roles=roles)
 
-    async def revoke(self, key_id: uuid.UUID) -> ApiKey:
+    async def revoke(self, key_id: uuid.UUID, *, caller_role: ApiKeyRole | None = None) -> ApiKey:
+        """Revoke a key of the scope; `caller_role` (None: the system) revokes no key above
+        its own role (403 `forbidden`: the key is its own organisation's)."""
         key = await self.repository.get(key_id)
         if key is None:
             raise NotFound("Aucune clé d'API ne porte cet identifiant.")
-        return await self.repository.revoke(key)
+        if key.role not in manageable_roles(caller_role):
+            raise Forbidden(
+                f"Le rôle de votre clé d'API ne permet pas de révoquer une clé {key.role.value}."
+            )
+        revoked = await self.repository.revoke(key)
+        if revoked is None:
+            raise NotFound("Aucune clé d'API ne porte cet identifiant.")
+        return revoked
 
     async def revoke_named(self, organization_id: uuid.UUID, name_prefix: str) -> int:
-        return await self.repository.revoke_named(organization_id, name_prefix)
+        """Revoke the active keys of an organisation whose name starts with `name_prefix`."""
+        keys = await self.repository.active_named(organization_id, name_prefix)
+        for key in keys:
+            await self.repository.revoke(key)
+        return len(keys)

@@ -33,8 +33,9 @@ class ApiKey(TimestampedMixin, Base):
     )
     # First characters of the key, safe to display ("plm_AbCd1234").
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
-    # HMAC-SHA-256 of the whole key, keyed by the server secret, hex.
-    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    # HMAC-SHA-256 of the whole key, keyed by the server secret, hex. Never loaded with the
+    # key: the application role may not read it (the key is found by api_key_lookup).
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True, deferred=True)
     # Fingerprint of the server secret that produced secret_hash (rotation).
     secret_version: Mapped[str] = mapped_column(String(16), nullable=False)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

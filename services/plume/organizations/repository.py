@@ -1,16 +1,28 @@
-"""All SQL about organisations. Every query is filtered by the caller's TenantScope."""
+"""All SQL about organisations. Every query is filtered by the caller's TenantScope.
+
+The application role reads organisations and creates them (the system's scope only); it
+changes none of their columns: the operator's changes go through `organization_update`
+(source: `organizations/sql/organization_update.sql`), which requires the system's scope.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.db import TenantScope
-from plume.models import Organization, OrganizationKind
+from plume.models import Organization, OrganizationKind, OrganizationStatus
 from plume.web.pagination import PageRequest, paginate
+
+_UPDATE = text(
+    "SELECT organization_update(CAST(:id AS uuid), CAST(:name AS text), CAST(:status AS text),"
+    " :policy)"
+).bindparams(bindparam("policy", type_=JSONB))
 
 
 class OrganizationRepository:
@@ -94,7 +106,23 @@ class OrganizationRepository:
         await self.session.refresh(organization)
         return organization
 
-    async def save(self, organization: Organization) -> Organization:
-        await self.session.flush()
+    async def update(
+        self,
+        organization: Organization,
+        *,
+        name: str,
+        status: OrganizationStatus,
+        policy: dict[str, Any],
+    ) -> Organization:
+        """The operator's change: name, status and the policy set at this level."""
+        await self.session.execute(
+            _UPDATE,
+            {
+                "id": organization.id,
+                "name": name,
+                "status": status.value,
+                "policy": policy,
+            },
+        )
         await self.session.refresh(organization)
         return organization

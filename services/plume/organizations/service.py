@@ -153,10 +153,12 @@ class OrganizationService:
         return parent
 
     async def update(self, organization_id: uuid.UUID, payload: OrganizationUpdate) -> Organization:
+        """The operator's change (the database lets only the system's scope make it)."""
         organization = await self.get(organization_id)
         fields = payload.model_fields_set
+        name, status, policy = organization.name, organization.status, organization.policy
         if "name" in fields and payload.name is not None:
-            organization.name = payload.name
+            name = payload.name
         if "status" in fields and payload.status is not None:
             status = OrganizationStatus(payload.status)
             if (
@@ -164,14 +166,10 @@ class OrganizationService:
                 and status is OrganizationStatus.SUSPENDED
             ):
                 raise invalid_field("status", "L'opérateur ne peut pas être suspendu.")
-            organization.status = status
         if "policy" in fields:
             patch = payload.policy.model_dump(exclude_unset=True) if payload.policy else {}
-            if payload.policy is None:
-                organization.policy = {}
-            else:
-                organization.policy = merge_patch(organization.policy, patch)
-        return await self.repository.save(organization)
+            policy = {} if payload.policy is None else merge_patch(organization.policy, patch)
+        return await self.repository.update(organization, name=name, status=status, policy=policy)
 
     async def ensure_operator(self, name: str = OPERATOR_NAME) -> tuple[Organization, bool]:
         """Create the single operator organisation if there is none."""

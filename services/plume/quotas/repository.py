@@ -21,7 +21,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from plume.db import TENANT_CONTEXT, TenantScope, driver_connection, tenant_context_parameters
+from plume.db import (
+    TENANT_CONTEXT,
+    TenantScope,
+    driver_connection,
+    keep_tenant_scope,
+    tenant_context_parameters,
+)
 from plume.models import Organization, Quota, QuotaCounter
 from plume.quotas.periods import windows
 
@@ -125,6 +131,9 @@ class LedgerRepository:
             "cost": cost,
             "expires_at": expires_at,
         }
+        # The session keeps the scope: a statement after this transaction commits (the
+        # provider call's first) begins the next one in the same context.
+        keep_tenant_scope(self.session, scope)
         driver = await driver_connection(self.session)
         cursor = await driver.execute(_RESERVE_IN_CONTEXT, parameters)
         row = await cursor.fetchone()
@@ -166,9 +175,11 @@ class QuotaUse:
 
 
 class QuotaRepository:
-    """The quotas table, read with the ledger's use. Writes are checked by row-level
-    security too: only the operator, or the parent of the organisation (an EPCI splitting
-    its allowance), may write an organisation's quotas."""
+    """The quotas table, read with the ledger's use. Writes are checked by the database
+    too: row-level security lets only the operator, or the parent of the organisation (an
+    EPCI splitting its allowance), write an organisation's quotas, and the trigger
+    `quotas_split_check` (source: `quotas/sql/quota_split_check.sql`) holds a parent to
+    the quotas it has itself, its children's limits adding up to at most its own."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

@@ -2,14 +2,31 @@
 -- answers its sequence number and hash. The hashing rule (docs/audit.md):
 --     hash = SHA-256(seq || '\n' || prev_hash || '\n' || body), hex; the first prev_hash
 --     is 64 zeros.
--- Invoker's rights: the application role appends under row-level security.
+-- The only way to write a chain: the application role may read entries and heads, never
+-- insert or change them itself, so it can neither forge an entry (any seq, any hash) nor
+-- move a head.
+--
+-- The source of the function: tests/runtime/test_sql_sources.py checks that the migrated
+-- database's function is this text. A change takes a new migration holding a frozen copy.
 CREATE OR REPLACE FUNCTION audit_append(
     p_organization uuid, p_occurred_at timestamptz, p_action text, p_actor_key_id uuid,
     p_actor_role text, p_body text)
 RETURNS TABLE (entry_seq bigint, entry_hash text)
-LANGUAGE plpgsql SET search_path = pg_catalog, public SET plan_cache_mode = force_generic_plan
+LANGUAGE plpgsql
+-- Runs as its owner, within the caller's scope: the owner's row-level policies (the tables
+-- force row-level security) show it only the chains of the transaction's scope.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
+    -- The scope check: an entry is appended only to a chain of the transaction's scope.
+    IF NOT (current_setting('plume.all_organizations', true) = 'on'
+            OR p_organization = ANY (string_to_array(
+                nullif(current_setting('plume.organizations', true), ''), ',')::uuid[])) THEN
+        RAISE EXCEPTION 'organisation % is outside this transaction''s scope', p_organization
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     -- The chain's head row is upserted first, which locks it: appends to one chain are
     -- serialised, and each computes its hash from the head as the previous append left it.
     WITH head AS (

@@ -1,14 +1,14 @@
 -- quota_extend: a synthese accepted as a job keeps its reservation until the job ends; this
 -- moves the reservation's expiry, so that the sweep leaves it alone meanwhile.
 --
--- The source of the function: tests/test_sql_sources.py checks that the migrated database's
--- function is this text. A change takes a new migration holding a frozen copy of it.
+-- The source of the function: tests/runtime/test_sql_sources.py checks that the migrated
+-- database's function is this text. A change takes a new migration holding a frozen copy.
 CREATE OR REPLACE FUNCTION quota_extend(p_id uuid, p_expires_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql
 -- Runs as its owner: the application role cannot write reservations.
 SECURITY DEFINER
-SET search_path = pg_catalog, public
+SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
 -- search_path pinned and tables schema-qualified, as befits SECURITY DEFINER; a generic

@@ -2,15 +2,17 @@
 -- ON quotas, FOR EACH ROW) that copies an organisation's limits into its ledger row whenever
 -- one of its quotas changes, creating the row if need be.
 --
--- The source of the function: tests/test_sql_sources.py checks that the migrated database's
--- function is this text. A change takes a new migration holding a frozen copy of it.
+-- The source of the function: tests/runtime/test_sql_sources.py checks that the migrated
+-- database's function is this text. A change takes a new migration holding a frozen copy.
 CREATE OR REPLACE FUNCTION quota_ledger_copy_limits()
 RETURNS trigger
 LANGUAGE plpgsql
 -- Runs as its owner: the application role, which may write quotas (under their row-level
--- policies), cannot write the ledger itself.
+-- policies), cannot write the ledger itself. It touches only the organisation whose quota
+-- changed, which the writer's scope holds: the owner's row-level policies (the tables force
+-- row-level security) let it through on that scope alone.
 SECURITY DEFINER
-SET search_path = pg_catalog, public
+SET search_path = pg_catalog, pg_temp
 AS $$
 -- Each ledger row holds its organisation's limits, one column per period and metric (NULL:
 -- no such quota), so that quota_reserve compares columns with columns instead of reading

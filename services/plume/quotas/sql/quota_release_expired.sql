@@ -2,14 +2,14 @@
 -- before p_now (their request died with its process); returns how many. The sweeper
 -- (plume.quotas.sweeper) calls it with the system's scope.
 --
--- The source of the function: tests/test_sql_sources.py checks that the migrated database's
--- function is this text. A change takes a new migration holding a frozen copy of it.
+-- The source of the function: tests/runtime/test_sql_sources.py checks that the migrated
+-- database's function is this text. A change takes a new migration holding a frozen copy.
 CREATE OR REPLACE FUNCTION quota_release_expired(p_now timestamptz, p_batch integer)
 RETURNS integer
 LANGUAGE plpgsql
 -- Runs as its owner: the application role cannot write reservations or the ledger.
 SECURITY DEFINER
-SET search_path = pg_catalog, public
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     due record;

@@ -2,8 +2,8 @@
 -- the organisation's ancestors (EPCI, operator), in the windows containing p_now. Answers one
 -- row: the quota that refused, or else the tightest one; no row when no quota applies.
 --
--- The source of the function: tests/test_sql_sources.py checks that the migrated database's
--- function is this text. A change takes a new migration holding a frozen copy of it.
+-- The source of the function: tests/runtime/test_sql_sources.py checks that the migrated
+-- database's function is this text. A change takes a new migration holding a frozen copy.
 CREATE OR REPLACE FUNCTION quota_reserve(
     p_id uuid, p_organization uuid, p_now timestamptz, p_tokens numeric, p_cost numeric,
     p_expires_at timestamptz)
@@ -13,10 +13,15 @@ RETURNS TABLE (organization_id uuid, metric text, period text, quota numeric,
 LANGUAGE plpgsql
 -- Runs as its owner: the application role reads the ledger but cannot write it.
 SECURITY DEFINER
-SET search_path = pg_catalog, public
+SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 SET enable_bitmapscan = off
+-- Reads past the transaction's scope: the organisation's ancestors and their ledger rows.
+-- The tables force row-level security, so their owner is subject to it too; its policies let
+-- it through while this setting is on, which only Plume's own functions set, for the time of
+-- their call (docs/architecture.md, row-level security).
+SET plume.definer = 'on'
 AS $$
 -- What the options above are for:
 -- * search_path: pinned, and every table schema-qualified, as befits SECURITY DEFINER.
@@ -36,6 +41,12 @@ DECLARE
     w_day CONSTANT timestamptz := date_trunc('day', p_now, 'Europe/Paris');
     w_month CONSTANT timestamptz := date_trunc('month', p_now, 'Europe/Paris');
 BEGIN
+    -- A reservation holds what a request may use: never a negative amount, which would
+    -- give back quota nobody used.
+    IF p_tokens < 0 OR p_cost < 0 THEN
+        RAISE EXCEPTION 'a reservation cannot hold a negative amount'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     -- The scope check. Row-level security does not restrict this function's owner, so it
     -- checks what the policies would: the organisation it reserves for must be in the
     -- transaction's scope (the settings plume.db.enter_tenant_context writes).

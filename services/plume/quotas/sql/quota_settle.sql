@@ -1,8 +1,8 @@
 -- quota_settle: replace what a reservation held by what its request used (zeros release it),
 -- in the windows containing p_now. True when the reservation was found and settled.
 --
--- The source of the function: tests/test_sql_sources.py checks that the migrated database's
--- function is this text. A change takes a new migration holding a frozen copy of it.
+-- The source of the function: tests/runtime/test_sql_sources.py checks that the migrated
+-- database's function is this text. A change takes a new migration holding a frozen copy.
 CREATE OR REPLACE FUNCTION quota_settle(
     p_id uuid, p_requests numeric, p_tokens numeric, p_cost numeric,
     p_organization uuid, p_now timestamptz)
@@ -10,10 +10,15 @@ RETURNS boolean
 LANGUAGE plpgsql
 -- Runs as its owner: the application role reads the ledger but cannot write it.
 SECURITY DEFINER
-SET search_path = pg_catalog, public
+SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 SET enable_bitmapscan = off
+-- Reads past the transaction's scope: the organisation's ancestors and their ledger rows.
+-- The tables force row-level security, so their owner is subject to it too; its policies let
+-- it through while this setting is on, which only Plume's own functions set, for the time of
+-- their call (docs/architecture.md, row-level security).
+SET plume.definer = 'on'
 AS $$
 -- What the options above are for (as in quota_reserve):
 -- * search_path: pinned, and every table schema-qualified, as befits SECURITY DEFINER.
@@ -36,6 +41,12 @@ DECLARE
     w_month CONSTANT timestamptz := date_trunc('month', p_now, 'Europe/Paris');
     moved integer;
 BEGIN
+    -- What a request used is never negative: a negative amount would lower the use of every
+    -- level of the chain (the ledger's CHECK refuses a negative use, too).
+    IF p_requests < 0 OR p_tokens < 0 OR p_cost < 0 THEN
+        RAISE EXCEPTION 'a settlement cannot charge a negative amount'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     -- The reservation, gone for good: a reservation already settled or swept is not found,
     -- so nothing is settled twice. Only a reservation of an organisation in the
     -- transaction's scope is found (the scope check, as the row-level policies would).
