@@ -3,12 +3,11 @@ what the application role may no longer write itself.
 
 Every SECURITY DEFINER function pins `search_path = pg_catalog, pg_temp` (every object they
 use is schema-qualified; `pg_temp` last, so that no temporary object can shadow one), review
-finding L-9. The functions that read past the transaction's scope (`quota_reserve`,
-`quota_settle`, `api_key_lookup`) set `plume.definer` for the time of their call: the next
-revision forces row-level security on the tenant tables, which makes their owner subject to
-the policies too, and the owner's policies let it through only with a scope, or while that
-setting is on. The others act within the caller's scope, under those policies. The ledger's
-functions refuse negative amounts (L-1).
+finding L-9. The next revision forces row-level security on the tenant tables, which makes
+their owner subject to the policies too: the functions that read past the transaction's
+scope (`quota_reserve`, `quota_settle`, `api_key_lookup`) are then given to a role of their
+own, `plume_definer`, whose policies let it through; the others act within the caller's
+scope, under the owner's policies. The ledger's functions refuse negative amounts (L-1).
 
 New functions, the only ways for the application role to do what its privileges no longer
 allow (next revision):
@@ -58,17 +57,15 @@ RETURNS TABLE (organization_id uuid, metric text, period text, quota numeric,
                window_start timestamptz, amount numeric, used numeric, reserved numeric,
                accepted boolean)
 LANGUAGE plpgsql
--- Runs as its owner: the application role reads the ledger but cannot write it.
+-- Runs as its owner, plume_definer: the application role reads the ledger but cannot write
+-- it, and the organisation's ancestors and their ledger rows are outside the caller's scope.
+-- plume_definer's row-level policies let it through every row, only as itself: in the body
+-- of the functions it owns (docs/architecture.md, row-level security).
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 SET enable_bitmapscan = off
--- Reads past the transaction's scope: the organisation's ancestors and their ledger rows.
--- The tables force row-level security, so their owner is subject to it too; its policies let
--- it through while this setting is on, which only Plume's own functions set, for the time of
--- their call (docs/architecture.md, row-level security).
-SET plume.definer = 'on'
 AS $$
 -- What the options above are for:
 -- * search_path: pinned, and every table schema-qualified, as befits SECURITY DEFINER.
@@ -224,17 +221,15 @@ CREATE OR REPLACE FUNCTION quota_settle(
     p_organization uuid, p_now timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql
--- Runs as its owner: the application role reads the ledger but cannot write it.
+-- Runs as its owner, plume_definer: the application role reads the ledger but cannot write
+-- it, and the organisation's ancestors and their ledger rows are outside the caller's scope.
+-- plume_definer's row-level policies let it through every row, only as itself: in the body
+-- of the functions it owns (docs/architecture.md, row-level security).
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 SET enable_bitmapscan = off
--- Reads past the transaction's scope: the organisation's ancestors and their ledger rows.
--- The tables force row-level security, so their owner is subject to it too; its policies let
--- it through while this setting is on, which only Plume's own functions set, for the time of
--- their call (docs/architecture.md, row-level security).
-SET plume.definer = 'on'
 AS $$
 -- What the options above are for (as in quota_reserve):
 -- * search_path: pinned, and every table schema-qualified, as befits SECURITY DEFINER.
@@ -645,14 +640,13 @@ RETURNS TABLE (api_key public.api_keys, organization public.organizations,
                parent public.organizations, grandparent public.organizations,
                children uuid[])
 LANGUAGE plpgsql
--- Runs as its owner: there is no scope yet.
+-- Runs as its owner, plume_definer: there is no scope yet, and the application role sees
+-- no key and no organisation without one. plume_definer is a role nobody logs in as, whose
+-- row-level policies let it read and write every row of the tables it needs, but only as
+-- itself: in the body of the functions it owns (docs/architecture.md, row-level security).
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
--- The tables force row-level security, so their owner is subject to it too; its policies let
--- it through while this setting is on, which only Plume's own functions set, for the time of
--- their call (docs/architecture.md, row-level security).
-SET plume.definer = 'on'
 AS $$
 DECLARE
     matched public.api_keys;

@@ -6,10 +6,16 @@ Review findings M-1, M-2, L-1 and L-9 (the database's side):
 * FORCE ROW LEVEL SECURITY on the ten tenant tables: their owner (the migrating role) is
   subject to the policies too; only superusers bypass them. The owner's policy (`*_owner`,
   for the role running this migration) lets it see and write the rows of the scope it
-  publishes in the transaction's settings (the system's scope: every organisation), or any
-  row while `plume.definer` is on, which Plume's SECURITY DEFINER functions set for the time
-  of their call (revision 4c4f207683b5). So a statement of the owner's that forgot to enter
-  a scope sees nothing, as the application role's would.
+  publishes in the transaction's settings (the system's scope: every organisation), as the
+  application role's do: a statement of the owner's that forgot to enter a scope sees
+  nothing. The SECURITY DEFINER functions it owns act within the caller's scope.
+* `plume_definer`, a role nobody logs in as (NOLOGIN, not a superuser, no BYPASSRLS), owns
+  the three functions that must read past the caller's scope: `api_key_lookup` (before
+  there is one), `quota_reserve` and `quota_settle` (the organisation's ancestors and their
+  ledger rows). Its policies (`*_definer`) let it read and write every row of the four
+  tables they use, only while it is the current user: in the body of those functions. The
+  migrating role is granted it (to create and replace its functions), and does not pass
+  its policies through membership, since they check the current user.
 * organizations: SELECT within the scope; INSERT only with the system's scope; UPDATE of
   `updated_at` only (a row lock, SELECT … FOR UPDATE, needs one updatable column): name,
   status, policy and parent change through `organization_update`, the operator's.
@@ -51,8 +57,20 @@ _IN_SCOPE = """(current_setting('plume.all_organizations', true) = 'on'
 _ID_IN_SCOPE = """(current_setting('plume.all_organizations', true) = 'on'
     OR id = ANY (string_to_array(
         nullif(current_setting('plume.organizations', true), ''), ',')::uuid[]))"""
-# Inside one of Plume's SECURITY DEFINER functions (their SET clause), for their owner only.
-_DEFINER = "(current_setting('plume.definer', true) = 'on')"
+# In the body of a function plume_definer owns (not in a session of one of its members).
+_DEFINER = "(current_user = 'plume_definer')"
+# What plume_definer's functions read and write, and may.
+_DEFINER_GRANTS = {
+    "organizations": "SELECT",
+    "api_keys": "SELECT, UPDATE",
+    "quota_ledger": "SELECT, UPDATE",
+    "quota_reservations": "SELECT, INSERT, DELETE",
+}
+_DEFINER_FUNCTIONS = [
+    "api_key_lookup(text[], text)",
+    "quota_reserve(uuid, uuid, timestamptz, numeric, numeric, timestamptz)",
+    "quota_settle(uuid, numeric, numeric, numeric, uuid, timestamptz)",
+]
 
 TENANT_TABLES = [
     "organizations",
@@ -82,13 +100,34 @@ _USED_NOT_NEGATIVE = (
 
 def _owner_policy(table: str) -> str:
     scope = _ID_IN_SCOPE if table == "organizations" else _IN_SCOPE
-    rule = f"({scope} OR {_DEFINER})"
-    return f"CREATE POLICY {table}_owner ON {table} TO CURRENT_USER USING {rule} WITH CHECK {rule}"
+    return (
+        f"CREATE POLICY {table}_owner ON {table} TO CURRENT_USER USING {scope} WITH CHECK {scope}"
+    )
 
 
 def upgrade() -> None:
     op.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     op.execute("GRANT SELECT ON alembic_version TO plume_app")
+
+    # Roles are cluster-wide: another database of the cluster may have created it already.
+    op.execute("""
+        DO $$ BEGIN
+            CREATE ROLE plume_definer NOLOGIN NOSUPERUSER NOBYPASSRLS;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END $$
+    """)
+    op.execute("GRANT plume_definer TO CURRENT_USER")
+    # A function's owner must be able to create in its schema (it never does: the bodies
+    # are fixed, their search path pinned).
+    op.execute("GRANT USAGE, CREATE ON SCHEMA public TO plume_definer")
+    for table, privileges in _DEFINER_GRANTS.items():
+        op.execute(f"GRANT {privileges} ON {table} TO plume_definer")
+        op.execute(
+            f"CREATE POLICY {table}_definer ON {table} TO plume_definer"
+            f" USING {_DEFINER} WITH CHECK {_DEFINER}"
+        )
+    for signature in _DEFINER_FUNCTIONS:
+        op.execute(f"ALTER FUNCTION {signature} OWNER TO plume_definer")
 
     op.execute("REVOKE UPDATE ON organizations FROM plume_app")
     op.execute("GRANT UPDATE (updated_at) ON organizations TO plume_app")
@@ -137,6 +176,14 @@ def downgrade() -> None:
     for table in TENANT_TABLES:
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
         op.execute(f"DROP POLICY {table}_owner ON {table}")
+
+    # plume_definer stays (roles are cluster-wide), owning nothing here.
+    for signature in _DEFINER_FUNCTIONS:
+        op.execute(f"ALTER FUNCTION {signature} OWNER TO CURRENT_USER")
+    for table, privileges in _DEFINER_GRANTS.items():
+        op.execute(f"DROP POLICY {table}_definer ON {table}")
+        op.execute(f"REVOKE {privileges} ON {table} FROM plume_definer")
+    op.execute("REVOKE USAGE, CREATE ON SCHEMA public FROM plume_definer")
 
     op.execute("ALTER TABLE quota_ledger DROP CONSTRAINT quota_ledger_used_not_negative_check")
 

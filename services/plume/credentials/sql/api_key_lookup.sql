@@ -19,14 +19,13 @@ RETURNS TABLE (api_key public.api_keys, organization public.organizations,
                parent public.organizations, grandparent public.organizations,
                children uuid[])
 LANGUAGE plpgsql
--- Runs as its owner: there is no scope yet.
+-- Runs as its owner, plume_definer: there is no scope yet, and the application role sees
+-- no key and no organisation without one. plume_definer is a role nobody logs in as, whose
+-- row-level policies let it read and write every row of the tables it needs, but only as
+-- itself: in the body of the functions it owns (docs/architecture.md, row-level security).
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
--- The tables force row-level security, so their owner is subject to it too; its policies let
--- it through while this setting is on, which only Plume's own functions set, for the time of
--- their call (docs/architecture.md, row-level security).
-SET plume.definer = 'on'
 AS $$
 DECLARE
     matched public.api_keys;

@@ -8,17 +8,15 @@ CREATE OR REPLACE FUNCTION quota_settle(
     p_organization uuid, p_now timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql
--- Runs as its owner: the application role reads the ledger but cannot write it.
+-- Runs as its owner, plume_definer: the application role reads the ledger but cannot write
+-- it, and the organisation's ancestors and their ledger rows are outside the caller's scope.
+-- plume_definer's row-level policies let it through every row, only as itself: in the body
+-- of the functions it owns (docs/architecture.md, row-level security).
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 SET enable_bitmapscan = off
--- Reads past the transaction's scope: the organisation's ancestors and their ledger rows.
--- The tables force row-level security, so their owner is subject to it too; its policies let
--- it through while this setting is on, which only Plume's own functions set, for the time of
--- their call (docs/architecture.md, row-level security).
-SET plume.definer = 'on'
 AS $$
 -- What the options above are for (as in quota_reserve):
 -- * search_path: pinned, and every table schema-qualified, as befits SECURITY DEFINER.
