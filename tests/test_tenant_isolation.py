@@ -1015,6 +1015,165 @@ async def test_rls_with_check_refuses_writing_rows_out_of_scope(
 
 
 # --------------------------------------------------------------------------------------
+# What only the operator changes, and the audit chain: the application role's privileges
+# --------------------------------------------------------------------------------------
+
+
+async def _refused_in_savepoint(
+    connection: AsyncConnection, statement: str, parameters: dict[str, Any]
+) -> BaseException:
+    savepoint = await connection.begin_nested()
+    with pytest.raises(DBAPIError) as refused:
+        await connection.execute(text(statement), parameters)
+    await savepoint.rollback()
+    assert refused.value.orig is not None
+    return refused.value.orig
+
+
+ORGANIZATION_CHANGES = {
+    "status": "UPDATE organizations SET status = 'active' WHERE id = :own",
+    "parent_id": "UPDATE organizations SET parent_id = :elsewhere WHERE id = :own",
+    "policy": "UPDATE organizations SET policy = '{}'::jsonb WHERE id = :own",
+    "name": "UPDATE organizations SET name = 'Renommée' WHERE id = :own",
+    "organization_update": ("SELECT organization_update(:own, 'Renommée', 'active', '{}'::jsonb)"),
+}
+
+
+@pytest.mark.parametrize(
+    "statement", list(ORGANIZATION_CHANGES.values()), ids=list(ORGANIZATION_CHANGES)
+)
+async def test_a_tenants_transaction_cannot_change_its_organisation(
+    db: AsyncSession, connection: AsyncConnection, world: World, statement: str
+) -> None:
+    """An EPCI's admin (its scope: the EPCI and its communes) can neither lift a
+    suspension, widen a policy, rename, nor move one of its communes under another EPCI:
+    the operator's changes, made through organization_update with the system's scope."""
+    a1 = world.a1
+    await connection.execute(
+        text("UPDATE organizations SET status = 'suspended', policy = :policy WHERE id = :id"),
+        {"id": a1.id, "policy": '{"allowed_kinds": ["arrete"]}'},
+    )
+    before = await organization_state(db)
+    try:
+        scope = TenantScope(frozenset({world.epci_a.id, world.a1.id, world.a2.id}))
+        await enter_tenant_context(db, scope)
+        refused = await _refused_in_savepoint(
+            connection, statement, {"own": a1.id, "elsewhere": world.epci_b.id}
+        )
+        assert isinstance(refused, psycopg.errors.InsufficientPrivilege), refused
+    finally:
+        await reset_tenant_context(connection)
+    assert await organization_state(db) == before
+    parent = await db.scalar(select(Organization.parent_id).where(Organization.id == a1.id))
+    assert parent == world.epci_a.id
+
+
+async def test_the_operators_change_goes_through_organization_update(
+    db: AsyncSession, connection: AsyncConnection, world: World
+) -> None:
+    try:
+        await enter_tenant_context(db, TenantScope.everything())
+        changed = await connection.scalar(
+            text("SELECT organization_update(:id, 'Commune B bis', 'suspended', '{}'::jsonb)"),
+            {"id": world.commune_b.id},
+        )
+        assert changed is True
+        refused = await _refused_in_savepoint(
+            connection,
+            "SELECT organization_update(:id, 'Opérateur', 'suspended', '{}'::jsonb)",
+            {"id": world.operator.id},
+        )
+        assert isinstance(refused, psycopg.errors.CheckViolation)  # never the operator
+    finally:
+        await reset_tenant_context(connection)
+    state = (await organization_state(db))[world.commune_b.id]
+    assert state == ("Commune B bis", OrganizationStatus.SUSPENDED)
+
+
+CHAIN_WRITES = {
+    "move the head": "UPDATE audit_heads SET seq = seq - 1 WHERE organization_id = :own",
+    "plant a head": (
+        "INSERT INTO audit_heads (organization_id, seq, prev_hash, hash)"
+        " VALUES (:own, 1, repeat('0', 64), repeat('0', 64))"
+    ),
+    "forge an entry": (
+        "INSERT INTO audit_entries (organization_id, seq, occurred_at, action, actor_role,"
+        " body, prev_hash, hash) VALUES (:own, 1000, now(), 'audit.purge', 'system', '{}',"
+        " repeat('0', 64), repeat('0', 64))"
+    ),
+    "remove entries": "DELETE FROM audit_entries WHERE organization_id = :own",
+    "append to another chain": (
+        "SELECT * FROM audit_append(:other, now(), 'test', NULL, 'system', '{}')"
+    ),
+}
+
+
+@pytest.mark.parametrize("statement", list(CHAIN_WRITES.values()), ids=list(CHAIN_WRITES))
+async def test_only_audit_append_writes_a_chain_and_only_the_callers(
+    db: AsyncSession, connection: AsyncConnection, world: World, statement: str
+) -> None:
+    commune_a = world.commune_a
+    try:
+        await enter_tenant_context(db, TenantScope(frozenset({commune_a.id})))
+        appended = await connection.execute(
+            text("SELECT * FROM audit_append(:own, now(), 'test.append', NULL, 'system', '{}')"),
+            {"own": commune_a.id},
+        )
+        seq, _ = appended.one()
+        refused = await _refused_in_savepoint(
+            connection, statement, {"own": commune_a.id, "other": world.commune_b.id}
+        )
+        assert isinstance(refused, psycopg.errors.InsufficientPrivilege), refused
+    finally:
+        await reset_tenant_context(connection)
+    head = await connection.scalar(
+        text("SELECT seq FROM audit_heads WHERE organization_id = :id"), {"id": commune_a.id}
+    )
+    assert head == seq
+    assert (
+        await connection.scalar(
+            text("SELECT count(*) FROM audit_heads WHERE organization_id = :id"),
+            {"id": world.commune_b.id},
+        )
+        == 0
+    )
+
+
+async def test_only_the_owner_purges_whatever_setting_a_session_writes(
+    connection: AsyncConnection, world: World
+) -> None:
+    """The append-only trigger lets the table's owner (or a superuser) delete with
+    plume.audit_purge set; any other role is refused, even one allowed to delete and
+    bypassing row-level security."""
+    deleter = f"plume_test_deleter_{uuid.uuid4().hex[:8]}"
+    await connection.execute(text(f'CREATE ROLE "{deleter}" NOLOGIN BYPASSRLS'))
+    await connection.execute(text(f'GRANT SELECT, DELETE ON audit_entries TO "{deleter}"'))
+    await connection.execute(
+        text("SELECT * FROM audit_append(:own, now(), 'test.append', NULL, 'system', '{}')"),
+        {"own": world.commune_a.id},
+    )
+    try:
+        await connection.execute(text(f'SET LOCAL ROLE "{deleter}"'))
+        await connection.execute(text("SELECT set_config('plume.audit_purge', 'on', true)"))
+        refused = await _refused_in_savepoint(
+            connection,
+            "DELETE FROM audit_entries WHERE organization_id = :own",
+            {"own": world.commune_a.id},
+        )
+        assert isinstance(refused, psycopg.errors.InsufficientPrivilege)
+        assert "append-only" in str(refused)
+    finally:
+        await reset_tenant_context(connection)
+    # The owner (here a superuser) may.
+    await connection.execute(text("SELECT set_config('plume.audit_purge', 'on', true)"))
+    removed = await connection.execute(
+        text("DELETE FROM audit_entries WHERE organization_id = :own"),
+        {"own": world.commune_a.id},
+    )
+    assert removed.rowcount >= 1
+
+
+# --------------------------------------------------------------------------------------
 # /v1/drafts: a draft belongs to the organisation whose key asked for it
 # --------------------------------------------------------------------------------------
 
