@@ -13,11 +13,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Uuid, column, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnClause, KeyedColumnElement
 
 from plume.db import TenantScope
 from plume.models import ApiKey, ApiKeyRole, Organization
@@ -28,37 +29,34 @@ LAST_USED_RESOLUTION_S = 60
 
 # Built once: this runs on every request. The function answers the key, its organisation,
 # the organisation's parent and grandparent (composite values, NULL for a missing level) and
-# the communes of an EPCI's tenant admin; each composite is spread into the columns of the
-# entity it loads. The key's hash is never read.
-_parent = aliased(Organization)
-_grandparent = aliased(Organization)
+# the communes of an EPCI's tenant admin; each composite is spread into its columns (never
+# the key's hash). Executed as a plain statement, its rows made into entities by hand: the
+# ORM's loading of four entities from a textual statement costs more than the lookup.
 _KEY_COLUMNS = [c for c in ApiKey.__table__.columns if c.name != "secret_hash"]
 _ORGANIZATION_COLUMNS = list(Organization.__table__.columns)
-_children = column("children", ARRAY(Uuid()))
+_LEVELS = ("organization", "parent", "grandparent")
 
 
-def _spread(composite: str, columns: Sequence[object]) -> list[str]:
-    return [f"({composite}).{c.name}" for c in columns]  # type: ignore[attr-defined]
+def _spread(composite: str, columns: Sequence[KeyedColumnElement[Any]]) -> list[str]:
+    return [f"(l.{composite}).{c.name}" for c in columns]
+
+
+def _typed(prefix: str, columns: Sequence[KeyedColumnElement[Any]]) -> list[ColumnClause[Any]]:
+    return [column(f"{prefix}_{c.name}", c.type) for c in columns]
 
 
 _LOOKED_UP = ", ".join(
-    _spread("l.api_key", _KEY_COLUMNS)
-    + _spread("l.organization", _ORGANIZATION_COLUMNS)
-    + _spread("l.parent", _ORGANIZATION_COLUMNS)
-    + _spread("l.grandparent", _ORGANIZATION_COLUMNS)
+    _spread("api_key", _KEY_COLUMNS)
+    + [name for level in _LEVELS for name in _spread(level, _ORGANIZATION_COLUMNS)]
     + ["l.children"]
 )
-_LOOKUP = select(ApiKey, Organization, _parent, _grandparent, _children).from_statement(
-    text(
-        f"SELECT {_LOOKED_UP} FROM"  # noqa: S608 (constants)
-        " api_key_lookup(CAST(:hashes AS text[]), CAST(:version AS text)) AS l"
-    ).columns(
-        *_KEY_COLUMNS,
-        *_ORGANIZATION_COLUMNS,
-        *(getattr(_parent, c.key) for c in _ORGANIZATION_COLUMNS),
-        *(getattr(_grandparent, c.key) for c in _ORGANIZATION_COLUMNS),
-        _children,
-    )
+_LOOKUP = text(
+    f"SELECT {_LOOKED_UP} FROM"  # noqa: S608 (constants)
+    " api_key_lookup(CAST(:hashes AS text[]), CAST(:version AS text)) AS l"
+).columns(
+    *_typed("key", _KEY_COLUMNS),
+    *(typed for level in _LEVELS for typed in _typed(level, _ORGANIZATION_COLUMNS)),
+    column("children", ARRAY(Uuid())),
 )
 _REVOKE = text("SELECT api_key_revoke(CAST(:id AS uuid))")
 
@@ -66,7 +64,8 @@ _REVOKE = text("SELECT api_key_revoke(CAST(:id AS uuid))")
 @dataclass(frozen=True, slots=True)
 class FoundKey:
     """A key, its organisation's chain (operator first) and, for an EPCI's tenant admin,
-    the EPCI's communes."""
+    the EPCI's communes. The key and the organisations are read-only copies, in no
+    session."""
 
     key: ApiKey
     chain: list[Organization]
@@ -93,9 +92,20 @@ class ApiKeyRepository:
         row = (await self.session.execute(_LOOKUP, parameters)).one_or_none()
         if row is None:
             return None
-        key, organization, parent, grandparent, children = row
-        chain = [level for level in (grandparent, parent) if level is not None]
-        return FoundKey(key, [*chain, organization], list(children or []))
+        values = tuple(row)
+        key = ApiKey(**{c.key: v for c, v in zip(_KEY_COLUMNS, values, strict=False)})
+        levels: list[Organization] = []
+        start = len(_KEY_COLUMNS)
+        for _ in _LEVELS:
+            end = start + len(_ORGANIZATION_COLUMNS)
+            level = dict(
+                zip((c.key for c in _ORGANIZATION_COLUMNS), values[start:end], strict=True)
+            )
+            if level["id"] is not None:
+                levels.append(Organization(**level))
+            start = end
+        # Operator first.
+        return FoundKey(key, levels[::-1], list(values[-1] or []))
 
     async def list_page(
         self,
