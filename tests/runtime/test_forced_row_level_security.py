@@ -203,6 +203,7 @@ async def http(app: FastAPI) -> AsyncIterator[AsyncClient]:
 class Tenants:
     epci: str
     commune: str
+    commune_slug: str
     other: str
     epci_admin: dict[str, str]
     agent: dict[str, str]
@@ -270,6 +271,7 @@ async def _tenants(http: AsyncClient, owned: Owned) -> Tenants:
     return Tenants(
         epci["id"],
         commune["id"],
+        commune["slug"],
         other["id"],
         epci_admin,
         bearer(agent["key"]),
@@ -279,7 +281,7 @@ async def _tenants(http: AsyncClient, owned: Owned) -> Tenants:
 
 
 async def test_a_full_request_flow_as_a_role_that_owns_nothing(
-    owned: Owned, http: AsyncClient
+    owned: Owned, app: FastAPI, http: AsyncClient
 ) -> None:
     assert (await http.get("/readyz")).status_code == 200
     tenants = await _tenants(http, owned)
@@ -326,6 +328,16 @@ async def test_a_full_request_flow_as_a_role_that_owns_nothing(
     assert_problem(
         await http.get("/v1/organization", headers=tenants.agent), 401, "unauthenticated"
     )
+
+    # Every process's background work: the sweep and the quota gauges (the system's scope).
+    assert await app.state.quota_sweeper.run_once() == 0
+    await app.state.quota_gauges.refresh()
+    gauges = [
+        line
+        for line in (await http.get("/metrics")).text.splitlines()
+        if line.startswith("plume_quota_used_ratio{")
+    ]
+    assert any(f'organization="{tenants.commune_slug}"' in line for line in gauges), gauges
 
 
 async def test_connected_as_the_service_nothing_is_seen_outside_a_scope(

@@ -72,6 +72,12 @@ class QuotaLedger(Base):
             "reserved_requests >= 0 AND reserved_tokens >= 0 AND reserved_cost_eur >= 0",
             name="reserved_not_negative",
         ),
+        CheckConstraint(
+            "minute_requests >= 0 AND minute_tokens >= 0 AND minute_cost_eur >= 0"
+            " AND day_requests >= 0 AND day_tokens >= 0 AND day_cost_eur >= 0"
+            " AND month_requests >= 0 AND month_tokens >= 0 AND month_cost_eur >= 0",
+            name="used_not_negative",
+        ),
     )
 
     # No foreign key (see the module's docstring).
