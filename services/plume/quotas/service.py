@@ -92,7 +92,9 @@ class QuotaService:
     ) -> set[tuple[str, str]]:
         """An EPCI may hand its communes no more than it has: it splits only the quotas it
         has itself, and for each, the communes' limits add up to at most its own. Returns
-        the (metric, period) pairs it may set (the operator's other limits stay)."""
+        the (metric, period) pairs it may set (the operator's other limits stay). Checked
+        here to answer with the field at fault; the database refuses the same writes
+        (trigger `quotas_split_check`, quotas/sql/quota_split_check.sql)."""
         check_no_duplicates(items)
         # Two splits at once cannot both fit on their own and overflow together, nor can the
         # operator shrink the EPCI's limits under a split (`replace` locks it too). The
