@@ -5,6 +5,7 @@ answered at once, with no connection left idle in a transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -156,16 +157,16 @@ async def test_slow_export_readers_do_not_stop_another_tenants_draft(
             reader.start()
         # Every export has started, filled the buffers between it and its reader, and
         # waits for the reader: what used to hold a connection, in a transaction, each.
-        time.sleep(8)
+        await asyncio.sleep(8)
         assert all(reader.received for reader in readers)
-        started = time.perf_counter()
-        draft = httpx.post(
-            f"http://127.0.0.1:{server}/v1/drafts",
-            json=ARTICLE,
-            headers={"Authorization": f"Bearer {tenants.drafting}"},
-            timeout=30,
-        )
-        elapsed = time.perf_counter() - started
+        async with httpx.AsyncClient(timeout=30) as http:
+            started = time.perf_counter()
+            draft = await http.post(
+                f"http://127.0.0.1:{server}/v1/drafts",
+                json=ARTICLE,
+                headers={"Authorization": f"Bearer {tenants.drafting}"},
+            )
+            elapsed = time.perf_counter() - started
         assert draft.status_code == 201, draft.text
         # The pool's timeout is five seconds: a draft that waited for a connection would
         # have taken that long, then answered 503.

@@ -5,6 +5,7 @@ settled as the unit of work says, and charged what was produced."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -15,8 +16,10 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plume.app import create_app
 from plume.calls.streaming import KEEP_ALIVE
 from plume.config import Settings
+from plume.db import create_engine, create_session_factory
 from plume.models import Organization, UsageRecord
 from tests.calls.pacing import ANSWER, PacedProvider
 from tests.support.chat import chat_body, sse_data
@@ -25,6 +28,7 @@ from tests.support.factories import Factory, Key
 from tests.support.french import looks_french
 from tests.support.providers import deployment, group, router_for
 from tests.support.quotas import counter, open_reservations, set_quotas
+from tests.support.settings import TEST_SECRET, make_settings
 
 ARTICLE = {
     "kind": "bulletin_article",
@@ -232,3 +236,47 @@ async def test_a_trickling_stream_ends_at_the_deadline_charged_what_it_produced(
     assert tokens.used == record.prompt_tokens + record.completion_tokens
     assert tokens.reserved == 0
     assert paced.closed == closed + 1  # the provider's stream was closed, not left running
+
+
+# --------------------------------------------------------------------------------------
+# Nothing held while the provider works
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/v1/chat/completions", chat_body("pause")),
+        ("/v1/chat/completions", chat_body("pause", stream=True)),
+        ("/v1/drafts", {**ARTICLE, "stream": True}),
+    ],
+    ids=["chat", "chat-stream", "draft-stream"],
+)
+async def test_no_connection_is_held_while_the_provider_is_silent(
+    route: str, body: dict[str, Any], committed_database_url: str, paced: PacedProvider
+) -> None:
+    engine = create_engine(committed_database_url, pool_size=2)
+    try:
+        async with create_session_factory(engine)() as session, session.begin():
+            factory = Factory(session, TEST_SECRET)
+            agent = await factory.key(await factory.commune())
+        router = router_for(
+            group("pause", deployment("pause", paced.api_base, timeout_s=30), default=True)
+        )
+        app = create_app(
+            make_settings(committed_database_url), engine=engine, provider_router=router
+        )
+        async with client_for(app) as client:
+            asked = paced.calls["pause"]
+            request = asyncio.create_task(client.post(route, json=body, headers=agent.headers))
+            for _ in range(500):
+                if paced.calls["pause"] > asked:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # the provider is now silent, for 0.6 s
+            assert engine.pool.checkedout() == 0
+            response = await request
+        assert response.status_code == 200, response.text
+        assert ANSWER.split()[-1] in response.text
+    finally:
+        await engine.dispose()
