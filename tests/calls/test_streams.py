@@ -22,6 +22,7 @@ from plume.config import Settings
 from plume.db import create_engine, create_session_factory
 from plume.models import Organization, UsageRecord
 from tests.calls.pacing import ANSWER, PacedProvider
+from tests.drafting.helpers import french_source
 from tests.support.chat import chat_body, sse_data
 from tests.support.clients import AppFactory, client_for
 from tests.support.factories import Factory, Key
@@ -135,6 +136,34 @@ async def test_a_silent_chat_stream_is_kept_alive(
     assert payloads[-1] == "[DONE]"
     chunks = [json.loads(p) for p in payloads[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == ANSWER
+
+
+async def test_a_long_synthese_stream_is_kept_alive_between_its_parts(
+    make_app: AppFactory, settings: Settings, paced: PacedProvider, factory: Factory
+) -> None:
+    # Each part's summary takes the provider 0.6 s: silences between progress events.
+    router = router_for(
+        group(
+            "synthese",
+            deployment("pause-parts", paced.api_base, timeout_s=30, context_window=2048),
+            max_output_tokens=256,
+            default=True,
+        )
+    )
+    app = make_app(
+        settings=settings.model_copy(update={"sse_keepalive_s": 0.1}), provider_router=router
+    )
+    agent = await factory.key(await factory.commune())
+    body = {"kind": "synthese", "source_text": french_source(9_000), "stream": True}
+    async with client_for(app, timeout=60) as client:
+        response = await client.post("/v1/drafts", json=body, headers=agent.headers)
+    assert response.status_code == 200, response.text[:500]
+    names = [name for name, _ in events(response.text)]
+    assert names[-1] == "draft", names
+    assert names.count("progress") >= 2, names
+    first = response.text.index("event: progress")
+    second = response.text.index("event: progress", first + 1)
+    assert KEEP_ALIVE.decode() in response.text[first:second]
 
 
 async def test_a_stream_that_never_falls_silent_sends_no_keep_alive(
