@@ -382,8 +382,9 @@ async def test_a_call_whose_later_provider_call_fails_is_charged_the_earlier_one
             call.route = router.route("broken", frozenset({"fr"}))
             await call.complete(MESSAGES)
 
-    with pytest.raises(ProviderUnavailable):
+    with pytest.raises(ProviderUnavailable) as failed:
         await request()
+    assert "déjà produit vous est facturé" in failed.value.detail
     call = calls[0]
     after = await books(db, commune.organization)
     produced = call.usage.prompt_tokens + call.usage.completion_tokens

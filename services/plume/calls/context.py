@@ -155,6 +155,16 @@ class Interrupted(PlumeError):
     code = "interrupted"
 
 
+class FailedAfterProducing(ProviderUnavailable):
+    """A provider failed after earlier calls of the same request had produced something (a
+    synthèse's later part): what they produced is charged, and the detail says so."""
+
+    default_detail = (
+        "Le fournisseur d'IA a échoué en cours de travail. Ce qu'il avait déjà produit vous "
+        "est facturé ; relancez la demande dans quelques minutes."
+    )
+
+
 class DeadlineExceeded(ProviderUnavailable):
     """A provider call outlasted its deadline (PLUME_PROVIDER_DEADLINE_S): its attempts,
     retries and fallbacks, or a stream to its last word."""

@@ -21,8 +21,7 @@ its request reserved (`calls.resume`).
 Every provider call has a deadline (`PLUME_PROVIDER_DEADLINE_S`): its attempts, retries and
 fallbacks, a stream to its last word. The settlement runs in a task of its own, which the
 application waits for before it stops (`ProviderCalls.drain`): a request cancelled while it
-settles (uvicorn cancels what still runs at the end of its drain, through any shield) is
-settled all the same.
+settles (uvicorn cancels, at the end of its drain, through any shield) settles all the same.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from plume.calls.context import (
     CallOutcome,
     DeadlineExceeded,
     Estimate,
+    FailedAfterProducing,
     Outcome,
     RequestFacts,
     SettledElsewhere,
@@ -54,7 +54,7 @@ from plume.calls.settlement import Settlement
 from plume.calls.streaming import SettledStreamingResponse, within
 from plume.credentials.auth import Principal
 from plume.db import enter_tenant_context
-from plume.errors import PlumeError
+from plume.errors import PlumeError, ProviderUnavailable
 from plume.hashing import digest
 from plume.quotas.guard import RateLimitStatus
 from plume.routing.router import ProviderRouter
@@ -151,12 +151,19 @@ class ProviderCall:
         sampling: Mapping[str, Any] | None = None,
     ) -> Completion:
         self._contacted = True
-        with anyio.CancelScope(deadline=self._deadline()) as bounded:
-            completion = await self._calls.router.complete(
-                self.route, messages, max_tokens=max_tokens, sampling=sampling
-            )
+        produced = self.usage.completion_tokens > 0  # by earlier calls: charged if this fails
+        deadline = anyio.current_time() + self._calls.deadline_s
+        try:
+            with anyio.CancelScope(deadline=deadline) as bounded:
+                completion = await self._calls.router.complete(
+                    self.route, messages, max_tokens=max_tokens, sampling=sampling
+                )
+        except ProviderUnavailable:
+            if produced:
+                raise FailedAfterProducing() from None
+            raise
         if bounded.cancelled_caught:
-            raise DeadlineExceeded(self._calls.deadline_s, produced=False)
+            raise DeadlineExceeded(self._calls.deadline_s, produced=produced)
         self._record(completion)
         return completion
 
@@ -175,13 +182,13 @@ class ProviderCall:
             self.route, messages, self._stream, max_tokens=max_tokens, sampling=sampling
         )
         state, limit = self._stream, self._calls.deadline_s
+        earlier = self.usage.completion_tokens > 0
         self._deltas = within(
-            deltas, self._deadline(), lambda: DeadlineExceeded(limit, bool(state.text_parts))
+            deltas,
+            anyio.current_time() + limit,
+            lambda: DeadlineExceeded(limit, earlier or bool(state.text_parts)),
         )
         return self._deltas
-
-    def _deadline(self) -> float:
-        return anyio.current_time() + self._calls.deadline_s
 
     def streamed(self) -> Completion | None:
         """What the stream produced, counted once: the provider's figures, else estimates
@@ -242,8 +249,7 @@ class ProviderCall:
         try:
             return await self._write(outcome, store, answer)
         except Exception as error:
-            # What the provider produced is settled all the same, without what `store`
-            # would have written: another worker's job (SettledElsewhere), or a failure.
+            # What was produced is settled all the same, without what `store` would write.
             code = error.code if isinstance(error, SettledElsewhere) else "internal_error"
             with contextlib.suppress(Exception):
                 await self._write(self._ending("failure", code, output=output))
