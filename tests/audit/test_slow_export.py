@@ -64,6 +64,8 @@ def _grow_chain(database_url: str, organization_id: str) -> None:
     """Append ENTRIES entries to the chain, as many refused requests would."""
     body = json.dumps({"action": "access.denied", "details": {"path": "/v1/drafts/" + "x" * 400}})
     with psycopg.connect(database_url.replace("+psycopg", "")) as connection:
+        # The system's scope: appending is for chains of the transaction's scope only.
+        connection.execute("SELECT set_config('plume.all_organizations', 'on', true)")
         row = connection.execute(
             "SELECT count(*) FROM (SELECT audit_append(%(org)s, now(), 'access.denied', NULL,"
             " 'agent', %(body)s) FROM generate_series(1, %(n)s)) AS appended",

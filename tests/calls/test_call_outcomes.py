@@ -27,7 +27,14 @@ from plume.calls.context import Estimate, RequestFacts, StoredResponse
 from plume.calls.unit import ProviderCall, SettledElsewhere
 from plume.credentials.auth import authenticate_token
 from plume.errors import ProviderUnavailable
-from plume.models import AuditEntry, Organization, QuotaCounter, QuotaReservation, UsageRecord
+from plume.models import (
+    AuditEntry,
+    IdempotencyKey,
+    Organization,
+    QuotaCounter,
+    QuotaReservation,
+    UsageRecord,
+)
 from plume.routing.router import ProviderRouter
 from tests.support.clients import AppFactory, client_for
 from tests.support.factories import Factory
@@ -434,16 +441,16 @@ async def test_a_job_settled_elsewhere_is_charged_what_it_consumed_and_stores_no
         completion = await call.complete(MESSAGES)
 
         async def finished_by_another_worker(session: AsyncSession) -> None:
+            # Something the settlement would have stored (the draft, in a job).
+            now = datetime.now(UTC)
             session.add(
-                AuditEntry(
+                IdempotencyKey(
                     organization_id=commune.organization.id,
-                    seq=10_000,
-                    occurred_at=datetime.now(UTC),
-                    action="never.written",
-                    actor_role="system",
-                    body="{}",
-                    prev_hash="0" * 64,
-                    hash="0" * 64,
+                    key="never-written",
+                    request_hash="0" * 64,
+                    locked_until=now,
+                    expires_at=now,
+                    created_at=now,
                 )
             )
             await session.flush()
@@ -456,7 +463,7 @@ async def test_a_job_settled_elsewhere_is_charged_what_it_consumed_and_stores_no
     assert after.entries == [("chat.completion", "failure")]
     assert (after.used_requests, after.used_tokens) == (1, completion.total_tokens)
     assert (after.held, after.reservations) == (0, 0)
-    written = await db.scalar(select(AuditEntry).where(AuditEntry.action == "never.written"))
+    written = await db.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "never-written"))
     assert written is None
 
 
