@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,6 +43,11 @@ from plume.web.middleware import RequestContextMiddleware
 
 logger = structlog.get_logger("plume.app")
 
+# An Idempotency-Key's claim outlives its call's deadline by this much (the settlement).
+CLAIM_MARGIN_S = 60
+# How long a stopping process waits for its calls' settlements, at most.
+SETTLE_AT_STOP_S = 10.0
+
 DESCRIPTION = """
 Plume aide les communes à rédiger leurs écrits administratifs (arrêtés, délibérations,
 courriers, articles de bulletin, synthèses) avec l'IA générative, sous le contrôle d'un agent.
@@ -62,11 +68,17 @@ def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> No
         router,
         QuotaGuard(clock, settings.quota_reservation_ttl_s, settings.quota_job_reservation_ttl_s),
         clock,
-        claim_s=settings.quota_reservation_ttl_s,
+        # A single call ends within its deadline: its key is presumed dead a minute after.
+        claim_s=math.ceil(settings.provider_deadline_s) + CLAIM_MARGIN_S,
         long_claim_s=settings.quota_job_reservation_ttl_s,
     )
     app.state.provider_calls = ProviderCalls(
-        session_factory, router, settlement, observers=[MetricsObserver(router)]
+        session_factory,
+        router,
+        settlement,
+        observers=[MetricsObserver(router)],
+        deadline_s=settings.provider_deadline_s,
+        keepalive_s=settings.sse_keepalive_s,
     )
     # The job queue is no tenant's: its sessions begin in the system's scope, and the work
     # on a job enters its tenant's context.
@@ -114,9 +126,13 @@ def create_app(
         gauges.start()
         logger.info("started", env=settings.env.value)
         yield
+        # Requests still running were cancelled by the server (after its drain), and settle
+        # as they end; the job in progress records what it spent. Both need the engine.
+        await worker.stop()
+        calls: ProviderCalls = app.state.provider_calls
+        await calls.drain(SETTLE_AT_STOP_S)
         await gauges.stop()
         await sweeper.stop()
-        await worker.stop()
         if owned_engine is not None:
             await owned_engine.dispose()
         logger.info("stopped")

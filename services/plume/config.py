@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     quota_sweep_interval_s: float = Field(default=30.0, gt=0)
     # plume_quota_used_ratio is refreshed from the database this often, per process.
     quota_gauge_interval_s: float = Field(default=15.0, gt=0)
+    # Every provider call (its attempts, retries and fallbacks; a stream to its last word).
+    provider_deadline_s: float = Field(default=300.0, gt=0, le=3600)
+    # A comment line on every Server-Sent Events stream after this long without a byte.
+    sse_keepalive_s: float = Field(default=15.0, gt=0, le=300)
     log_level: str = "INFO"
 
     @field_validator("cors_origins", mode="before")

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,11 +27,24 @@ from plume.calls.context import Estimate, RequestFacts, StoredResponse
 from plume.calls.unit import ProviderCall, SettledElsewhere
 from plume.credentials.auth import authenticate_token
 from plume.errors import ProviderUnavailable
-from plume.models import AuditEntry, Organization, QuotaCounter, QuotaReservation, UsageRecord
+from plume.models import (
+    AuditEntry,
+    IdempotencyKey,
+    Organization,
+    QuotaCounter,
+    QuotaReservation,
+    UsageRecord,
+)
 from plume.routing.router import ProviderRouter
 from tests.support.clients import AppFactory, client_for
 from tests.support.factories import Factory
-from tests.support.providers import unreachable_router
+from tests.support.providers import (
+    RecordingProvider,
+    deployment,
+    group,
+    router_for,
+    unreachable_router,
+)
 
 MESSAGES = [{"role": "user", "content": "Rédige une phrase sur le marché du jeudi."}]
 ESTIMATE = Estimate(prompt_tokens=40, output_tokens=200)
@@ -311,6 +325,81 @@ async def test_a_stream_cut_by_its_client_is_charged_what_it_produced(
     assert (after.used_requests, after.held, after.reservations) == (1, 0, 0)
 
 
+async def _stream_failing(commune: Commune) -> tuple[ProviderCall, list[str]]:
+    """A stream read as a route does, whose provider fails: the deltas that came first."""
+    received: list[str] = []
+    calls: list[ProviderCall] = []
+
+    async def request() -> None:
+        async with commune.call() as call:
+            calls.append(call)
+            async for delta in call.stream(MESSAGES):
+                received.append(delta)
+
+    with pytest.raises(ProviderUnavailable) as failed:
+        await request()
+    assert "facturé" in failed.value.detail
+    return calls[0], received
+
+
+async def test_a_stream_cut_after_its_first_words_is_charged_what_it_produced(
+    factory: Factory, make_app: AppFactory, db: AsyncSession, fake: RecordingProvider
+) -> None:
+    router = router_for(group("cut", deployment("cut", fake.api_base), default=True))
+    commune = await _commune(factory, make_app, router)
+    call, received = await _stream_failing(commune)
+    assert received  # the first words came through, then the provider dropped the stream
+    after = await books(db, commune.organization)
+    produced = call.usage.prompt_tokens + call.usage.completion_tokens
+    assert call.usage.completion_tokens > 0
+    assert after.records == [("failure", "provider_unavailable", True, produced)]
+    assert after.entries == [("chat.completion", "failure")]
+    assert (after.used_requests, after.used_tokens) == (1, produced)
+    assert (after.held, after.reservations) == (0, 0)
+
+
+async def test_a_stream_that_fails_before_its_first_word_charges_nothing(
+    factory: Factory, make_app: AppFactory, db: AsyncSession
+) -> None:
+    commune = await _commune(factory, make_app, unreachable_router())
+    _, received = await _stream_failing(commune)
+    assert received == []
+    after = await books(db, commune.organization)
+    assert after.records == [("failure", "provider_unavailable", False, 0)]
+    assert (after.used_requests, after.used_tokens, after.held, after.reservations) == (0, 0, 0, 0)
+
+
+async def test_a_call_whose_later_provider_call_fails_is_charged_the_earlier_ones(
+    factory: Factory, make_app: AppFactory, db: AsyncSession, fake: RecordingProvider
+) -> None:
+    """A synthèse makes several provider calls: those that answered were paid for, even
+    when a later one fails."""
+    router = router_for(
+        group("standard", deployment("ok-parts", fake.api_base), default=True),
+        group("broken", deployment("e500", fake.api_base)),
+    )
+    commune = await _commune(factory, make_app, router)
+    calls: list[ProviderCall] = []
+
+    async def request() -> None:
+        async with commune.call("synthese", Estimate(40, 200, calls=3)) as call:
+            calls.append(call)
+            await call.complete(MESSAGES)
+            await call.complete(MESSAGES)
+            call.route = router.route("broken", frozenset({"fr"}))
+            await call.complete(MESSAGES)
+
+    with pytest.raises(ProviderUnavailable) as failed:
+        await request()
+    assert "déjà produit vous est facturé" in failed.value.detail
+    call = calls[0]
+    after = await books(db, commune.organization)
+    produced = call.usage.prompt_tokens + call.usage.completion_tokens
+    assert call.usage.calls == 2
+    assert after.records == [("failure", "provider_unavailable", True, produced)]
+    assert (after.used_requests, after.used_tokens, after.held) == (1, produced, 0)
+
+
 async def test_a_queued_job_keeps_its_reservation_until_it_settles(
     commune: Commune, db: AsyncSession
 ) -> None:
@@ -343,21 +432,39 @@ async def test_a_queued_job_keeps_its_reservation_until_it_settles(
     assert (done.used_requests, done.held, done.reservations) == (1, 0, 0)
 
 
-async def test_a_job_settled_elsewhere_writes_nothing_more(
+async def test_a_job_settled_elsewhere_is_charged_what_it_consumed_and_stores_nothing(
     commune: Commune, db: AsyncSession
 ) -> None:
+    """A worker whose job another worker took over: what it would have stored rolls back,
+    what its provider produced is settled all the same, once."""
     async with commune.call() as call:
-        await call.complete(MESSAGES)
+        completion = await call.complete(MESSAGES)
 
         async def finished_by_another_worker(session: AsyncSession) -> None:
+            # Something the settlement would have stored (the draft, in a job).
+            now = datetime.now(UTC)
+            session.add(
+                IdempotencyKey(
+                    organization_id=commune.organization.id,
+                    key="never-written",
+                    request_hash="0" * 64,
+                    locked_until=now,
+                    expires_at=now,
+                    created_at=now,
+                )
+            )
+            await session.flush()
             raise SettledElsewhere()
 
         with pytest.raises(SettledElsewhere):
             await call.settle(finished_by_another_worker)
     after = await books(db, commune.organization)
-    assert (after.records, after.entries) == ([], [])
-    # Its reservation stays until the worker that finished it settles, or the sweep.
-    assert after.reservations == 1
+    assert after.records == [("failure", "lease_lost", True, completion.total_tokens)]
+    assert after.entries == [("chat.completion", "failure")]
+    assert (after.used_requests, after.used_tokens) == (1, completion.total_tokens)
+    assert (after.held, after.reservations) == (0, 0)
+    written = await db.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "never-written"))
+    assert written is None
 
 
 async def test_a_settled_call_ignores_every_later_ending(

@@ -4,14 +4,19 @@ runs, failures and expiry behave as an integrator expects."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plume.calls.context import Estimate, RequestFacts
+from plume.credentials.auth import authenticate_token
 from plume.models import IdempotencyKey, Organization, QuotaCounter, UsageRecord
 from tests.support.chat import chat_body, sse_data
 from tests.support.clients import AppFactory, client_for
@@ -140,6 +145,85 @@ async def test_a_retry_while_the_first_still_runs_is_409_until_it_is_presumed_de
     retried = await client.post("/v1/drafts", json=ARTICLE, headers=with_key(agent, "en-cours"))
     assert retried.status_code == 201, retried.text
     assert "idempotency-replayed" not in retried.headers
+
+
+async def _claimed_by_a_request_that_died(
+    app: FastAPI, agent: Key, key: str, body: bytes, estimate: Estimate
+) -> None:
+    """The first phase of `POST /v1/drafts` with `body` and `key` (reservation and claim,
+    committed), in a process that then died: the claim is never answered nor freed."""
+    request_hash = hashlib.sha256(b"POST /v1/drafts\n" + body).hexdigest()
+    async with app.state.session_factory() as session:
+        principal = await authenticate_token(session, app.state.settings, agent.secret)
+        route = app.state.provider_router.route(None, frozenset(principal.policy.allowed_hosting))
+        call = app.state.provider_calls.open(
+            session,
+            principal,
+            RequestFacts(request_id="mort", idempotency_key=key, request_hash=request_hash),
+            kind="bulletin_article",
+            route=route,
+            estimate=estimate,
+        )
+        await call.__aenter__()
+
+
+async def test_a_crashed_requests_key_frees_itself_a_minute_after_the_provider_deadline(
+    app: FastAPI, client: AsyncClient, factory: Factory, clock: FakeClock
+) -> None:
+    agent = await factory.key(await factory.commune())
+    body = json.dumps(ARTICLE).encode()
+    headers = {**with_key(agent, "plantage"), "Content-Type": "application/json"}
+    await _claimed_by_a_request_that_died(app, agent, "plantage", body, Estimate(50, 500))
+    # A single call ends by its deadline: until a minute past it, the first may still run.
+    deadline = app.state.settings.provider_deadline_s
+    clock.advance(seconds=deadline + 55)
+    busy = await client.post("/v1/drafts", content=body, headers=headers)
+    assert_problem(busy, 409, "idempotency_in_progress")
+    clock.advance(seconds=10)
+    retried = await client.post("/v1/drafts", content=body, headers=headers)
+    assert retried.status_code == 201, retried.text
+    # Well before the reservation's own expiry (15 minutes), which is the sweep's.
+    assert deadline + 65 < app.state.settings.quota_reservation_ttl_s
+
+
+async def test_a_synthese_in_parts_keeps_its_claim_as_long_as_a_job(
+    app: FastAPI, client: AsyncClient, factory: Factory, clock: FakeClock
+) -> None:
+    agent = await factory.key(await factory.commune())
+    body = json.dumps(ARTICLE).encode()
+    headers = {**with_key(agent, "longue"), "Content-Type": "application/json"}
+    await _claimed_by_a_request_that_died(app, agent, "longue", body, Estimate(50, 500, calls=9))
+    clock.advance(seconds=app.state.settings.quota_job_reservation_ttl_s - 60)
+    busy = await client.post("/v1/drafts", content=body, headers=headers)
+    assert_problem(busy, 409, "idempotency_in_progress")
+
+
+async def test_the_claim_commits_durably_and_the_reservation_alone_does_not(
+    app: FastAPI, factory: Factory
+) -> None:
+    """A claim lost in a crash of the database would let a retry call the provider again:
+    its transaction commits synchronously; without a key, the reservation's commits
+    asynchronously (a lost hold is only a hold)."""
+    agent = await factory.key(await factory.commune())
+    committed_as: dict[str | None, str | None] = {}
+    for key in (None, "durable"):
+        async with app.state.session_factory() as session:
+            principal = await authenticate_token(session, app.state.settings, agent.secret)
+            call = app.state.provider_calls.open(
+                session,
+                principal,
+                RequestFacts(request_id="r", idempotency_key=key, request_hash=key and "h" * 64),
+                kind="chat",
+                route=app.state.provider_router.route(None, frozenset({"fr"})),
+                estimate=Estimate(10, 10),
+            )
+            await app.state.provider_calls.settlement.reserve(session, call)
+            # What the commit will read.
+            committed_as[key] = await session.scalar(
+                text("SELECT current_setting('synchronous_commit')")
+            )
+            await session.rollback()
+    assert committed_as == {None: "off", "durable": "on"}
 
 
 async def test_keys_expire_after_24_hours(

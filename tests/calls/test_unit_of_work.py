@@ -4,6 +4,7 @@ closed, and a draft that could not be stored is charged once the provider answer
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -138,3 +139,60 @@ async def test_a_draft_that_could_not_be_stored_is_charged_once_the_provider_ans
     assert [(r.outcome, r.charged, r.error_code) for r in records] == [
         ("failure", True, "internal_error")
     ]
+
+
+async def test_a_stopping_application_waits_for_its_calls_to_settle(
+    app: FastAPI, client: AsyncClient, factory: Factory, db: AsyncSession
+) -> None:
+    """The lifespan drains the calls before it disposes of the engine: a call still running
+    when the application stops (a stream the server cancelled) settles as it ends."""
+    commune = await factory.commune()
+    agent = await factory.key(commune)
+    calls = app.state.provider_calls
+    call = await _reserved_call(app, agent, "chat", Estimate(prompt_tokens=5, output_tokens=50))
+    await call.complete([{"role": "user", "content": "Rédige une phrase."}])
+    assert await calls.drain(0.05) == 1  # not settled yet: a stop now would leave it
+
+    async def the_request_ends() -> None:
+        await asyncio.sleep(0.2)
+        await call.close(client_left=True)
+
+    ending = asyncio.create_task(the_request_ends())
+    assert await calls.drain(5) == 0
+    await ending
+    records = (
+        await db.scalars(select(UsageRecord).where(UsageRecord.organization_id == commune.id))
+    ).all()
+    assert [(r.outcome, r.charged) for r in records] == [("client_disconnected", True)]
+
+
+async def test_a_request_cancelled_while_it_settles_is_settled_all_the_same_once(
+    app: FastAPI, client: AsyncClient, factory: Factory, db: AsyncSession
+) -> None:
+    """uvicorn cancels what still runs at the end of its drain, with asyncio's own
+    cancellation, which goes through anyio's shields: the settlement goes on in a task of
+    its own, which the application waits for, and nothing settles it a second time."""
+    operator = await factory.operator_key()
+    commune = await factory.commune()
+    agent = await factory.key(commune)
+    await set_quotas(
+        client, operator, commune, [{"metric": "requests", "period": "day", "limit": 9}]
+    )
+    call = await _reserved_call(app, agent, "chat", Estimate(prompt_tokens=5, output_tokens=50))
+    await call.complete([{"role": "user", "content": "Rédige une phrase."}])
+    request = asyncio.create_task(call.settle())
+    await asyncio.sleep(0)  # the request is now waiting for its settlement
+    assert not call.settled
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await call.close(asyncio.CancelledError())  # the request's block ends, cancelled
+    assert await app.state.provider_calls.drain(5) == 0
+    assert call.settled
+    records = (
+        await db.scalars(select(UsageRecord).where(UsageRecord.organization_id == commune.id))
+    ).all()
+    assert [(r.outcome, r.charged) for r in records] == [("success", True)]
+    used = await counter(db, commune, "requests", "day")
+    assert used is not None
+    assert (used.used, used.reserved) == (Decimal(1), Decimal(0))

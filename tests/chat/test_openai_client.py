@@ -14,6 +14,8 @@ import pytest
 
 from plume.app import create_app
 from plume.db import create_engine, create_session_factory
+from tests.calls.pacing import ANSWER as PACED_ANSWER
+from tests.calls.pacing import running_paced_provider
 from tests.chat.helpers import ALL_KINDS_BUT_CHAT, WORDS, chat_router
 from tests.support.chat import chat_body
 from tests.support.factories import Factory
@@ -22,6 +24,9 @@ from tests.support.providers import (
     ANSWER,
     DRIP_WORDS,
     RecordingProvider,
+    deployment,
+    group,
+    router_for,
 )
 from tests.support.servers import free_port, serve_in_thread
 from tests.support.settings import TEST_SECRET, make_settings
@@ -189,3 +194,37 @@ def test_a_client_that_disconnects_mid_stream_stops_the_provider_call(
     # it, so this one wait stays; the drip would send ten more chunks in it.
     time.sleep(0.2)
     assert fake.drip_sent <= sent_at_hang_up + 20  # nothing more is generated for nobody
+
+
+@pytest.fixture(scope="module")
+def paced_url(committed_database_url: str, live_tenants: LiveTenants) -> Iterator[str]:
+    """A running Plume sending keep-alives after 50 ms of silence, in front of a provider
+    that pauses after its first word."""
+    with running_paced_provider(pause_s=0.5) as paced:
+        router = router_for(
+            group("assistant", deployment("pause", paced.api_base, provider="fake"), default=True)
+        )
+        settings = make_settings(committed_database_url, sse_keepalive_s=0.05)
+        app = create_app(settings, provider_router=router)
+        port = free_port()
+        with serve_in_thread(app, port, lifespan="on"):
+            yield f"http://127.0.0.1:{port}"
+
+
+def test_the_openai_client_reads_a_stream_through_its_keep_alives(
+    paced_url: str, live_tenants: LiveTenants
+) -> None:
+    headers = {"Authorization": f"Bearer {live_tenants.agent}"}
+    body = chat_body("assistant", stream=True)
+    raw = httpx.post(f"{paced_url}/v1/chat/completions", json=body, headers=headers, timeout=20)
+    assert raw.status_code == 200
+    assert raw.text.count(": keep-alive\n\n") >= 3  # the client below gets them too
+
+    client = openai_client(paced_url, live_tenants.agent)
+    stream = client.chat.completions.create(
+        model="assistant", messages=[{"role": "user", "content": "Bonjour"}], stream=True
+    )
+    chunks = list(stream)
+    assert all(chunk.object == "chat.completion.chunk" for chunk in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == PACED_ANSWER
+    assert chunks[-1].choices[0].finish_reason == "stop"

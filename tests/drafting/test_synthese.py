@@ -4,21 +4,37 @@ their worker died."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import Response
 
 from plume.drafting.document import AI_NOTICE
+from plume.drafting.jobs import SyntheseWorker
 from plume.drafting.repository import SyntheseJobQueue
-from plume.models import ApiKey, Draft, DraftStatus, Organization, OrganizationStatus
+from plume.models import (
+    ApiKey,
+    AuditEntry,
+    Draft,
+    DraftStatus,
+    Organization,
+    OrganizationStatus,
+    UsageRecord,
+)
 from plume.routing.tokens import count_message_tokens
 from tests.drafting.helpers import (
     SMALL_OUTPUT,
@@ -33,12 +49,18 @@ from tests.drafting.helpers import (
     sse_events,
     user_prompt,
 )
-from tests.support.factories import Key
+from tests.support.clients import AppFactory, client_for
+from tests.support.factories import Factory, Key
 from tests.support.french import looks_french
 from tests.support.problems import assert_problem
 from tests.support.providers import (
     ANSWER,
+    RecordingProvider,
+    deployment,
+    group,
+    router_for,
 )
+from tests.support.servers import serve_in_thread
 
 
 async def test_a_short_synthese_answers_at_once(client: AsyncClient, agent: Key) -> None:
@@ -232,7 +254,7 @@ async def test_a_job_whose_worker_died_is_picked_up_again(
     async with session_factory() as session, session.begin():
         claimed = await SyntheseJobQueue(session).claim(timedelta(minutes=5))
     assert claimed is not None
-    assert claimed[0] == job_id
+    assert claimed.draft_id == job_id
     worker = fake_app.state.synthese_worker
     assert await worker.run_once() is False
     assert (await read(fake_client, agent, str(job_id)))["status"] == "processing"
@@ -250,3 +272,191 @@ async def test_a_job_whose_worker_died_is_picked_up_again(
     attempts = await db.scalar(select(Draft.attempts).where(Draft.id == job_id))
     assert attempts == 2
     assert await worker.run_once() is False
+
+
+# --------------------------------------------------------------------------------------
+# Turns and leases: organisations take turns; a lease is its worker's own
+# --------------------------------------------------------------------------------------
+
+
+async def test_two_tenants_jobs_interleave(
+    fake_app: FastAPI,
+    fake_client: AsyncClient,
+    agent: Key,
+    factory: Factory,
+    db: AsyncSession,
+) -> None:
+    """A commune that queued three syntheses does not make another wait for all three."""
+    other = await factory.key(await factory.commune("Commune voisine"))
+    body = {"kind": "synthese", "source_text": french_source(9_000), "model_group": "synthese"}
+    queued: dict[str, str] = {}
+    for key, name in ((agent, "a"), (agent, "a"), (agent, "a"), (other, "b"), (other, "b")):
+        response = await post_draft(fake_client, key, body)
+        assert response.status_code == 202, response.text[:500]
+        queued[response.json()["id"]] = name
+    worker = fake_app.state.synthese_worker
+    for _ in range(5):
+        assert await worker.run_once() is True
+    assert await worker.run_once() is False
+    claims = (
+        await db.execute(
+            select(Draft.id, Draft.status, Draft.claimed_at).where(
+                Draft.id.in_([uuid.UUID(i) for i in queued])
+            )
+        )
+    ).all()
+    assert {status for _, status, _ in claims} == {DraftStatus.DRAFT}
+    turns = [queued[str(i)] for i, _, _ in sorted(claims, key=lambda row: row[2])]
+    # Turn and turn about while both have jobs waiting, then the rest.
+    assert turns[:4] in (["a", "b", "a", "b"], ["b", "a", "b", "a"]), turns
+    assert sorted(turns) == ["a", "a", "a", "b", "b"]
+
+
+class GatedProvider(RecordingProvider):
+    """The fake provider, whose `hold_at`-th chat request waits until the test opens the
+    gate (a provider call under way for as long as the test needs)."""
+
+    def __init__(self, hold_at: int) -> None:
+        super().__init__()
+        self.hold_at = hold_at
+        self.requests = 0
+        self.gate = threading.Event()
+
+    async def chat(self, request: Request) -> Response:
+        self.requests += 1
+        if self.requests == self.hold_at:
+            await anyio.to_thread.run_sync(self.gate.wait)
+        return await super().chat(request)
+
+
+@pytest.fixture
+def gated() -> Iterator[GatedProvider]:
+    provider = GatedProvider(hold_at=2)
+    with serve_in_thread(provider.app, provider.port):
+        try:
+            yield provider
+        finally:
+            provider.gate.set()
+
+
+@pytest.fixture
+def gated_app(make_app: AppFactory, gated: GatedProvider) -> FastAPI:
+    """Syntheses in parts, whose second provider call waits for the gate."""
+    router = router_for(
+        group(
+            "synthese",
+            deployment(
+                "ok-gated",
+                gated.api_base,
+                provider="fake",
+                context_window=SMALL_WINDOW,
+                timeout_s=30,
+            ),
+            max_output_tokens=SMALL_OUTPUT,
+            default=True,
+        )
+    )
+    return make_app(provider_router=router)
+
+
+async def _queued_job(app: FastAPI, agent: Key) -> uuid.UUID:
+    async with client_for(app, timeout=60) as client:
+        response = await post_draft(
+            client, agent, {"kind": "synthese", "source_text": french_source(9_000)}
+        )
+    assert response.status_code == 202, response.text[:500]
+    return uuid.UUID(response.json()["id"])
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("waited 20 s in vain")
+
+
+async def _job_records(db: AsyncSession, agent: Key) -> list[tuple[str, str | None, bool, int]]:
+    rows = await db.scalars(
+        select(UsageRecord)
+        .where(UsageRecord.organization_id == agent.organization.id)
+        .order_by(UsageRecord.created_at)
+        .execution_options(populate_existing=True)
+    )
+    return [(r.outcome, r.error_code, r.charged, r.completion_tokens) for r in rows]
+
+
+async def test_a_worker_whose_lease_was_taken_over_stops_and_settles_what_it_consumed(
+    gated_app: FastAPI, gated: GatedProvider, agent: Key, db: AsyncSession
+) -> None:
+    job_id = await _queued_job(gated_app, agent)
+    stalled = gated_app.state.synthese_worker
+    other = SyntheseWorker(
+        gated_app.state.session_factory, gated_app.state.drafting, gated_app.state.provider_calls
+    )
+    # The first worker's second provider call hangs (its process stalls) past its lease…
+    first = asyncio.create_task(stalled.run_once())
+    await _until(lambda: gated.requests == 2)
+    await db.execute(
+        update(Draft).where(Draft.id == job_id).values(locked_until=func.now() - timedelta(1))
+    )
+    await db.commit()
+    # …so another worker takes the job over, and finishes it.
+    assert await other.run_once() is True
+    done = await db.scalar(
+        select(Draft).where(Draft.id == job_id).execution_options(populate_existing=True)
+    )
+    assert done is not None
+    assert done.status is DraftStatus.DRAFT
+    assert done.attempts == 2
+    text_, requests = done.text, gated.requests
+    # The first worker's call answers at last: it finds the lease another's, and stops
+    # there: no further provider call, the draft left as the other worker wrote it.
+    gated.gate.set()
+    assert await first is True
+    assert gated.requests == requests
+    await db.refresh(done)
+    assert (done.status, done.text) == (DraftStatus.DRAFT, text_)
+    # Both workers' consumption is settled, once each: the provider was paid twice.
+    records = await _job_records(db, agent)
+    assert [(o, e, c) for o, e, c, _ in records] == [
+        ("success", None, True),
+        ("failure", "lease_lost", True),
+    ]
+    assert records[1][3] > 0  # the two parts it had summarised
+    entries = (
+        await db.scalars(
+            select(AuditEntry.body)
+            .where(AuditEntry.organization_id == agent.organization.id)
+            .order_by(AuditEntry.seq)
+        )
+    ).all()
+    assert [json.loads(body)["outcome"] for body in entries] == ["accepted", "success", "failure"]
+
+
+async def test_a_stopped_worker_settles_what_it_spent_and_gives_its_job_back(
+    gated_app: FastAPI, gated: GatedProvider, agent: Key, db: AsyncSession
+) -> None:
+    job_id = await _queued_job(gated_app, agent)
+    worker = gated_app.state.synthese_worker
+    worker.start()
+    await _until(lambda: gated.requests == 2)  # one part summarised, the next under way
+    await worker.stop()  # the process is stopping (SIGTERM)
+    records = await _job_records(db, agent)
+    assert [(o, e, c) for o, e, c, _ in records] == [("failure", "interrupted", True)]
+    assert records[0][3] > 0  # the part it had summarised
+    draft = await db.scalar(
+        select(Draft).where(Draft.id == job_id).execution_options(populate_existing=True)
+    )
+    assert draft is not None
+    # Given back at once: not failed, no lease left to wait for.
+    assert (draft.status, draft.locked_until, draft.lease_token) == (
+        DraftStatus.PROCESSING,
+        None,
+        None,
+    )
+    gated.gate.set()
+    assert await worker.run_once() is True  # another process resumes it
+    await db.refresh(draft)
+    assert (draft.status, draft.attempts) == (DraftStatus.DRAFT, 2)
+    assert [o for o, _, _, _ in await _job_records(db, agent)] == ["failure", "success"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 
 import pytest
 from httpx import AsyncClient
 
 from plume.routing.router import ProviderRouter
+from tests.calls.pacing import PacedProvider, running_paced_provider
 from tests.routing.helpers import PlumeFor
 from tests.support.clients import AppFactory, client_for
 
@@ -22,3 +23,10 @@ async def plume(make_app: AppFactory) -> AsyncIterator[PlumeFor]:
             return await stack.enter_async_context(client_for(make_app(provider_router=router)))
 
         yield build
+
+
+@pytest.fixture(scope="session")
+def paced() -> Iterator[PacedProvider]:
+    """A provider whose answers come late when a message asks for a LONG one."""
+    with running_paced_provider() as provider:
+        yield provider

@@ -411,7 +411,8 @@ async def test_the_job_queue_works_in_the_systems_scope_and_only_there(
             assert await SyntheseJobQueue(session).claim(timedelta(minutes=5)) is None
         async with system_sessions(factory)() as session, session.begin():
             claimed = await SyntheseJobQueue(session).claim(timedelta(minutes=5))
-        assert claimed == (draft_id, uuid.UUID(tenants.commune))
+        assert claimed is not None
+        assert (claimed.draft_id, claimed.organization_id) == (draft_id, uuid.UUID(tenants.commune))
     finally:
         await engine.dispose()
         await _rows(owner, everything, (pending, ("draft", draft_id)))

@@ -4,6 +4,7 @@ finish and exits 0."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,8 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
+from tests.calls.pacing import running_paced_provider
+from tests.drafting.helpers import french_source
 from tests.support.factories import fresh_insee
 from tests.support.processes import PLUME, run_plume, wait_until_ready
 from tests.support.providers import running_fake_provider
@@ -139,3 +143,132 @@ def test_sigterm_drains_an_in_flight_request(committed_database_url: str, tmp_pa
             if server.poll() is None:
                 server.kill()
                 server.wait()
+
+
+def test_sigterm_settles_what_it_cuts_before_it_stops(
+    committed_database_url: str, tmp_path: Path
+) -> None:
+    """A stream and a synthèse job still running when the drain's time is up: the stream is
+    cut and the job stopped, and both are settled — usage recorded and charged what was
+    produced, nothing left held — before the process lets go of its database."""
+    with running_paced_provider(pause_s=1.0, trickle_s=0.3) as paced:
+        models = tmp_path / "models.yaml"
+        models.write_text(
+            "model_groups:\n"
+            "  - name: flux\n"
+            "    default: true\n"
+            "    deployments:\n"
+            "      - model: openai/trickle\n"
+            f"        api_base: {paced.api_base}\n"
+            "        hosting: fr\n"
+            "        timeout_s: 30\n"
+            "        price_per_million_tokens: {input: 1, output: 2}\n"
+            "  - name: synthese\n"
+            "    max_output_tokens: 256\n"
+            "    deployments:\n"
+            "      - model: openai/pause\n"
+            f"        api_base: {paced.api_base}\n"
+            "        hosting: fr\n"
+            "        timeout_s: 30\n"
+            "        context_window: 2048\n"
+            "        price_per_million_tokens: {input: 1, output: 2}\n"
+        )
+        env = {
+            **os.environ,
+            "PLUME_ENV": "test",
+            "PLUME_DATABASE_URL": committed_database_url,
+            "PLUME_SECRET_KEY": TEST_SECRET,
+            "PLUME_MODELS_FILE": str(models),
+            "PLUME_DRAIN_TIMEOUT_S": "1",
+            "PLUME_STATE_DIR": str(tmp_path),
+        }
+        operator = run_plume(env, "bootstrap")
+        insee = fresh_insee()
+        run_plume(
+            env, "orgs", "create", "--kind", "commune", "--name", "Coupée", "--insee-code", insee
+        )
+        key = run_plume(
+            env, "keys", "create", "--organization", insee, "--role", "agent", "--name", "c"
+        )
+        agent = {"Authorization": f"Bearer {key}"}
+        port = free_port()
+        server = subprocess.Popen(
+            [PLUME, "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(f"{base}/healthz", server)
+            commune_id = httpx.get(f"{base}/v1/organization", headers=agent).json()["id"]
+            quotas = httpx.put(
+                f"{base}/v1/admin/organizations/{commune_id}/quotas",
+                json=[{"metric": "tokens", "period": "day", "limit": 10_000_000}],
+                headers={"Authorization": f"Bearer {operator}"},
+            )
+            assert quotas.status_code == 200, quotas.text
+            job = httpx.post(
+                f"{base}/v1/drafts",
+                json={
+                    "kind": "synthese",
+                    "source_text": french_source(9_000),
+                    "model_group": "synthese",
+                },
+                headers=agent,
+                timeout=30,
+            )
+            assert job.status_code == 202, job.text
+
+            def stream() -> None:
+                with (
+                    contextlib.suppress(httpx.HTTPError),
+                    httpx.stream(
+                        "POST",
+                        f"{base}/v1/chat/completions",
+                        json={"messages": [{"role": "user", "content": "?"}], "stream": True},
+                        headers={**agent, "Idempotency-Key": "coupee"},
+                        timeout=60,
+                    ) as response,
+                ):
+                    for _ in response.iter_lines():
+                        pass
+
+            client = threading.Thread(target=stream, daemon=True)
+            client.start()
+            deadline = time.monotonic() + 30
+            # The stream under way, and the job past its first part.
+            while paced.calls["trickle"] == 0 or paced.calls["pause"] < 2:
+                assert time.monotonic() < deadline, dict(paced.calls)
+                time.sleep(0.05)
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=30) == 0
+            client.join(timeout=10)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+
+    with psycopg.connect(committed_database_url.replace("+psycopg", "")) as db:
+        records = db.execute(
+            "SELECT kind, outcome, error_code, charged, completion_tokens > 0"
+            " FROM usage_records WHERE organization_id = %s ORDER BY kind",
+            (commune_id,),
+        ).fetchall()
+        held = db.execute(
+            "SELECT count(*) FROM quota_reservations WHERE organization_id = %s", (commune_id,)
+        ).fetchone()
+        claims = db.execute(
+            "SELECT count(*) FROM idempotency_keys WHERE organization_id = %s", (commune_id,)
+        ).fetchone()
+        draft = db.execute(
+            "SELECT status, locked_until, lease_token FROM drafts WHERE id = %s",
+            (job.json()["id"],),
+        ).fetchone()
+    assert records == [
+        ("chat", "client_disconnected", None, True, True),
+        ("synthese", "failure", "interrupted", True, True),
+    ]
+    assert held == (0,)
+    assert claims == (0,)  # the stream's key is free: a retry runs it again
+    assert draft == ("processing", None, None)  # given back, for another process

@@ -78,20 +78,27 @@ class AuditRepository:
         """The chain in order, read in batches (a chain may hold millions of entries)."""
         after = 0
         while True:
-            statement = (
-                select(AuditEntry)
-                .where(AuditEntry.organization_id == organization_id, AuditEntry.seq > after)
-                .order_by(AuditEntry.seq)
-                .limit(batch)
-            )
-            if up_to is not None:
-                statement = statement.where(AuditEntry.seq <= up_to)
-            rows = (await self.session.scalars(statement)).all()
+            rows = await self.entries_after(organization_id, after, limit=batch, up_to=up_to)
             for row in rows:
                 yield row
             if len(rows) < batch:
                 return
             after = rows[-1].seq
+
+    async def entries_after(
+        self, organization_id: uuid.UUID, after: int, *, limit: int, up_to: int | None = None
+    ) -> list[AuditEntry]:
+        """One batch of the chain in order: the `limit` entries after `after` (keyset), up
+        to `up_to` if given."""
+        statement = (
+            select(AuditEntry)
+            .where(AuditEntry.organization_id == organization_id, AuditEntry.seq > after)
+            .order_by(AuditEntry.seq)
+            .limit(limit)
+        )
+        if up_to is not None:
+            statement = statement.where(AuditEntry.seq <= up_to)
+        return list((await self.session.scalars(statement)).all())
 
     async def list_page(
         self,

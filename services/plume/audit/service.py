@@ -119,24 +119,37 @@ def csv_header() -> bytes:
     return buffer.getvalue().encode()
 
 
+# Entries read per transaction of an export (about half a megabyte of JSON lines).
+EXPORT_BATCH = 1000
+
+
 async def export(
     session_factory: async_sessionmaker[AsyncSession],
     scope: TenantScope,
     organization_id: uuid.UUID,
     format: str,
+    batch: int = EXPORT_BATCH,
 ) -> AsyncIterator[bytes]:
-    """The chain as a streamed body, read in a transaction of its own (the request's has
-    ended when the body is sent), up to the head read first: entries appended meanwhile
-    belong to a later export."""
+    """The chain as a streamed body, up to the head read first (entries appended meanwhile
+    belong to a later export). Each batch is read in a short transaction of its own, and
+    sent once it has ended: a client reading slowly holds no connection and no transaction
+    while it reads (the request's own transaction has ended when the body is sent)."""
+    if format == "csv":
+        yield csv_header()
     async with session_factory() as session, session.begin():
         await enter_tenant_context(session, scope)
-        if format == "csv":
-            yield csv_header()
-        repository = AuditRepository(session)
-        head = await repository.head(organization_id)
-        up_to = head.seq if head is not None else None
-        async for entry in repository.entries(organization_id, up_to=up_to):
-            yield export_line(entry, format)
+        head = await AuditRepository(session).head(organization_id)
+        after, up_to = 0, head.seq if head is not None else 0
+    while after < up_to:
+        async with session_factory() as session, session.begin():
+            await enter_tenant_context(session, scope)
+            rows = await AuditRepository(session).entries_after(
+                organization_id, after, limit=batch, up_to=up_to
+            )
+            lines = b"".join(export_line(entry, format) for entry in rows)
+            after = rows[-1].seq if rows else up_to
+        if lines:
+            yield lines
 
 
 async def head_receipt(

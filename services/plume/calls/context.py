@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from plume.errors import PlumeError, ProviderUnavailable
 from plume.routing.types import Completion
 
 # A call's kind is a document kind, or this one for the OpenAI-compatible chat completions.
@@ -126,9 +127,55 @@ class CallOutcome:
 
     @property
     def charged(self) -> bool:
-        """Whether the request counts against quotas. A provider failure releases
-        everything; but when the provider did answer and Plume failed afterwards (storing
-        the draft), the provider was paid: that is charged."""
+        """Whether the request counts against quotas. A failure with nothing produced
+        releases everything; but what a provider produced was paid for, however the request
+        ended: a stream cut after its first words, a synthèse whose later part failed, or a
+        provider that answered before Plume failed (storing the draft) is charged."""
         if self.outcome != "failure":
             return True
-        return self.completion is not None and self.error_code == "internal_error"
+        if self.completion is None:
+            return False
+        return self.error_code == "internal_error" or self.totals.completion_tokens > 0
+
+
+class SettledElsewhere(PlumeError):
+    """Another process holds this call's work now (a job whose lease another worker took
+    over). Raised by a settlement's `store`, the settlement rolls back and nothing it would
+    have stored is written twice; raised by the work itself, it stops. Either way the call
+    is settled as a failure with this code, charged what its provider produced."""
+
+    code = "lease_lost"
+
+
+class Interrupted(PlumeError):
+    """The process is stopping while the call runs (a job's worker cancelled on SIGTERM):
+    the call is settled with what it consumed, and the job resumed elsewhere."""
+
+    status = 503
+    code = "interrupted"
+
+
+class FailedAfterProducing(ProviderUnavailable):
+    """A provider failed after earlier calls of the same request had produced something (a
+    synthèse's later part): what they produced is charged, and the detail says so."""
+
+    default_detail = (
+        "Le fournisseur d'IA a échoué en cours de travail. Ce qu'il avait déjà produit vous "
+        "est facturé ; relancez la demande dans quelques minutes."
+    )
+
+
+class DeadlineExceeded(ProviderUnavailable):
+    """A provider call outlasted its deadline (PLUME_PROVIDER_DEADLINE_S): its attempts,
+    retries and fallbacks, or a stream to its last word."""
+
+    def __init__(self, deadline_s: float, produced: bool) -> None:
+        charged = (
+            "Le texte déjà produit vous est facturé."
+            if produced
+            else "Rien ne vous a été facturé ; réessayez dans quelques minutes."
+        )
+        super().__init__(
+            f"Le fournisseur d'IA n'a pas terminé sa réponse dans le délai de {deadline_s:g} "
+            f"secondes fixé par l'opérateur. {charged}"
+        )

@@ -15,11 +15,16 @@ from plume.audit.repository import NewEntry
 from plume.models import IdempotencyKey
 from plume.quotas.repository import LedgerMove
 
-# Claims the key, or takes over one that expired or whose request died unanswered.
+# Claims the key, or takes over one that expired or whose request died unanswered. The
+# claim is committed durably, although the reservation beside it is not (its transaction
+# set synchronous_commit off, plume.quotas.repository): a claim lost in a crash of the
+# database would let a retry call the provider a second time. The setting is read at commit,
+# and set here by the statement itself, without a round trip of its own.
 _CLAIM = text("""
 INSERT INTO idempotency_keys AS k
     (organization_id, key, request_hash, locked_until, expires_at, created_at)
-VALUES (:organization_id, :key, :request_hash, :locked_until, :expires_at, :now)
+SELECT :organization_id, :key, :request_hash, :locked_until, :expires_at, :now
+FROM (SELECT set_config('synchronous_commit', 'on', true)) AS durable
 ON CONFLICT (organization_id, key) DO UPDATE
     SET request_hash = excluded.request_hash, status_code = NULL, content_type = NULL,
         body = NULL, headers = NULL, locked_until = excluded.locked_until,

@@ -17,12 +17,18 @@ cancelled — the call settles itself when its block ends, once, as the way it e
 stream hands its call to its response (`call.streaming_response`), which settles it when the
 stream ends, however it ends, even if its body never ran. A synthèse job resumes the call
 its request reserved (`calls.resume`).
+
+Every provider call has a deadline (`PLUME_PROVIDER_DEADLINE_S`): its attempts, retries and
+fallbacks, a stream to its last word. The settlement runs in a task of its own, which the
+application waits for before it stops (`ProviderCalls.drain`): a request cancelled while it
+settles (uvicorn cancels, at the end of its drain, through any shield) settles all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -35,17 +41,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.calls.context import (
     CallOutcome,
+    DeadlineExceeded,
     Estimate,
+    FailedAfterProducing,
     Outcome,
     RequestFacts,
+    SettledElsewhere,
     StoredResponse,
     Usage,
 )
 from plume.calls.settlement import Settlement
-from plume.calls.streaming import SettledStreamingResponse
+from plume.calls.streaming import SettledStreamingResponse, within
 from plume.credentials.auth import Principal
 from plume.db import enter_tenant_context
-from plume.errors import PlumeError
+from plume.errors import PlumeError, ProviderUnavailable
 from plume.hashing import digest
 from plume.quotas.guard import RateLimitStatus
 from plume.routing.router import ProviderRouter
@@ -55,12 +64,6 @@ logger = structlog.get_logger("plume.calls")
 
 T = TypeVar("T")
 Store = Callable[[AsyncSession], Awaitable[T]]
-
-
-class SettledElsewhere(Exception):
-    """Raised by a settlement's `store` when another process settled this call already (a
-    job whose lease another worker took over): the transaction rolls back, nothing is
-    written or charged twice."""
 
 
 class CallObserver(Protocol):
@@ -108,6 +111,8 @@ class ProviderCall:
         self._sent: list[bytes] = []
         self._handed_over = False
         self._settled = False
+        # The settlement under way, in its own task (see _write).
+        self._settling: asyncio.Future[Any] | None = None
 
     # -- the block -------------------------------------------------------------------------
 
@@ -115,6 +120,7 @@ class ProviderCall:
         if self._session is not None:
             session, self._session = self._session, None
             await self._calls.reserve(self, session)
+        self._calls.track(self)
         return self
 
     async def __aexit__(
@@ -145,9 +151,19 @@ class ProviderCall:
         sampling: Mapping[str, Any] | None = None,
     ) -> Completion:
         self._contacted = True
-        completion = await self._calls.router.complete(
-            self.route, messages, max_tokens=max_tokens, sampling=sampling
-        )
+        produced = self.usage.completion_tokens > 0  # by earlier calls: charged if this fails
+        deadline = anyio.current_time() + self._calls.deadline_s
+        try:
+            with anyio.CancelScope(deadline=deadline) as bounded:
+                completion = await self._calls.router.complete(
+                    self.route, messages, max_tokens=max_tokens, sampling=sampling
+                )
+        except ProviderUnavailable:
+            if produced:
+                raise FailedAfterProducing() from None
+            raise
+        if bounded.cancelled_caught:
+            raise DeadlineExceeded(self._calls.deadline_s, produced=produced)
         self._record(completion)
         return completion
 
@@ -162,8 +178,15 @@ class ProviderCall:
         closes the provider's stream when it settles, if its reader did not."""
         self._contacted = True
         self._stream = StreamState()
-        self._deltas = self._calls.router.stream(
+        deltas = self._calls.router.stream(
             self.route, messages, self._stream, max_tokens=max_tokens, sampling=sampling
+        )
+        state, limit = self._stream, self._calls.deadline_s
+        earlier = self.usage.completion_tokens > 0
+        self._deltas = within(
+            deltas,
+            anyio.current_time() + limit,
+            lambda: DeadlineExceeded(limit, earlier or bool(state.text_parts)),
         )
         return self._deltas
 
@@ -199,7 +222,12 @@ class ProviderCall:
     ) -> SettledStreamingResponse:
         """Hand the call to a streamed response, which settles it when the stream ends."""
         self._handed_over = True
-        return SettledStreamingResponse(body, close=self._client_left, headers=dict(headers))
+        return SettledStreamingResponse(
+            body,
+            close=self._client_left,
+            headers=dict(headers),
+            keepalive_s=self._calls.keepalive_s,
+        )
 
     async def _client_left(self) -> None:
         await self.close(client_left=True)
@@ -220,11 +248,11 @@ class ProviderCall:
         outcome = self._ending("success", output=output)
         try:
             return await self._write(outcome, store, answer)
-        except SettledElsewhere:
-            raise
-        except Exception:
+        except Exception as error:
+            # What was produced is settled all the same, without what `store` would write.
+            code = error.code if isinstance(error, SettledElsewhere) else "internal_error"
             with contextlib.suppress(Exception):
-                await self._write(self._ending("failure", "internal_error", output=output))
+                await self._write(self._ending("failure", code, output=output))
             raise
 
     async def queue(
@@ -258,6 +286,9 @@ class ProviderCall:
                 await self._write(outcome)
             except Exception:
                 logger.exception("provider_call_settlement_failed", outcome=outcome.outcome)
+            finally:
+                # Settled, or left to the sweep: nothing more to wait for.
+                self._calls.untrack(self)
 
     def _failure(self, error: BaseException) -> CallOutcome:
         if isinstance(error, PlumeError):
@@ -303,14 +334,30 @@ class ProviderCall:
     ) -> T | None:
         if self._settled:
             return None
-        try:
-            result = await self._calls.settle(self, outcome, store, answer)
-        except SettledElsewhere:
-            self._settled = True
-            raise
-        self._settled = True
-        self._calls.observe(self, outcome)
+        if self._settling is not None:
+            # A settlement whose caller was cancelled goes on in its task: it stands,
+            # unless it fails.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._settling)
+            if self._settled:
+                return None
+        task = asyncio.ensure_future(self._calls.settle(self, outcome, store, answer))
+        task.add_done_callback(functools.partial(self._written, outcome))
+        self._settling = task
+        self._calls.track(task)
+        task.add_done_callback(self._calls.untrack)
+        result: T | None = await asyncio.shield(task)
         return result
+
+    def _written(self, outcome: CallOutcome, task: asyncio.Future[Any]) -> None:
+        """The settlement's task ended (before anyone awaiting it resumes)."""
+        if self._settling is task:
+            self._settling = None
+        if task.cancelled() or task.exception() is not None:
+            return
+        self._settled = True
+        self._calls.untrack(self)
+        self._calls.observe(self, outcome)
 
 
 class ProviderCalls:
@@ -322,11 +369,20 @@ class ProviderCalls:
         router: ProviderRouter,
         settlement: Settlement,
         observers: list[CallObserver] | None = None,
+        *,
+        deadline_s: float = 300.0,
+        keepalive_s: float | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.router = router
         self.settlement = settlement
         self.observers = observers or []
+        self.deadline_s = deadline_s
+        self.keepalive_s = keepalive_s
+        # What a stopping process waits for before it disposes of its engine.
+        self._in_flight: set[ProviderCall | asyncio.Future[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def open(
         self,
@@ -411,6 +467,27 @@ class ProviderCalls:
                 response = answer(result) if answer is not None else None
                 await self.settlement.write(session, call, outcome, response)
         return result
+
+    # -- in flight: calls entered and not settled, settlements under way ---------------
+
+    def track(self, item: ProviderCall | asyncio.Future[Any]) -> None:
+        self._in_flight.add(item)
+        self._idle.clear()
+
+    def untrack(self, item: ProviderCall | asyncio.Future[Any]) -> None:
+        self._in_flight.discard(item)
+        if not self._in_flight:
+            self._idle.set()
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait, at most `timeout_s`, until every call entered is settled and every
+        settlement committed (a stopping process, whose requests settle as they end);
+        returns how many are left to the sweep."""
+        with anyio.move_on_after(timeout_s):
+            await self._idle.wait()
+        if self._in_flight:
+            logger.warning("provider_calls_not_settled_at_stop", calls=len(self._in_flight))
+        return len(self._in_flight)
 
     def observe(self, call: ProviderCall, outcome: CallOutcome) -> None:
         """Only once committed: a settlement that rolls back is settled again, differently,

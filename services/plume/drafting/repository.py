@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.db import TenantScope
@@ -57,6 +59,38 @@ class DraftRepository:
         return draft
 
 
+# The next job: each organisation's oldest pending job, and of those the one whose
+# organisation's last claim is the oldest (never claimed first), so that organisations take
+# turns however many jobs one of them queued. The conditions are repeated on the row locked:
+# a job claimed by another process between the two reads is then skipped, not taken twice.
+_NEXT_JOB = text("""
+WITH candidates AS (
+    SELECT DISTINCT ON (organization_id) id, organization_id, created_at
+    FROM drafts
+    WHERE status = 'processing' AND (locked_until IS NULL OR locked_until < now())
+    ORDER BY organization_id, created_at, id
+)
+SELECT d.id, d.organization_id
+FROM candidates c JOIN drafts d ON d.id = c.id
+WHERE d.status = 'processing' AND (d.locked_until IS NULL OR d.locked_until < now())
+ORDER BY (SELECT max(t.claimed_at) FROM drafts t
+          WHERE t.organization_id = c.organization_id AND t.claimed_at IS NOT NULL)
+         NULLS FIRST,
+         c.created_at, c.id
+LIMIT 1
+FOR UPDATE OF d SKIP LOCKED
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A claimed job: which, whose, and the token that proves the lease is this worker's."""
+
+    draft_id: uuid.UUID
+    organization_id: uuid.UUID
+    token: uuid.UUID
+
+
 class SyntheseJobQueue:
     """Pending synthèses, claimed by any API process. Runs with the system's scope: a job
     names its tenant, and the work on it enters that tenant's context."""
@@ -64,38 +98,48 @@ class SyntheseJobQueue:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def claim(self, lease: timedelta) -> tuple[uuid.UUID, uuid.UUID] | None:
-        """Take the oldest pending job nobody holds; SKIP LOCKED lets processes share."""
-        statement = (
-            select(Draft.id, Draft.organization_id)
-            .where(
-                Draft.status == DraftStatus.PROCESSING,
-                or_(Draft.locked_until.is_(None), Draft.locked_until < func.now()),
-            )
-            .order_by(Draft.created_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        row = (await self.session.execute(statement)).one_or_none()
+    async def claim(self, lease: timedelta) -> Lease | None:
+        """Take the next job nobody holds (organisations in turn; SKIP LOCKED lets
+        processes share), with a lease of this worker's own."""
+        row = (await self.session.execute(_NEXT_JOB)).one_or_none()
         if row is None:
             return None
+        token = uuid.uuid4()
         await self.session.execute(
             update(Draft)
             .where(Draft.id == row[0])
-            .values(locked_until=func.now() + lease, attempts=Draft.attempts + 1)
+            .values(
+                locked_until=func.now() + lease,
+                attempts=Draft.attempts + 1,
+                lease_token=token,
+                # The claim's own time, not its transaction's: turns are ordered by it.
+                claimed_at=func.clock_timestamp(),
+            )
         )
-        return row[0], row[1]
+        return Lease(row[0], row[1], token)
 
-    async def renew(self, draft_id: uuid.UUID, lease: timedelta) -> None:
-        await self.session.execute(
-            update(Draft)
-            .where(Draft.id == draft_id, Draft.status == DraftStatus.PROCESSING)
-            .values(locked_until=func.now() + lease)
-        )
+    async def renew(self, held: Lease, lease: timedelta) -> bool:
+        """Extend the lease; False if it is no longer this worker's (taken over, or the job
+        ended)."""
+        return await self._update(held, locked_until=func.now() + lease)
 
-    async def extend(self, draft_id: uuid.UUID, lease: timedelta, progress: dict[str, int]) -> None:
-        await self.session.execute(
+    async def extend(self, held: Lease, lease: timedelta, progress: dict[str, int]) -> bool:
+        """Renew the lease and record the job's progress; False as for `renew`."""
+        return await self._update(held, locked_until=func.now() + lease, progress=progress)
+
+    async def release(self, held: Lease) -> bool:
+        """Give the job back at once (its worker is stopping): another process takes it."""
+        return await self._update(held, locked_until=None, lease_token=None)
+
+    async def _update(self, held: Lease, **values: Any) -> bool:
+        updated = await self.session.execute(
             update(Draft)
-            .where(Draft.id == draft_id, Draft.status == DraftStatus.PROCESSING)
-            .values(locked_until=func.now() + lease, progress=progress)
+            .where(
+                Draft.id == held.draft_id,
+                Draft.status == DraftStatus.PROCESSING,
+                Draft.lease_token == held.token,
+            )
+            .values(**values)
+            .returning(Draft.id)
         )
+        return updated.one_or_none() is not None

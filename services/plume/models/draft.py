@@ -45,6 +45,13 @@ class Draft(TimestampedMixin, Base):
             "created_at",
             postgresql_where=sql_text("status = 'processing'"),
         ),
+        # Whose turn it is: each organisation's last claim of a job.
+        Index(
+            "drafts_job_turns_idx",
+            "organization_id",
+            "claimed_at",
+            postgresql_where=sql_text("claimed_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -84,6 +91,10 @@ class Draft(TimestampedMixin, Base):
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The lease's owner, set by each claim: only the worker holding it may renew, extend or
+    # complete the job.
+    lease_token: Mapped[uuid.UUID | None] = mapped_column()
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The quota reservation a synthèse job settles when it finishes.
     reservation_id: Mapped[uuid.UUID | None] = mapped_column()
     # The review, by a named person; a reviewed draft is immutable.

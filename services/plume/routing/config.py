@@ -123,6 +123,10 @@ class RoutingConfig(BaseModel):
     num_retries: int = Field(default=1, ge=0, le=5)
     # LiteLLM reads 0 as its own default (5 s): a cooldown cannot be switched off.
     cooldown_s: float = Field(default=30, gt=0)
+    # Failures a deployment may have within `cooldown_s` before it is cooled down for every
+    # tenant of the process (0: at once, so that a retry goes to a sibling deployment).
+    # Only failures that speak of the deployment count: timeouts and refused requests,
+    # which a tenant can cause at will, never do (router.py).
     allowed_fails: int = Field(default=0, ge=0)
 
     def problems(self) -> list[tuple[tuple[int | str, ...], str]]:

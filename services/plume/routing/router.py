@@ -26,6 +26,7 @@ from litellm.exceptions import (
     ContextWindowExceededError,
 )
 from litellm.router import Router
+from litellm.types.router import AllowedFailsPolicy
 from litellm.utils import custom_llm_setup
 
 from plume.errors import ContentRefused, InvalidRequest, ProviderUnavailable
@@ -38,6 +39,11 @@ from plume.routing.types import Completion, Route, StreamState
 logger = structlog.get_logger("plume.routing")
 
 offline_provider = OfflineProvider()
+
+_CUT = (
+    "Le fournisseur d'IA a interrompu sa réponse en cours de route. Le texte déjà produit vous "
+    "est facturé ; relancez la demande pour obtenir une réponse complète."
+)
 
 
 def _configure_litellm() -> None:
@@ -80,6 +86,21 @@ def _is_content_refusal(error: Exception) -> bool:
         text = f"{getattr(error, 'code', '')} {getattr(error, 'message', '')}".lower()
         return "content_policy" in text or "content_filter" in text or "safety system" in text
     return False
+
+
+# A cooldown sends every tenant of the process to the next deployment or group: only what
+# says something about the deployment counts towards one (5xx, 429, 401, 404, after
+# `allowed_fails`). A timeout says as much about the request (a long answer asked for) as
+# about the provider, and any tenant can cause one at will: it never counts, and the call's
+# deadline (plume.calls) bounds what a hanging provider costs. A request refused (400,
+# content policy) is the request's own fault: LiteLLM never cools down for those, and this
+# says so again. LiteLLM reads 0 here as "use allowed_fails": hence a number never reached.
+_NEVER = 1_000_000_000
+_COOLDOWN_POLICY = AllowedFailsPolicy(
+    TimeoutErrorAllowedFails=_NEVER,
+    BadRequestErrorAllowedFails=_NEVER,
+    ContentPolicyViolationErrorAllowedFails=_NEVER,
+)
 
 
 class ProviderRouter(RoutingPolicy):
@@ -133,6 +154,7 @@ class ProviderRouter(RoutingPolicy):
             num_retries=self.config.num_retries,
             retry_after=0,
             allowed_fails=self.config.allowed_fails,
+            allowed_fails_policy=_COOLDOWN_POLICY,
             cooldown_time=self.config.cooldown_s,
             cache_responses=False,
         )
@@ -235,7 +257,10 @@ class ProviderRouter(RoutingPolicy):
                 ):
                     yield delta
             except ProviderUnavailable:
-                if state.text_parts or last:
+                if state.text_parts:
+                    # Cut after its first words: what it produced was paid for (plume.calls).
+                    raise ProviderUnavailable(_CUT) from None
+                if last:
                     raise
                 continue
             if state.text_parts:
