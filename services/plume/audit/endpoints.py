@@ -21,6 +21,7 @@ from plume.audit.signing import ReceiptSigner
 from plume.credentials.auth import Principal, TenantAdmin
 from plume.dates import date_range, utc_bounds
 from plume.errors import NotFound, invalid_field
+from plume.web.openapi import download, merge, raises
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
 
@@ -50,7 +51,7 @@ def signer(request: Request) -> ReceiptSigner:
     return existing
 
 
-@router.get("", summary="The audit trail, newest first")
+@router.get("", summary="The audit trail, newest first", responses=raises(NotFound))
 async def list_entries(
     request: Request,
     session: DBSession,
@@ -85,6 +86,10 @@ async def list_entries(
     "/export",
     summary="The whole chain, oldest first, as JSON lines or CSV (streamed)",
     response_class=StreamingResponse,
+    responses=merge(
+        download("The chain, as an attachment", "application/x-ndjson", "text/csv"),
+        raises(NotFound),
+    ),
 )
 async def export_entries(
     request: Request,
@@ -103,7 +108,12 @@ async def export_entries(
     )
 
 
-@router.get("/verify", summary="Verify a chain (the operator: any, or `all`)", response_model=None)
+@router.get(
+    "/verify",
+    summary="Verify a chain (the operator: any, or `all`)",
+    response_model=None,
+    responses=raises(NotFound),
+)
 async def verify(
     session: DBSession,
     principal: TenantAdmin,
@@ -153,7 +163,11 @@ async def _verify_one(
     )
 
 
-@router.get("/head", summary="The chain's latest entry, signed by the server (a receipt)")
+@router.get(
+    "/head",
+    summary="The chain's latest entry, signed by the server (a receipt)",
+    responses=raises(NotFound),
+)
 async def head(
     request: Request,
     session: DBSession,

@@ -11,6 +11,7 @@ from plume.calls.streaming import SettledStreamingResponse
 from plume.chat.schemas import ChatCompletionRequest, ModelList
 from plume.chat.service import ChatService
 from plume.credentials.auth import ProviderCaller
+from plume.web.openapi import event_stream
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -29,6 +30,10 @@ async def list_models(request: Request, principal: ProviderCaller) -> ModelList:
     "/chat/completions",
     summary="OpenAI-compatible chat completion (plain or `stream: true`)",
     response_model=None,
+    responses=event_stream(
+        "An OpenAI `chat.completion` (application/json), or with `stream: true` its "
+        "`chat.completion.chunk` events ending with `data: [DONE]`"
+    ),
 )
 async def chat_completions(
     payload: ChatCompletionRequest, request: Request, principal: ProviderCaller, calls: Calls

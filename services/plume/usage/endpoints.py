@@ -14,6 +14,7 @@ from plume.dates import date_range
 from plume.errors import NotFound
 from plume.usage.reports import as_csv, usage_report
 from plume.usage.schemas import GroupBy, UsageReport
+from plume.web.openapi import download, merge, raises
 from plume.web.transaction import DBSession
 
 tenant_router = APIRouter(prefix="/v1/usage", tags=["tenant"])
@@ -24,6 +25,7 @@ To = Annotated[
     date | None, Query(alias="to", description="Last day (Paris), inclusive; default today")
 ]
 Format = Annotated[Literal["json", "csv"], Query()]
+CSV = download("With `format=csv`: the rows, then a total line, as an attachment", "text/csv")
 
 
 def _dates(request: Request, start: date | None, end: date | None) -> tuple[date, date]:
@@ -45,6 +47,7 @@ def _answer(report: UsageReport, format: str) -> Response:
     "",
     summary="Your organisation's usage (an EPCI's: with its communes, each and in total)",
     response_model=UsageReport,
+    responses=merge(CSV, raises(NotFound)),
 )
 async def tenant_usage(
     request: Request,
@@ -71,7 +74,7 @@ async def tenant_usage(
     return _answer(report, format)
 
 
-@admin_router.get("", summary="Usage of every tenant", response_model=UsageReport)
+@admin_router.get("", summary="Usage of every tenant", response_model=UsageReport, responses=CSV)
 async def admin_usage(
     request: Request,
     session: DBSession,
