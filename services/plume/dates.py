@@ -17,6 +17,8 @@ PARIS = ZoneInfo("Europe/Paris")
 # ends, where a day's bounds cannot be computed (9999-12-31 has no next day).
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2100, 12, 31)
+# The same bounds, for the OpenAPI description of a report date (`YYYY-MM-DD`).
+REPORT_DAY_PATTERN = r"^(20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$"
 
 
 class Clock(Protocol):

@@ -19,8 +19,8 @@ from plume.audit.schemas import (
 )
 from plume.audit.signing import ReceiptSigner
 from plume.credentials.auth import Principal, TenantAdmin
-from plume.dates import date_range, utc_bounds
-from plume.errors import NotFound, invalid_field
+from plume.dates import REPORT_DAY_PATTERN, date_range, utc_bounds
+from plume.errors import NotFound
 from plume.web.openapi import download, merge, raises
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
@@ -34,6 +34,10 @@ OrganizationParam = Annotated[
         "communes, the operator any organisation"
     ),
 ]
+
+
+_HEX = "[0-9a-fA-F]"
+_ID_OR_ALL = f"^(all|{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})$"
 
 
 def _chain_of(principal: Principal, organization_id: uuid.UUID | None) -> uuid.UUID:
@@ -59,10 +63,20 @@ async def list_entries(
     page: PageParams,
     organization_id: OrganizationParam = None,
     start: Annotated[
-        date | None, Query(alias="from", description="First day (Paris), inclusive")
+        date | None,
+        Query(
+            alias="from",
+            description="First day (Paris), inclusive; 2000-01-01 to 2100-12-31",
+            json_schema_extra={"pattern": REPORT_DAY_PATTERN},
+        ),
     ] = None,
     end: Annotated[
-        date | None, Query(alias="to", description="Last day (Paris), inclusive")
+        date | None,
+        Query(
+            alias="to",
+            description="Last day (Paris), inclusive; not before `from`",
+            json_schema_extra={"pattern": REPORT_DAY_PATTERN},
+        ),
     ] = None,
     action: Annotated[str | None, Query(max_length=40, description="e.g. draft.review")] = None,
     actor: Annotated[uuid.UUID | None, Query(description="The acting key's id")] = None,
@@ -118,7 +132,8 @@ async def verify(
     session: DBSession,
     principal: TenantAdmin,
     organization_id: Annotated[
-        str | None, Query(description="An organisation id, or `all` for the operator")
+        str | None,
+        Query(pattern=_ID_OR_ALL, description="An organisation id, or `all` for the operator"),
     ] = None,
     receipt_seq: Annotated[int | None, Query(ge=1)] = None,
     receipt_hash: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$")] = None,
@@ -137,10 +152,7 @@ async def verify(
             first_invalid_seq=broken.first_invalid_seq if broken else None,
             chains=chains,
         )
-    try:
-        target = uuid.UUID(organization_id) if organization_id else None
-    except ValueError:
-        raise invalid_field("organization_id", "un identifiant d'organisation ou « all »") from None
+    target = uuid.UUID(organization_id) if organization_id else None
     return await _verify_one(session, _chain_of(principal, target), receipt_seq, receipt_hash)
 
 

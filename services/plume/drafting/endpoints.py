@@ -28,7 +28,7 @@ from plume.drafting.service import DraftingService
 from plume.errors import Conflict, PayloadTooLarge, PlumeError
 from plume.hashing import digest
 from plume.models import DraftStatus
-from plume.web.openapi import download, event_stream, merge, raises
+from plume.web.openapi import download, event_stream, merge, named_events, raises, schema_ref
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
 
@@ -74,7 +74,21 @@ def _service(request: Request) -> DraftingService:
         {202: {"model": DraftOut, "description": "A long synthèse, drafted as a job"}},
         event_stream(
             "With `stream: true`: `delta` events, `progress` for a long synthèse, then one "
-            "`draft` event (the stored draft) or one `error` event (a problem)"
+            "`draft` event (the stored draft) or one `error` event (a problem)",
+            named_events(
+                delta={
+                    "type": "object",
+                    "required": ["text"],
+                    "properties": {"text": {"type": "string"}},
+                },
+                progress={
+                    "type": "object",
+                    "required": ["done", "total"],
+                    "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}},
+                },
+                draft=schema_ref("DraftOut"),
+                error=schema_ref("Problem"),
+            ),
         ),
     ),
 )

@@ -64,14 +64,36 @@ def raises(*errors: type[PlumeError]) -> Responses:
     return found
 
 
-def event_stream(description: str) -> Responses:
-    """`responses=` for a route that answers Server-Sent Events with status 200."""
+def event_stream(description: str, event: dict[str, Any]) -> Responses:
+    """`responses=` for a route that answers Server-Sent Events with status 200; `event`
+    is the schema of one event, `{event, data}` (see `json_events`)."""
+    return {200: {"description": description, "content": {"text/event-stream": {"schema": event}}}}
+
+
+def json_event(payload: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """One kind of event: its `data` is JSON of schema `payload`; named `name` (`event:`),
+    else a plain `message`."""
     return {
-        200: {
-            "description": description,
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        }
+        "type": "object",
+        "required": ["data"] if name is None else ["event", "data"],
+        "properties": {
+            "event": {"const": name or "message"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": payload,
+            },
+        },
     }
+
+
+def named_events(**payloads: dict[str, Any]) -> dict[str, Any]:
+    """Events named by kind (`event: delta`…), each with its JSON payload's schema."""
+    return {"oneOf": [json_event(payload, name) for name, payload in payloads.items()]}
+
+
+def schema_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def download(description: str, *media_types: str, status: int = 200) -> Responses:
@@ -267,7 +289,7 @@ def _error_response(status: int, codes: list[str], openai: bool) -> dict[str, An
     return {
         "description": _describe(codes),
         "headers": headers,
-        "content": {media_type: {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        "content": {media_type: {"schema": schema_ref(schema)}},
     }
 
 
