@@ -29,7 +29,7 @@ from tests.support.settings import TEST_SECRET
 pytestmark = pytest.mark.slow
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
-EXAMPLES = 12
+EXAMPLES = 10
 SEED = 20261206
 
 # Business rules the description cannot state in JSON Schema: a schema-valid request may
@@ -41,6 +41,11 @@ CONFIG = f"""
 # Plume refuses the NUL character in any text (PostgreSQL cannot store it): a 422, as the
 # description's introduction says.
 allow-x00 = false
+
+[phases.stateful]
+# Links are inferred from field names (the receipt key's `key_id` is not an API key's id):
+# a link whose values the API refuses is dropped rather than followed again.
+link-calibration = true
 
 [parameters]
 # A cursor is opaque: only one Plume gave is accepted (else a 422 naming `cursor`).
@@ -140,8 +145,9 @@ def test_schemathesis_finds_nothing(served: tuple[str, dict[str, str], Path], ro
             str(EXAMPLES),
             "--seed",
             str(SEED),
+            # One worker: Hypothesis is not thread-safe everywhere (flaky draws with two).
             "--workers",
-            "2",
+            "1",
             "--no-shrink",
         ],
         cwd=directory,
@@ -152,6 +158,7 @@ def test_schemathesis_finds_nothing(served: tuple[str, dict[str, str], Path], ro
     )
     output = result.stdout + result.stderr
     (directory / f"summary-{role}.txt").write_text(output)
-    summary = output[output.find("= SUMMARY =") - 40 :] if "SUMMARY" in output else output
     assert result.returncode == 0, output[-20000:]
-    assert "No issues found" in summary or " passed" in summary, summary
+    summary = output[output.rfind("= SUMMARY =") :]
+    assert "Failures:" not in summary, summary
+    assert "Errors:" not in summary, summary
