@@ -303,7 +303,12 @@ def _serve_metrics_port(settings: Settings) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    try:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    except OSError as exc:
+        where = f"{settings.metrics_host}:{settings.metrics_port}"
+        message = f"PLUME_METRICS_PORT: cannot listen on {where}: {exc.strerror}"
+        raise CommandError(message) from None
     logger.info("metrics_served", host=settings.metrics_host, port=settings.metrics_port)
 
 

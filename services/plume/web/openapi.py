@@ -66,7 +66,7 @@ def raises(*errors: type[PlumeError]) -> Responses:
 
 def event_stream(description: str, event: dict[str, Any]) -> Responses:
     """`responses=` for a route that answers Server-Sent Events with status 200; `event`
-    is the schema of one event, `{event, data}` (see `json_events`)."""
+    is the schema of one event, `{event, data}` (see `named_events`)."""
     return {200: {"description": description, "content": {"text/event-stream": {"schema": event}}}}
 
 
