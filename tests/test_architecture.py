@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             r"french",
             r"hashing",
             r"models(\..+)?",
-            r"web\.(transaction|pagination|validation|middleware|sse)",
+            r"web\.(transaction|pagination|validation|middleware|sse|spreadsheet)",
             r"runtime\.(log|periodic|embedded|migrations|repository)",
             r"metrics\.registry",
         ],
@@ -67,7 +67,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             r"runtime\.demo",
         ],
     ),
-    ("http", [r".+\.endpoints", r"calls\.dependencies", r"web\.(errors|health)"]),
+    ("http", [r".+\.endpoints", r"calls\.dependencies", r"web\.(errors|health|openapi|docs)"]),
     ("composition", [r"app", r"cli"]),
 ]
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}

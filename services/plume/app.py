@@ -26,6 +26,7 @@ from plume.drafting import endpoints as drafting_endpoints
 from plume.drafting.finishing import offline_composer
 from plume.drafting.jobs import SyntheseWorker
 from plume.drafting.service import DraftingService
+from plume.errors import DEFAULT_PUBLIC_URL, set_public_url
 from plume.metrics import endpoints as metrics_endpoints
 from plume.metrics.observer import MetricsObserver
 from plume.organizations import endpoints as organizations_endpoints
@@ -38,8 +39,10 @@ from plume.runtime.log import configure_logging
 from plume.runtime.migrations import head_revision
 from plume.usage import endpoints as usage_endpoints
 from plume.web import health
+from plume.web.docs import docs_router, problems_router
 from plume.web.errors import install_exception_handlers
 from plume.web.middleware import RequestContextMiddleware
+from plume.web.openapi import install_openapi
 
 logger = structlog.get_logger("plume.app")
 
@@ -53,8 +56,13 @@ Plume aide les communes à rédiger leurs écrits administratifs (arrêtés, dé
 courriers, articles de bulletin, synthèses) avec l'IA générative, sous le contrôle d'un agent.
 
 Authentication: `Authorization: Bearer plm_…`. Each operation lists the roles it accepts
-in its security requirement. Errors are `application/problem+json` (RFC 9457).
+in its security requirement. Errors are `application/problem+json` (RFC 9457, schema
+`Problem`; its `type` links to the code's page under `/problems/`), except on the
+OpenAI-compatible routes (`/v1/chat/completions`, `/v1/models`), which answer OpenAI's error
+object (`OpenAIError`). Every operation lists the statuses it may answer. Text fields refuse
+the NUL character (`\\u0000`: 422).
 """
+OPENAPI_URL = "/openapi.json"
 
 
 def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> None:
@@ -100,7 +108,9 @@ def create_app(
     """Build the ASGI application. Tests pass their own engine, session factory, router or
     clock."""
     settings = settings or get_settings()
+    settings.require_production_settings(serving=True)
     configure_logging(settings.log_level)
+    set_public_url(settings.public_url or DEFAULT_PUBLIC_URL)
     # The offline provider answers drafting prompts with documents built from the request.
     if offline_composer not in offline_provider.composers:
         offline_provider.composers.append(offline_composer)
@@ -137,7 +147,16 @@ def create_app(
             await owned_engine.dispose()
         logger.info("stopped")
 
-    app = FastAPI(title="Plume", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Plume",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # /docs is Plume's own (same-origin assets); PLUME_DOCS=false removes both.
+        openapi_url=OPENAPI_URL if settings.docs else None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = None
@@ -176,7 +195,11 @@ def create_app(
     )
 
     app.include_router(health.router)
-    app.include_router(metrics_endpoints.router)
+    if settings.metrics_port is None:  # else `plume serve` serves it on that port alone
+        app.include_router(metrics_endpoints.router)
+    if settings.docs:
+        app.include_router(docs_router(OPENAPI_URL))
+    app.include_router(problems_router)
     app.include_router(chat_endpoints.router)
     app.include_router(drafting_endpoints.router)
     app.include_router(organizations_endpoints.admin_router)
@@ -188,4 +211,5 @@ def create_app(
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)
     app.include_router(credentials_endpoints.tenant_router)
+    install_openapi(app)
     return app

@@ -14,7 +14,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import structlog
@@ -272,6 +272,53 @@ def _multiprocess_metrics(settings: Settings, port: int) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `plume serve` and `plume demo` tell uvicorn besides the address: X-Forwarded-For
+    and X-Forwarded-Proto are believed only from PLUME_TRUSTED_PROXIES (none by default, so
+    the client address is the peer's)."""
+    proxies = settings.trusted_proxies
+    return {
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": ",".join(proxies) if proxies else None,
+        "timeout_graceful_shutdown": settings.drain_timeout_s,
+        "log_config": None,
+        "server_header": False,
+    }
+
+
+def _public_url(settings: Settings, host: str, port: int) -> str:
+    """PLUME_PUBLIC_URL, by default the server itself: links (problem types) point there.
+    Set in the environment, which workers read."""
+    if settings.public_url is not None:
+        return settings.public_url
+    local = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104
+    if ":" in local:
+        local = f"[{local}]"
+    os.environ["PLUME_PUBLIC_URL"] = url = f"http://{local}:{port}"
+    return url
+
+
+def _serve_metrics_port(settings: Settings) -> None:
+    """With PLUME_METRICS_PORT, /metrics is served on that port alone (PLUME_METRICS_HOST,
+    127.0.0.1 by default), from a thread of this process, and not by the API: with several
+    workers this process is their supervisor, and it adds up their files."""
+    if settings.metrics_port is None:
+        return
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    try:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    except OSError as exc:
+        where = f"{settings.metrics_host}:{settings.metrics_port}"
+        message = f"PLUME_METRICS_PORT: cannot listen on {where}: {exc.strerror}"
+        raise CommandError(message) from None
+    logger.info("metrics_served", host=settings.metrics_host, port=settings.metrics_port)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -280,8 +327,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     settings.require_database_url()
     settings.require_secret_key()
     load_routing(settings.models_file)  # a bad routing file stops start-up here, in one line
-    if args.workers > 1:
+    # A metrics port is served by this process: the workers' counts reach it through files.
+    if args.workers > 1 or settings.metrics_port is not None:
         _multiprocess_metrics(settings, args.port)
+    _public_url(settings, args.host, args.port)
+    _serve_metrics_port(settings)
     _exit_cleanly_after_drain()
     # Workers are separate processes: they rebuild the app from the same environment.
     uvicorn.run(
@@ -290,13 +340,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        timeout_graceful_shutdown=settings.drain_timeout_s,
         # A worker imports LiteLLM before it can answer the supervisor's health check: that
         # takes several seconds on a busy machine, past uvicorn's 5 s default, which would
         # kill and respawn workers for ever.
         timeout_worker_healthcheck=60,
-        log_config=None,
-        server_header=False,
+        **uvicorn_options(settings),
     )
 
 
@@ -335,15 +383,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
 
     import uvicorn
 
-    _exit_cleanly_after_drain()
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        timeout_graceful_shutdown=settings.drain_timeout_s,
-        log_config=None,
-        server_header=False,
+    settings = settings.model_copy(
+        update={"public_url": _public_url(settings, args.host, args.port)}
     )
+    _serve_metrics_port(settings)
+    _exit_cleanly_after_drain()
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, **uvicorn_options(settings))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -416,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(serving=args.command in {"serve", "demo"})
         configure_logging(settings.log_level)
         args.handler(settings, args)
     except ConfigurationError as exc:

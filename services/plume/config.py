@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -39,6 +40,17 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".plume")
     models_file: Path | None = None
     metrics_token: SecretStr | None = None
+    # /metrics on a port of its own (plume serve), on an internal address, instead of the API's.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # The address clients reach Plume at (problem types link to its /problems/ pages);
+    # `plume serve` defaults it to the address it listens on.
+    public_url: str | None = None
+    # /docs (Swagger UI, served from Plume's own assets) and /openapi.json.
+    docs: bool = True
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (plume serve): addresses
+    # or networks, comma-separated; none by default, and "*" trusts every peer.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     synthese_max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
@@ -68,6 +80,34 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item}") from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
 
     @field_validator("previous_secret_keys", mode="before")
     @classmethod
@@ -111,6 +151,24 @@ class Settings(BaseSettings):
             raise ConfigurationError("PLUME_DATABASE_URL: is required")
         return self.database_url
 
+    def production_gaps(self, *, serving: bool) -> list[str]:
+        """What production needs and is missing: the secret, and to serve, a protected
+        /metrics (a token, or a port of its own)."""
+        if not self.is_production:
+            return []
+        gaps = []
+        if self.secret_key is None:
+            gaps.append("PLUME_SECRET_KEY")
+        if serving and self.metrics_token is None and self.metrics_port is None:
+            gaps.append("PLUME_METRICS_TOKEN (or PLUME_METRICS_PORT)")
+        return gaps
+
+    def require_production_settings(self, *, serving: bool) -> None:
+        gaps = self.production_gaps(serving=serving)
+        if gaps:
+            verb = "is" if len(gaps) == 1 else "are"
+            raise ConfigurationError(f"{' and '.join(gaps)}: {verb} required in production")
+
     def require_secret_key(self) -> str:
         if self.secret_key is None:
             raise ConfigurationError("PLUME_SECRET_KEY: is required")
@@ -142,8 +200,9 @@ def _secret_from_state_dir(state_dir: Path) -> str:
     return value
 
 
-def load_settings() -> Settings:
-    """Read the environment; raise ConfigurationError with one line naming the setting."""
+def load_settings(*, serving: bool = False) -> Settings:
+    """Read the environment; raise ConfigurationError with one line naming the setting
+    (`serving`: for `plume serve`, which production holds to more)."""
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -153,9 +212,8 @@ def load_settings() -> Settings:
         if location:
             message = f"PLUME_{location.upper()}: {message}"
         raise ConfigurationError(message) from None
+    settings.require_production_settings(serving=serving)
     if settings.secret_key is None:
-        if settings.is_production:
-            raise ConfigurationError("PLUME_SECRET_KEY: is required in production")
         generated = _secret_from_state_dir(settings.state_dir)
         settings = settings.model_copy(update={"secret_key": SecretStr(generated)})
     return settings

@@ -62,6 +62,7 @@ def stack(database_server: DatabaseServer) -> Iterator[tuple[str, str, str]]:
         env = {
             **os.environ,
             "PLUME_ENV": "production",
+            "PLUME_METRICS_TOKEN": "metrics-token-for-the-test",
             "PLUME_DATABASE_URL": database_url,
             "PLUME_SECRET_KEY": TEST_SECRET,
             "PLUME_MODELS_FILE": str(models),

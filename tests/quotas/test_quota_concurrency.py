@@ -92,6 +92,7 @@ def stack(
     env = {
         **os.environ,
         "PLUME_ENV": "production",
+        "PLUME_METRICS_TOKEN": "metrics-token-for-the-test",
         "PLUME_DATABASE_URL": database_url,
         "PLUME_SECRET_KEY": TEST_SECRET,
         "PLUME_MODELS_FILE": str(models),

@@ -230,3 +230,24 @@ def test_a_routing_file_with_an_unknown_electricity_zone_stops_start_up() -> Non
     )
     with pytest.raises(ConfigurationError, match=r"models.yaml:7: .*zone.*unknown electricity-mix"):
         parse_routing(text, "models.yaml")
+
+
+async def test_csv_cells_that_look_like_formulas_are_neutralised(
+    client: AsyncClient, factory: Factory
+) -> None:
+    # An organisation's name is the operator's input, and a spreadsheet would run it.
+    commune = await factory.commune('=HYPERLINK("https://exemple.test","Cliquez")')
+    agent = await factory.key(commune)
+    operator = await factory.operator_key()
+    await chat(client, agent, "known")
+    response = await client.get(
+        "/v1/admin/usage?group_by=organization&format=csv", headers=operator.headers
+    )
+    assert response.status_code == 200
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    [row] = [row for row in table if row["key"] == commune.slug]
+    assert row["label"] == '\'=HYPERLINK("https://exemple.test","Cliquez")'
+    assert row["requests"] == "1"
+    for line in table:
+        for value in line.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), line

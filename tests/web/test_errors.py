@@ -20,7 +20,7 @@ from plume.web.transaction import DBSession
 from tests.support.clients import running
 from tests.support.database import UNREACHABLE_DATABASE
 from tests.support.factories import Factory, Key, fresh_siren
-from tests.support.problems import assert_problem, error_fields
+from tests.support.problems import assert_openai_error, assert_problem, error_fields
 from tests.support.settings import make_settings
 
 
@@ -368,7 +368,21 @@ async def test_unreachable_database_is_a_503(
     )
     body = assert_problem(response, 503, "unavailable")
     assert body["request_id"] == "trace-503"
-    assert "127.0.0.1" not in response.text
+    # Nothing of the driver's message (the database's address, the failure) reaches it.
+    for leak in ("port 1", "plume_nowhere", "Connection refused", "connection failed", "psycopg"):
+        assert leak not in response.text, leak
+
+
+async def test_openai_integers_are_json_integers(client: AsyncClient, factory: Factory) -> None:
+    agent = await factory.key(await factory.commune())
+    for value in (True, "64", 64.5):
+        response = await client.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Bonjour"}], "max_tokens": value},
+            headers=agent.headers,
+        )
+        error = assert_openai_error(response, 422, "invalid_request")
+        assert error["param"] == "max_tokens", error
 
 
 async def test_a_nul_character_is_refused_before_anything_is_stored(

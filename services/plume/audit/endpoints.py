@@ -19,8 +19,9 @@ from plume.audit.schemas import (
 )
 from plume.audit.signing import ReceiptSigner
 from plume.credentials.auth import Principal, TenantAdmin
-from plume.dates import date_range, utc_bounds
-from plume.errors import NotFound, invalid_field
+from plume.dates import REPORT_DAY_PATTERN, date_range, utc_bounds
+from plume.errors import NotFound
+from plume.web.openapi import download, merge, raises
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
 
@@ -33,6 +34,10 @@ OrganizationParam = Annotated[
         "communes, the operator any organisation"
     ),
 ]
+
+
+_HEX = "[0-9a-fA-F]"
+_ID_OR_ALL = f"^(all|{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})$"
 
 
 def _chain_of(principal: Principal, organization_id: uuid.UUID | None) -> uuid.UUID:
@@ -50,7 +55,7 @@ def signer(request: Request) -> ReceiptSigner:
     return existing
 
 
-@router.get("", summary="The audit trail, newest first")
+@router.get("", summary="The audit trail, newest first", responses=raises(NotFound))
 async def list_entries(
     request: Request,
     session: DBSession,
@@ -58,10 +63,20 @@ async def list_entries(
     page: PageParams,
     organization_id: OrganizationParam = None,
     start: Annotated[
-        date | None, Query(alias="from", description="First day (Paris), inclusive")
+        date | None,
+        Query(
+            alias="from",
+            description="First day (Paris), inclusive; 2000-01-01 to 2100-12-31",
+            json_schema_extra={"pattern": REPORT_DAY_PATTERN},
+        ),
     ] = None,
     end: Annotated[
-        date | None, Query(alias="to", description="Last day (Paris), inclusive")
+        date | None,
+        Query(
+            alias="to",
+            description="Last day (Paris), inclusive; not before `from`",
+            json_schema_extra={"pattern": REPORT_DAY_PATTERN},
+        ),
     ] = None,
     action: Annotated[str | None, Query(max_length=40, description="e.g. draft.review")] = None,
     actor: Annotated[uuid.UUID | None, Query(description="The acting key's id")] = None,
@@ -85,6 +100,10 @@ async def list_entries(
     "/export",
     summary="The whole chain, oldest first, as JSON lines or CSV (streamed)",
     response_class=StreamingResponse,
+    responses=merge(
+        download("The chain, as an attachment", "application/x-ndjson", "text/csv"),
+        raises(NotFound),
+    ),
 )
 async def export_entries(
     request: Request,
@@ -103,12 +122,18 @@ async def export_entries(
     )
 
 
-@router.get("/verify", summary="Verify a chain (the operator: any, or `all`)", response_model=None)
+@router.get(
+    "/verify",
+    summary="Verify a chain (the operator: any, or `all`)",
+    response_model=None,
+    responses=raises(NotFound),
+)
 async def verify(
     session: DBSession,
     principal: TenantAdmin,
     organization_id: Annotated[
-        str | None, Query(description="An organisation id, or `all` for the operator")
+        str | None,
+        Query(pattern=_ID_OR_ALL, description="An organisation id, or `all` for the operator"),
     ] = None,
     receipt_seq: Annotated[int | None, Query(ge=1)] = None,
     receipt_hash: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$")] = None,
@@ -127,10 +152,7 @@ async def verify(
             first_invalid_seq=broken.first_invalid_seq if broken else None,
             chains=chains,
         )
-    try:
-        target = uuid.UUID(organization_id) if organization_id else None
-    except ValueError:
-        raise invalid_field("organization_id", "un identifiant d'organisation ou « all »") from None
+    target = uuid.UUID(organization_id) if organization_id else None
     return await _verify_one(session, _chain_of(principal, target), receipt_seq, receipt_hash)
 
 
@@ -153,7 +175,11 @@ async def _verify_one(
     )
 
 
-@router.get("/head", summary="The chain's latest entry, signed by the server (a receipt)")
+@router.get(
+    "/head",
+    summary="The chain's latest entry, signed by the server (a receipt)",
+    responses=raises(NotFound),
+)
 async def head(
     request: Request,
     session: DBSession,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -21,6 +19,7 @@ from plume.dates import PARIS
 from plume.db import TenantScope, enter_tenant_context
 from plume.models import AuditEntry
 from plume.web.pagination import PageRequest
+from plume.web.spreadsheet import csv_line
 
 
 def entry_out(entry: AuditEntry) -> AuditEntryOut:
@@ -91,8 +90,7 @@ def export_line(entry: AuditEntry, format: str) -> bytes:
         return (json.dumps(line, ensure_ascii=False) + "\n").encode()
     fields = json.loads(entry.body)
     target = fields.get("target") or {}
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(
+    return csv_line(
         [
             entry.seq,
             fields.get("occurred_at"),
@@ -109,14 +107,11 @@ def export_line(entry: AuditEntry, format: str) -> bytes:
             entry.hash,
             entry.body,
         ]
-    )
-    return buffer.getvalue().encode()
+    ).encode()
 
 
 def csv_header() -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(_CSV_COLUMNS)
-    return buffer.getvalue().encode()
+    return csv_line(_CSV_COLUMNS).encode()
 
 
 # Entries read per transaction of an export (about half a megabyte of JSON lines).

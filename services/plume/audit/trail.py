@@ -24,6 +24,7 @@ from plume.audit.repository import AuditRepository, NewEntry
 __all__ = ["Actor", "Audit", "AuditTrail", "NewEntry", "append", "entry", "record"]
 from plume.credentials.auth import Principal
 from plume.db import enter_tenant_context
+from plume.hashing import digest
 from plume.web.transaction import DBSession
 
 logger = structlog.get_logger("plume.audit")
@@ -162,6 +163,15 @@ def audit_trail(request: Request, session: DBSession) -> AuditTrail:
 Audit = Annotated[AuditTrail, Depends(audit_trail)]
 
 
+# A refused path's parameters are the caller's text: the entry keeps each one as it is up to
+# this length, else its digest (an audit entry is kept for ever).
+MAX_PARAM_LENGTH = 64
+
+
+def bounded_param(value: str) -> str | dict[str, Any]:
+    return value if len(value) <= MAX_PARAM_LENGTH else digest(value)
+
+
 async def record_refusal(request: Request, status: int, code: str) -> None:
     """`access.denied` for an authenticated caller refused a resource. Best effort, in a
     transaction of its own: the refused request's transaction has rolled back."""
@@ -184,7 +194,9 @@ async def record_refusal(request: Request, status: int, code: str) -> None:
                 details={
                     "status": status,
                     "code": code,
-                    "path_params": {k: str(v) for k, v in request.path_params.items()},
+                    "path_params": {
+                        k: bounded_param(str(v)) for k, v in request.path_params.items()
+                    },
                 },
             )
     except Exception:

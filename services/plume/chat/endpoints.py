@@ -11,8 +11,37 @@ from plume.calls.streaming import SettledStreamingResponse
 from plume.chat.schemas import ChatCompletionRequest, ModelList
 from plume.chat.service import ChatService
 from plume.credentials.auth import ProviderCaller
+from plume.web.openapi import event_stream, schema_ref
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+
+# One event of a streamed completion: a chunk, an error, or the closing `[DONE]`.
+_CHUNK_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"const": "message"},
+        "data": {
+            "anyOf": [
+                {"const": "[DONE]"},
+                {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {
+                        "anyOf": [
+                            {
+                                "type": "object",
+                                "required": ["object", "choices"],
+                                "properties": {"object": {"const": "chat.completion.chunk"}},
+                            },
+                            schema_ref("OpenAIError"),
+                        ]
+                    },
+                },
+            ]
+        },
+    },
+}
 
 
 def _service(request: Request) -> ChatService:
@@ -29,6 +58,12 @@ async def list_models(request: Request, principal: ProviderCaller) -> ModelList:
     "/chat/completions",
     summary="OpenAI-compatible chat completion (plain or `stream: true`)",
     response_model=None,
+    responses=event_stream(
+        "An OpenAI `chat.completion` (application/json), or with `stream: true` its "
+        "`chat.completion.chunk` events ending with `data: [DONE]` (an error after the first "
+        "event is a last event of OpenAI's error shape)",
+        _CHUNK_EVENT,
+    ),
 )
 async def chat_completions(
     payload: ChatCompletionRequest, request: Request, principal: ProviderCaller, calls: Calls

@@ -15,6 +15,7 @@ from plume.credentials.service import ApiKeyService, key_out
 from plume.errors import NotFound
 from plume.models import ApiKeyRole, Organization
 from plume.organizations.service import OrganizationService
+from plume.web.openapi import raises
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
 
@@ -135,7 +136,11 @@ async def _target(
     return await OrganizationService(session, principal.scope).get(target)
 
 
-@tenant_router.get("", summary="List the keys of your organisation (or of one of your communes)")
+@tenant_router.get(
+    "",
+    summary="List the keys of your organisation (or of one of your communes)",
+    responses=raises(NotFound),
+)
 async def list_keys(
     request: Request,
     session: DBSession,
@@ -151,6 +156,7 @@ async def list_keys(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Mint a key for your organisation (or one of your communes); shown once",
+    responses=raises(NotFound),
 )
 async def create_key(
     payload: ApiKeyCreate,

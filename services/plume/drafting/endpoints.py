@@ -25,9 +25,10 @@ from plume.drafting.schemas import (
     request_fields,
 )
 from plume.drafting.service import DraftingService
-from plume.errors import PayloadTooLarge, PlumeError
+from plume.errors import Conflict, PayloadTooLarge, PlumeError
 from plume.hashing import digest
 from plume.models import DraftStatus
+from plume.web.openapi import download, event_stream, merge, named_events, raises, schema_ref
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
 
@@ -69,7 +70,27 @@ def _service(request: Request) -> DraftingService:
     status_code=status.HTTP_201_CREATED,
     summary="Draft a document; `stream: true` answers Server-Sent Events",
     response_model=DraftOut,
-    responses={202: {"model": DraftOut, "description": "A long synthèse, drafted as a job"}},
+    responses=merge(
+        {202: {"model": DraftOut, "description": "A long synthèse, drafted as a job"}},
+        event_stream(
+            "With `stream: true`: `delta` events, `progress` for a long synthèse, then one "
+            "`draft` event (the stored draft) or one `error` event (a problem)",
+            named_events(
+                delta={
+                    "type": "object",
+                    "required": ["text"],
+                    "properties": {"text": {"type": "string"}},
+                },
+                progress={
+                    "type": "object",
+                    "required": ["done", "total"],
+                    "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}},
+                },
+                draft=schema_ref("DraftOut"),
+                error=schema_ref("Problem"),
+            ),
+        ),
+    ),
 )
 async def create_draft(
     payload: Annotated[DraftRequest, Body()],
@@ -150,7 +171,11 @@ async def get_draft(
     return draft_out(draft)
 
 
-@router.post("/{draft_id}/review", summary="Approve or reject a draft, as a named person")
+@router.post(
+    "/{draft_id}/review",
+    summary="Approve or reject a draft, as a named person",
+    responses=raises(Conflict),
+)
 async def review_draft(
     draft_id: uuid.UUID,
     payload: ReviewRequest,
@@ -175,7 +200,17 @@ async def review_draft(
     return draft_out(draft)
 
 
-@router.get("/{draft_id}/export", summary="The document as Markdown, Word (docx) or OpenDocument")
+@router.get(
+    "/{draft_id}/export",
+    summary="The document as Markdown, Word (docx) or OpenDocument",
+    response_class=Response,
+    responses=download(
+        "The document, as an attachment",
+        "text/markdown",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.oasis.opendocument.text",
+    ),
+)
 async def export_draft(
     draft_id: uuid.UUID,
     request: Request,

@@ -1,4 +1,6 @@
-"""GET /metrics: the Prometheus exposition, behind an optional bearer token."""
+"""GET /metrics: the Prometheus exposition, behind a bearer token when PLUME_METRICS_TOKEN is
+set (required in production, unless PLUME_METRICS_PORT serves it on a port of its own, and
+then this route does not exist: see plume.cli)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,19 @@ from fastapi import APIRouter, Request, Response
 
 from plume.errors import Unauthenticated
 from plume.metrics.registry import exposition
+from plume.web.openapi import download, merge, raises
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", summary="Prometheus metrics (bearer PLUME_METRICS_TOKEN if set)")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (bearer PLUME_METRICS_TOKEN if set)",
+    response_class=Response,
+    responses=merge(
+        download("The Prometheus text exposition", "text/plain"), raises(Unauthenticated)
+    ),
+)
 async def metrics(request: Request) -> Response:
     token = request.app.state.settings.metrics_token
     if token is not None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from plume.audit.trail import Audit
 from plume.credentials.auth import AnyKey, OperatorAdmin
+from plume.errors import Conflict
 from plume.organizations.schemas import (
     AdminOrganizationOut,
     OrganizationCreate,
@@ -15,6 +16,7 @@ from plume.organizations.schemas import (
     OrganizationUpdate,
 )
 from plume.organizations.service import OrganizationService
+from plume.web.openapi import raises
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
 
@@ -22,7 +24,12 @@ admin_router = APIRouter(prefix="/v1/admin/organizations", tags=["operator"])
 tenant_router = APIRouter(prefix="/v1/organization", tags=["tenant"])
 
 
-@admin_router.post("", status_code=status.HTTP_201_CREATED, summary="Create an EPCI or a commune")
+@admin_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an EPCI or a commune",
+    responses=raises(Conflict),
+)
 async def create_organization(
     payload: OrganizationCreate, session: DBSession, principal: OperatorAdmin, audit: Audit
 ) -> AdminOrganizationOut:

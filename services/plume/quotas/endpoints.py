@@ -14,6 +14,7 @@ from plume.models import Organization
 from plume.organizations.service import OrganizationService
 from plume.quotas.schemas import QuotaIn, QuotaList
 from plume.quotas.service import QuotaService
+from plume.web.openapi import raises
 from plume.web.transaction import DBSession
 
 tenant_router = APIRouter(prefix="/v1/quotas", tags=["tenant"])
@@ -39,7 +40,11 @@ async def _commune_of(
     return organization
 
 
-@tenant_router.get("", summary="Your quotas and your ancestors', with use and reset time")
+@tenant_router.get(
+    "",
+    summary="Your quotas and your ancestors', with use and reset time",
+    responses=raises(NotFound),
+)
 async def read_quotas(
     request: Request,
     session: DBSession,
@@ -57,7 +62,11 @@ async def read_quotas(
     return QuotaList(items=items)
 
 
-@tenant_router.put("", summary="An EPCI admin splits its allowance between its communes")
+@tenant_router.put(
+    "",
+    summary="An EPCI admin splits its allowance between its communes",
+    responses=raises(Forbidden, NotFound),
+)
 async def split_quotas(
     items: QuotaItems,
     request: Request,

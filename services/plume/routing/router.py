@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Before LiteLLM is imported, whatever the environment says (LiteLLM 1.83 reads each at
+# import or first use): its model cost map and Anthropic beta headers from the copies it
+# ships, never fetched from the network; production mode, in which it does not load a
+# `.env` file from the working directory.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+os.environ["LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS"] = "True"
+os.environ["LITELLM_MODE"] = "PRODUCTION"
 
 import contextlib
 import logging

@@ -10,20 +10,34 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from plume.credentials.auth import OperatorAdmin, TenantAdmin
-from plume.dates import date_range
+from plume.dates import REPORT_DAY_PATTERN, date_range
 from plume.errors import NotFound
 from plume.usage.reports import as_csv, usage_report
 from plume.usage.schemas import GroupBy, UsageReport
+from plume.web.openapi import download, merge, raises
 from plume.web.transaction import DBSession
 
 tenant_router = APIRouter(prefix="/v1/usage", tags=["tenant"])
 admin_router = APIRouter(prefix="/v1/admin/usage", tags=["operator"])
 
-From = Annotated[date | None, Query(alias="from", description="First day (Paris), inclusive")]
+From = Annotated[
+    date | None,
+    Query(
+        alias="from",
+        description="First day (Paris), inclusive; 2000-01-01 to 2100-12-31",
+        json_schema_extra={"pattern": REPORT_DAY_PATTERN},
+    ),
+]
 To = Annotated[
-    date | None, Query(alias="to", description="Last day (Paris), inclusive; default today")
+    date | None,
+    Query(
+        alias="to",
+        description="Last day (Paris), inclusive; default today; not before `from`",
+        json_schema_extra={"pattern": REPORT_DAY_PATTERN},
+    ),
 ]
 Format = Annotated[Literal["json", "csv"], Query()]
+CSV = download("With `format=csv`: the rows, then a total line, as an attachment", "text/csv")
 
 
 def _dates(request: Request, start: date | None, end: date | None) -> tuple[date, date]:
@@ -45,6 +59,7 @@ def _answer(report: UsageReport, format: str) -> Response:
     "",
     summary="Your organisation's usage (an EPCI's: with its communes, each and in total)",
     response_model=UsageReport,
+    responses=merge(CSV, raises(NotFound)),
 )
 async def tenant_usage(
     request: Request,
@@ -71,7 +86,7 @@ async def tenant_usage(
     return _answer(report, format)
 
 
-@admin_router.get("", summary="Usage of every tenant", response_model=UsageReport)
+@admin_router.get("", summary="Usage of every tenant", response_model=UsageReport, responses=CSV)
 async def admin_usage(
     request: Request,
     session: DBSession,

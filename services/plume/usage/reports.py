@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Sequence
 from datetime import date
@@ -15,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from plume.dates import utc_bounds
 from plume.usage.repository import UsageRepository
 from plume.usage.schemas import GroupBy, UsageFigures, UsageReport, UsageRow
+from plume.web.spreadsheet import csv_line
 
 
 def _figures(row: Any) -> dict[str, Any]:
@@ -91,12 +90,12 @@ _COLUMNS = [
 
 
 def as_csv(report: UsageReport) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(_COLUMNS)
+    """The rows, then the total; cells that a spreadsheet would take for a formula (an
+    organisation's name, a model's) are neutralised."""
+    lines = [csv_line(_COLUMNS)]
     for row in report.rows:
         data = row.model_dump(mode="json")
-        writer.writerow(["" if data[c] is None else data[c] for c in _COLUMNS])
+        lines.append(csv_line(data[c] for c in _COLUMNS))
     total = report.total.model_dump(mode="json")
-    writer.writerow(["total", ""] + ["" if total[c] is None else total[c] for c in _COLUMNS[2:]])
-    return buffer.getvalue()
+    lines.append(csv_line(["total", "", *(total[c] for c in _COLUMNS[2:])]))
+    return "".join(lines)

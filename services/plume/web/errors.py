@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -74,19 +75,26 @@ def _is_database_unreachable(error: Exception) -> bool:
     return False
 
 
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$")
+
+
 def _allowed_methods(request: Request) -> str:
-    """Every method some operation accepts at this path, from the OpenAPI description
-    (Starlette would report only the first matching route's)."""
+    """Every method some route accepts at this path (Starlette would report only the first
+    matching route's)."""
     table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
         request.app.state, "allowed_methods", None
     )
     if table is None:
         table = [
             (
-                re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$"),
-                {method.upper() for method in operations},
+                re.compile(
+                    "^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(route.path_format)) + "$"
+                ),
+                set(route.methods) - {"HEAD"},
             )
-            for path, operations in request.app.openapi()["paths"].items()
+            for route in iter_route_contexts(request.app.routes)
+            if route.methods and route.path_format
         ]
         request.app.state.allowed_methods = table
     methods = set().union(*(m for pattern, m in table if pattern.match(request.url.path)))

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from plume.runtime.migrations import current_revision
 
 router = APIRouter(tags=["operations"])
 logger = structlog.get_logger("plume.health")
+
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "The database does not answer, or its migrations are not at head "
+        "(which revision is in the logs, not here)",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["status", "database"],
+                    "properties": {
+                        "status": {"const": "unavailable"},
+                        "database": {"enum": ["unreachable", "ok"]},
+                        "migrations": {"const": "behind"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+class Ready(BaseModel):
+    status: str = "ok"
+    database: str = "ok"
 
 
 @router.get("/healthz", summary="Liveness: 200 while the process runs")
@@ -17,7 +45,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database reachable and migrations at head")
+@router.get(
+    "/readyz",
+    summary="Readiness: database reachable and migrations at head",
+    response_model=Ready,
+    responses=_NOT_READY,
+)
 async def readyz(request: Request) -> JSONResponse:
     expected = request.app.state.migration_head
     try:
@@ -27,8 +60,9 @@ async def readyz(request: Request) -> JSONResponse:
         logger.warning("not_ready", reason="database", error_type=type(exc).__name__)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     if current != expected:
+        # The revisions are for the operator's eyes (logs), not for whoever probes.
+        logger.warning("not_ready", reason="migrations", migration=current, expected=expected)
         return JSONResponse(
-            {"status": "unavailable", "database": "ok", "migration": current, "expected": expected},
-            status_code=503,
+            {"status": "unavailable", "database": "ok", "migrations": "behind"}, status_code=503
         )
-    return JSONResponse({"status": "ok", "database": "ok", "migration": current})
+    return JSONResponse(Ready().model_dump())

@@ -38,6 +38,7 @@ _MESSAGES: dict[str, str] = {
     "json_type": "Le corps de la requête n'est pas un JSON valide.",
     "string_pattern_mismatch": "Le format de cette valeur est incorrect.",
     "url_parsing": "Doit être une adresse web valide.",
+    "finite_number": "Doit être un nombre fini.",
 }
 
 
@@ -80,6 +81,12 @@ def _message(error: dict[str, Any]) -> str:
         return str(ctx.get("error") or error.get("msg", "Valeur invalide.")).removeprefix(
             "Value error, "
         )
+    if kind == "decimal_max_digits":
+        return f"Doit compter au plus {ctx.get('max_digits')} chiffres."
+    if kind == "decimal_whole_digits":
+        return f"Doit compter au plus {ctx.get('whole_digits')} chiffres avant la virgule."
+    if kind == "decimal_max_places":
+        return f"Doit compter au plus {ctx.get('decimal_places')} décimales."
     if kind == "string_too_short":
         minimum = ctx.get("min_length", 1)
         if minimum == 1:
