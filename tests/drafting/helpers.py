@@ -186,6 +186,9 @@ CANNED: dict[str, str] = {
     "act-nature-inconnue": ARRETE_ANSWER.replace("Nature ACTES : 6.1", "Nature ACTES : 99.9"),
     "delib-complete": DELIBERATION_ANSWER,
     "delib-sans-vote": _without(DELIBERATION_ANSWER, lambda p: p.startswith("Votes")),
+    # A model that wrote one 24,000-character line of unclosed emphasis: quadratic for a
+    # backtracking inline-markup pattern (review M-5).
+    "act-ligne-longue": ARRETE_ANSWER.replace("## ", "*a " * 8_000 + "\n\n## ", 1),
 }
 
 
