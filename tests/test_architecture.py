@@ -50,7 +50,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             r"organizations\.service",
             r"credentials\.(auth|service)",
-            r"quotas\.(guard|service|wording|gauges)",
+            r"quotas\.(guard|service|wording|gauges|defaults)",
             r"audit\.(trail|chain|signing|service)",
             r"usage\.reports",
             r"routing\.(policy|router)",
