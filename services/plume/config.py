@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     provider_deadline_s: float = Field(default=300.0, gt=0, le=3600)
     # A comment line on every Server-Sent Events stream after this long without a byte.
     sse_keepalive_s: float = Field(default=15.0, gt=0, le=300)
+    # The longest life of a key minted through the API (days); a key asked without an expiry
+    # gets this one. None: keys may live until revoked.
+    api_key_max_days: int | None = Field(default=None, ge=1, le=3650)
     log_level: str = "INFO"
 
     @field_validator("cors_origins", mode="before")
