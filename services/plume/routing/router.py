@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import anyio
@@ -264,11 +264,14 @@ class ProviderRouter(RoutingPolicy):
             state.text_parts.clear()
             state.finish_reason = None
             state.prompt_tokens = state.completion_tokens = None
+            attempt = self._stream_once(
+                single, route, messages, state, started, max_tokens, sampling
+            )
             try:
-                async for delta in self._stream_once(
-                    single, route, messages, state, started, max_tokens, sampling
-                ):
-                    yield delta
+                # Closed with this generator, at once (not when it is collected).
+                async with contextlib.aclosing(attempt):
+                    async for delta in attempt:
+                        yield delta
             except ProviderUnavailable:
                 if state.text_parts:
                     # Cut after its first words: what it produced was paid for (plume.calls).
@@ -295,7 +298,7 @@ class ProviderRouter(RoutingPolicy):
         started: float,
         max_tokens: int | None,
         sampling: Mapping[str, Any] | None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         arguments = self._call_arguments(route, messages, max_tokens, sampling or {})
         try:
             response = await self._router(route.hosting).acompletion(
