@@ -15,9 +15,9 @@ import pytest
 
 from tests.deploy.promql import (
     EXPOSED,
-    ROOT,
     KNOWN,
     PROMETHEUS_CONFIG,
+    ROOT,
     alert_rules,
     alerts_by_metric,
     all_panels,
