@@ -42,9 +42,10 @@ class OrganizationInfo(Periodic):
             logger.warning("organization_info_not_refreshed", exc_info=True)
 
     def show(self, current: set[Labels]) -> None:
-        # Every current series again, not only the new ones: with several workers the most
-        # recent value wins, and another worker may have retired one that holds again.
-        for labels in current:
+        """Only what changed since this process's last refresh is written. With several
+        workers the most recent value of a series wins: a worker that retired a series
+        which holds again (a name given back) shows it again at its own next refresh."""
+        for labels in current - self._shown:
             registry.ORGANIZATION_INFO.labels(*labels).set(1)
         for gone in self._shown - current:  # renamed (the old name), or gone
             registry.retire(registry.ORGANIZATION_INFO, *gone)
