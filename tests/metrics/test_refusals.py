@@ -7,13 +7,17 @@ import uuid
 
 from httpx import AsyncClient
 
+from plume.app import create_app
+from plume.credentials.secrets import generate_key
 from plume.errors import problem_classes
 from tests.metrics.helpers import BULLETIN, samples, value
 from tests.support.chat import chat_body
-from tests.support.clients import AppFactory, client_for
+from tests.support.clients import AppFactory, bearer, client_for, running
+from tests.support.database import UNREACHABLE_DATABASE
 from tests.support.factories import Factory
 from tests.support.providers import unreachable_router
 from tests.support.quotas import set_quotas
+from tests.support.settings import make_settings
 
 
 async def _refusals(client: AsyncClient) -> str:
@@ -106,3 +110,12 @@ async def test_refusal_labels_come_from_fixed_sets(client: AsyncClient) -> None:
         )
         >= 1
     )
+
+
+async def test_an_unreachable_database_is_counted_as_a_503() -> None:
+    async with running(create_app(make_settings(UNREACHABLE_DATABASE))) as http:
+        before = await _refusals(http)
+        response = await http.get("/v1/organization", headers=bearer(generate_key()))
+        assert response.status_code == 503
+        after = await _refusals(http)
+    assert _added(before, after, "anonymous", 503, "unavailable") == 1
