@@ -17,9 +17,10 @@ from plume.errors import (
     InvalidRequest,
     PayloadTooLarge,
     PlumeError,
+    problem_classes,
     render_error,
 )
-from plume.metrics.registry import HTTP_DURATION
+from plume.metrics.registry import HTTP_DURATION, REFUSALS
 
 logger = structlog.get_logger("plume.http")
 
@@ -42,6 +43,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _count_refusal(state: dict[str, Any], status: int, code: str | None) -> None:
+    """An error answer, counted for the caller's organisation (the principal authentication
+    left in the request's state) with its problem code, from the fixed set of codes."""
+    principal = state.get("principal")
+    organization = getattr(getattr(principal, "organization", None), "slug", None)
+    if code not in problem_classes():
+        code = "other"
+    REFUSALS.labels(organization or "anonymous", str(status), code).inc()
 
 
 def _limit_message(limit: int) -> str:
@@ -139,6 +150,9 @@ class RequestContextMiddleware:
             HTTP_DURATION.labels(template, scope["method"], str(status_holder["status"])).observe(
                 elapsed
             )
+            if status_holder["status"] >= 400:
+                code = status_holder.get("code") or state.get("problem_code")
+                _count_refusal(state, status_holder["status"], code)
             logger.info(
                 "request",
                 method=scope["method"],
@@ -159,6 +173,7 @@ class RequestContextMiddleware:
         if status_holder["started"]:
             # Too late for a clean answer: the client sees a cut response.
             return
+        status_holder["code"] = error.code
         payload, media_type = render_error(error, request_id, path)
         body = json.dumps(payload, ensure_ascii=False).encode()
         headers = [
