@@ -119,3 +119,16 @@ async def test_an_unreachable_database_is_counted_as_a_503() -> None:
         assert response.status_code == 503
         after = await _refusals(http)
     assert _added(before, after, "anonymous", 503, "unavailable") == 1
+
+
+async def test_an_invented_method_adds_no_series(client: AsyncClient) -> None:
+    for method in ["BREW", "PROPFIND-X1", "A" * 40]:
+        assert (await client.request(method, "/healthz")).status_code == 405
+    exposition = await _refusals(client)
+    methods = {
+        dict(labels)["method"]
+        for name, labels in samples(exposition)
+        if name == "plume_http_request_duration_seconds_count"
+    }
+    assert "OTHER" in methods
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"}

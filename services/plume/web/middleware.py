@@ -25,6 +25,9 @@ from plume.metrics.registry import HTTP_DURATION, REFUSALS
 logger = structlog.get_logger("plume.http")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# The `method` label: a client may send any token as a method (h11 accepts them all), and
+# each would be a new series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class NulInBody(Exception):
@@ -147,15 +150,14 @@ class RequestContextMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - started
-            HTTP_DURATION.labels(template, scope["method"], str(status_holder["status"])).observe(
-                elapsed
-            )
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            HTTP_DURATION.labels(template, method, str(status_holder["status"])).observe(elapsed)
             if status_holder["status"] >= 400:
                 code = status_holder.get("code") or state.get("problem_code")
                 _count_refusal(state, status_holder["status"], code)
             logger.info(
                 "request",
-                method=scope["method"],
+                method=method,
                 route=template,
                 status=status_holder["status"],
                 duration_ms=round(elapsed * 1000, 2),
