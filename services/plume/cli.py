@@ -84,7 +84,7 @@ async def _audit_key_created(
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> None:
     from plume.audit import chain
-    from plume.audit.service import chain_ids
+    from plume.audit.service import chain_ids, verify
 
     async def work(session: AsyncSession) -> list[tuple[str, chain.Verification]]:
         system = TenantScope.everything()
@@ -93,7 +93,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> None:
             targets = [await organizations.resolve(args.organization)]
         else:
             targets = [await organizations.get(i) for i in await chain_ids(session)]
-        return [(o.slug, await chain.verify(session, o.id)) for o in targets]
+        return [(o.slug, await verify(session, o.id, system)) for o in targets]
 
     results = _run_in_transaction(settings, work)
     for slug, result in results:
@@ -296,12 +296,11 @@ def _serve_metrics_port(settings: Settings) -> None:
     workers this process is their supervisor, and it adds up their files."""
     if settings.metrics_port is None:
         return
-    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+    from prometheus_client import REGISTRY, start_http_server
 
-    registry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    from plume.metrics.registry import multiprocess, multiprocess_registry
+
+    registry = multiprocess_registry() if multiprocess() else REGISTRY
     try:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     except OSError as exc:
