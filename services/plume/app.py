@@ -223,6 +223,7 @@ def create_app(
     app.include_router(drafting_endpoints.router)
     app.include_router(organizations_endpoints.admin_router)
     app.include_router(quota_endpoints.admin_router)
+    app.include_router(quota_endpoints.defaults_router)
     app.include_router(audit_endpoints.router)
     app.include_router(usage_endpoints.admin_router)
     app.include_router(usage_endpoints.tenant_router)

@@ -32,6 +32,7 @@ from plume.errors import PlumeError
 from plume.models import ApiKeyRole
 from plume.organizations.schemas import OrganizationCreate
 from plume.organizations.service import OrganizationService
+from plume.quotas.defaults import DefaultQuotaService, given_details
 from plume.runtime.log import configure_logging
 
 T = TypeVar("T")
@@ -159,23 +160,14 @@ def cmd_orgs_create(settings: Settings, args: argparse.Namespace) -> None:
             insee_code=args.insee_code,
             siren=args.siren,
         )
-        organization = await service.create(payload)
-        o = organization
-        await audit.record(
-            session,
-            organization_id=o.id,
-            action="organization.create",
-            actor=audit.Actor.system(),
-            target=("organization", str(o.id)),
-            details={
-                "kind": o.kind.value,
-                "name": o.name,
-                "slug": o.slug,
-                "parent_id": str(o.parent_id) if o.parent_id else None,
-                "insee_code": o.insee_code,
-                "siren": o.siren,
-            },
-        )
+        o = await service.create(payload)
+        trail = audit.AuditTrail(session, audit.Actor.system())
+        target = ("organization", str(o.id))
+        view = await service.admin_view(o)
+        await trail.record(o.id, "organization.create", target, view.created_details())
+        # The operator's defaults for its kind, as for an organisation created by the API.
+        if given := await DefaultQuotaService(session).apply(o):
+            await trail.record(o.id, "quota.update", target, given_details(given))
         return f"{o.id}\t{o.kind.value}\t{o.slug}\t{o.name}"
 
     print(_run_in_transaction(settings, work))

@@ -150,3 +150,41 @@ async def test_migrate_is_idempotent(
             result = await plume("migrate", env=env, cwd=cli_cwd)
             assert result.returncode == 0, result.stderr
             assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_an_organisation_created_by_the_command_line_gets_the_default_quotas(
+    database_server: DatabaseServer, cli_base_env: dict[str, str], cli_cwd: Path
+) -> None:
+    # A database of its own: the defaults would be given to other tests' organisations.
+    url = database_server.create()
+    env = {**cli_base_env, "PLUME_DATABASE_URL": url, "PLUME_SECRET_KEY": TEST_SECRET}
+    env["PLUME_ENV"] = "test"
+    operator = bearer(the_key(await plume("bootstrap", env=env, cwd=cli_cwd)))
+    day = {"metric": "requests", "period": "day", "limit": 300}
+    async with live(url) as http:
+        response = await http.put(
+            "/v1/admin/default-quotas", json=[{"kind": "commune", **day}], headers=operator
+        )
+        assert response.status_code == 200, response.text
+        insee = fresh_insee()
+        created = await plume(
+            f"orgs create --kind commune --insee-code {insee} --name",
+            "Défaut",
+            env=env,
+            cwd=cli_cwd,
+        )
+        assert created.returncode == 0, created.stderr
+        commune_id = created.stdout.split("\t")[0]
+        quotas = await http.get(f"/v1/admin/organizations/{commune_id}/quotas", headers=operator)
+        assert [(i["metric"], i["period"], i["limit"]) for i in quotas.json()["items"]] == [
+            ("requests", "day", 300)
+        ]
+        audit = await http.get(
+            "/v1/audit", params={"organization_id": commune_id}, headers=operator
+        )
+        assert audit.status_code == 200, audit.text
+        # Newest first: the defaults given after the creation, by the system.
+        assert [e["action"] for e in audit.json()["items"]] == [
+            "quota.update",
+            "organization.create",
+        ]

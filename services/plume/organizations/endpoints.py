@@ -16,6 +16,7 @@ from plume.organizations.schemas import (
     OrganizationUpdate,
 )
 from plume.organizations.service import OrganizationService
+from plume.quotas.defaults import DefaultQuotaService, given_details
 from plume.web.openapi import raises
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
@@ -48,14 +49,11 @@ async def create_organization(
     service = OrganizationService(session, principal.scope)
     organization = await service.create(payload)
     view = await service.admin_view(organization)
-    await audit.record(
-        organization.id,
-        "organization.create",
-        target=("organization", str(organization.id)),
-        details=view.model_dump(
-            mode="json", include={"kind", "name", "slug", "parent_id", "insee_code", "siren"}
-        ),
-    )
+    target = ("organization", str(organization.id))
+    await audit.record(organization.id, "organization.create", target, view.created_details())
+    # The operator's defaults for its kind, in the same transaction: never retroactive.
+    if given := await DefaultQuotaService(session).apply(organization):
+        await audit.record(organization.id, "quota.update", target, given_details(given))
     _show_in_metrics(request, tasks)
     return view
 

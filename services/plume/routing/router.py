@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-# Before LiteLLM is imported, whatever the environment says (LiteLLM 1.83 reads each at
+# Before LiteLLM is imported, whatever the environment says (LiteLLM 1.84 reads each at
 # import or first use): its model cost map and Anthropic beta headers from the copies it
 # ships, never fetched from the network; production mode, in which it does not load a
 # `.env` file from the working directory.
