@@ -345,6 +345,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from plume.runtime import demo
     from plume.runtime.migrations import upgrade
 
+    if settings.is_production:
+        # The demo revokes every key named "demo: …" and mints keys it prints.
+        raise ConfigurationError("PLUME_ENV: plume demo does not run in production")
     load_routing(settings.models_file)
     if settings.database_url is None:
         from plume.runtime.embedded import start_embedded_postgres

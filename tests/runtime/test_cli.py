@@ -110,15 +110,18 @@ async def test_command_errors_are_one_line_on_stderr(
     del no_database["PLUME_DATABASE_URL"]
     production = {**cli_env, "PLUME_ENV": "production"}
     del production["PLUME_SECRET_KEY"]
+    demo_in_production = {**cli_env, "PLUME_ENV": "production", "PLUME_METRICS_PORT": "9464"}
     unknown = fresh_insee()
     new_key = "keys create --role agent --name x --organization"
 
-    bad_insee, missing_url, missing_secret, unknown_org, bad_key_id = await asyncio.gather(
+    bad_insee, missing_url, missing_secret, unknown_org, bad_key_id, demo = await asyncio.gather(
         plume("orgs create --kind commune --name X --insee-code 123", env=cli_env, cwd=cli_cwd),
         plume("orgs list", env=no_database, cwd=cli_cwd),
         plume(new_key, "operator", env=production, cwd=cli_cwd),
         plume(new_key, unknown, env=cli_env, cwd=cli_cwd),
         plume("keys revoke not-a-key-id", env=cli_env, cwd=cli_cwd),
+        # The demo revokes keys by name and prints fresh ones: never against production.
+        plume("demo", env=demo_in_production, cwd=cli_cwd),
     )
     for result, names in [
         (bad_insee, "insee"),
@@ -126,6 +129,7 @@ async def test_command_errors_are_one_line_on_stderr(
         (missing_secret, "PLUME_SECRET_KEY"),
         (unknown_org, unknown),
         (bad_key_id, "not-a-key-id"),
+        (demo, "PLUME_ENV"),
     ]:
         assert result.returncode != 0, result
         assert result.stdout == "", result
