@@ -48,13 +48,13 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "domain",
         [
-            r"organizations\.service",
+            r"organizations\.(service|gauges)",
             r"credentials\.(auth|service)",
-            r"quotas\.(guard|service|wording|gauges)",
-            r"audit\.(trail|chain|signing|service)",
+            r"quotas\.(guard|service|wording|gauges|defaults)",
+            r"audit\.(trail|refusals|chain|signing|service)",
             r"usage\.reports",
-            r"routing\.(policy|router)",
-            r"drafting\.(prompts|offline|checker|actes|finishing|parsing(\..+)?|export(\..+)?)",
+            r"routing\.(policy|router|attempts)",
+            r"drafting\.(prompts|offline|checker|actes|finishing|gauges|parsing(\..+)?|export(\..+)?)",
         ],
     ),
     (

@@ -62,6 +62,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/admin/api-keys/{key_id}"): OPERATOR,
     ("GET", "/v1/admin/organizations/{organization_id}/quotas"): OPERATOR,
     ("PUT", "/v1/admin/organizations/{organization_id}/quotas"): OPERATOR,
+    ("GET", "/v1/admin/default-quotas"): OPERATOR,
+    ("PUT", "/v1/admin/default-quotas"): OPERATOR,
     ("GET", "/v1/quotas"): ANY_KEY,
     ("PUT", "/v1/quotas"): TENANT_ADMIN,
     ("GET", "/v1/usage"): TENANT_ADMIN,
@@ -154,6 +156,8 @@ def body_for(method: str, path: str) -> Any:
         return dict(DRAFT_REQUEST)
     if (method, path) == ("POST", "/v1/drafts/{draft_id}/review"):
         return dict(REVIEW)
+    if (method, path) == ("PUT", "/v1/admin/default-quotas"):
+        return [{"kind": "commune", "metric": "requests", "period": "day", "limit": 1_000_000}]
     if method == "PUT" and path.endswith("/quotas"):
         return [{"metric": "requests", "period": "day", "limit": 1_000_000}]
     return None

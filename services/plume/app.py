@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from plume.audit import endpoints as audit_endpoints
+from plume.audit.refusals import RefusalLog
 from plume.calls.settlement import Settlement
 from plume.calls.sweeper import Sweeper
 from plume.calls.unit import ProviderCalls
@@ -24,12 +25,14 @@ from plume.dates import Clock, SystemClock
 from plume.db import create_engine, create_session_factory, system_sessions
 from plume.drafting import endpoints as drafting_endpoints
 from plume.drafting.finishing import offline_composer
+from plume.drafting.gauges import SyntheseBacklog
 from plume.drafting.jobs import SyntheseWorker
 from plume.drafting.service import DraftingService
 from plume.errors import DEFAULT_PUBLIC_URL, set_public_url
 from plume.metrics import endpoints as metrics_endpoints
 from plume.metrics.observer import MetricsObserver
 from plume.organizations import endpoints as organizations_endpoints
+from plume.organizations.gauges import OrganizationInfo
 from plume.quotas import endpoints as quota_endpoints
 from plume.quotas.gauges import QuotaGauges
 from plume.quotas.guard import QuotaGuard
@@ -37,6 +40,7 @@ from plume.routing.config import load_routing
 from plume.routing.router import ProviderRouter, offline_provider
 from plume.runtime.log import configure_logging
 from plume.runtime.migrations import head_revision
+from plume.runtime.periodic import Periodic
 from plume.usage import endpoints as usage_endpoints
 from plume.web import health
 from plume.web.docs import docs_router, problems_router
@@ -95,6 +99,12 @@ def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> No
     )
     app.state.quota_sweeper = Sweeper(session_factory, clock, settings.quota_sweep_interval_s)
     app.state.quota_gauges = QuotaGauges(session_factory, clock, settings.quota_gauge_interval_s)
+    # The other gauges read from the database on the same timer.
+    app.state.organization_info = OrganizationInfo(session_factory, settings.quota_gauge_interval_s)
+    app.state.synthese_backlog = SyntheseBacklog(
+        system_sessions(session_factory), settings.quota_gauge_interval_s
+    )
+    app.state.refusals = RefusalLog(session_factory, clock)
 
 
 def create_app(
@@ -131,9 +141,16 @@ def create_app(
         worker: SyntheseWorker = app.state.synthese_worker
         sweeper: Sweeper = app.state.quota_sweeper
         gauges: QuotaGauges = app.state.quota_gauges
+        timers: list[Periodic] = [
+            app.state.organization_info,
+            app.state.synthese_backlog,
+            app.state.refusals,
+        ]
         worker.start()
         sweeper.start()
         gauges.start()
+        for timer in timers:
+            timer.start()
         logger.info("started", env=settings.env.value)
         yield
         # Requests still running were cancelled by the server (after its drain), and settle
@@ -141,7 +158,9 @@ def create_app(
         await worker.stop()
         calls: ProviderCalls = app.state.provider_calls
         await calls.drain(SETTLE_AT_STOP_S)
-        await gauges.stop()
+        for timer in timers:  # the refusal log writes what it still holds
+            await timer.stop()
+        await gauges.stop()  # last of the gauges: it marks this worker's values dead
         await sweeper.stop()
         if owned_engine is not None:
             await owned_engine.dispose()
@@ -204,6 +223,7 @@ def create_app(
     app.include_router(drafting_endpoints.router)
     app.include_router(organizations_endpoints.admin_router)
     app.include_router(quota_endpoints.admin_router)
+    app.include_router(quota_endpoints.defaults_router)
     app.include_router(audit_endpoints.router)
     app.include_router(usage_endpoints.admin_router)
     app.include_router(usage_endpoints.tenant_router)

@@ -32,6 +32,7 @@ from plume.errors import PlumeError
 from plume.models import ApiKeyRole
 from plume.organizations.schemas import OrganizationCreate
 from plume.organizations.service import OrganizationService
+from plume.quotas.defaults import DefaultQuotaService, given_details
 from plume.runtime.log import configure_logging
 
 T = TypeVar("T")
@@ -83,7 +84,7 @@ async def _audit_key_created(
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> None:
     from plume.audit import chain
-    from plume.audit.service import chain_ids
+    from plume.audit.service import chain_ids, verify
 
     async def work(session: AsyncSession) -> list[tuple[str, chain.Verification]]:
         system = TenantScope.everything()
@@ -92,7 +93,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> None:
             targets = [await organizations.resolve(args.organization)]
         else:
             targets = [await organizations.get(i) for i in await chain_ids(session)]
-        return [(o.slug, await chain.verify(session, o.id)) for o in targets]
+        return [(o.slug, await verify(session, o.id, system)) for o in targets]
 
     results = _run_in_transaction(settings, work)
     for slug, result in results:
@@ -159,23 +160,14 @@ def cmd_orgs_create(settings: Settings, args: argparse.Namespace) -> None:
             insee_code=args.insee_code,
             siren=args.siren,
         )
-        organization = await service.create(payload)
-        o = organization
-        await audit.record(
-            session,
-            organization_id=o.id,
-            action="organization.create",
-            actor=audit.Actor.system(),
-            target=("organization", str(o.id)),
-            details={
-                "kind": o.kind.value,
-                "name": o.name,
-                "slug": o.slug,
-                "parent_id": str(o.parent_id) if o.parent_id else None,
-                "insee_code": o.insee_code,
-                "siren": o.siren,
-            },
-        )
+        o = await service.create(payload)
+        trail = audit.AuditTrail(session, audit.Actor.system())
+        target = ("organization", str(o.id))
+        view = await service.admin_view(o)
+        await trail.record(o.id, "organization.create", target, view.created_details())
+        # The operator's defaults for its kind, as for an organisation created by the API.
+        if given := await DefaultQuotaService(session).apply(o):
+            await trail.record(o.id, "quota.update", target, given_details(given))
         return f"{o.id}\t{o.kind.value}\t{o.slug}\t{o.name}"
 
     print(_run_in_transaction(settings, work))
@@ -304,12 +296,11 @@ def _serve_metrics_port(settings: Settings) -> None:
     workers this process is their supervisor, and it adds up their files."""
     if settings.metrics_port is None:
         return
-    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+    from prometheus_client import REGISTRY, start_http_server
 
-    registry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    from plume.metrics.registry import multiprocess, multiprocess_registry
+
+    registry = multiprocess_registry() if multiprocess() else REGISTRY
     try:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     except OSError as exc:
@@ -354,6 +345,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from plume.runtime import demo
     from plume.runtime.migrations import upgrade
 
+    if settings.is_production:
+        # The demo revokes every key named "demo: …" and mints keys it prints.
+        raise ConfigurationError("PLUME_ENV: plume demo does not run in production")
     load_routing(settings.models_file)
     if settings.database_url is None:
         from plume.runtime.embedded import start_embedded_postgres

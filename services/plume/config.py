@@ -66,12 +66,16 @@ class Settings(BaseSettings):
     quota_reservation_ttl_s: int = Field(default=900, ge=60)
     quota_job_reservation_ttl_s: int = Field(default=6 * 3600, ge=60)
     quota_sweep_interval_s: float = Field(default=30.0, gt=0)
-    # plume_quota_used_ratio is refreshed from the database this often, per process.
+    # The gauges (quota use, organisations, the synthèse queue) are refreshed from the
+    # database this often, per process.
     quota_gauge_interval_s: float = Field(default=15.0, gt=0)
     # Every provider call (its attempts, retries and fallbacks; a stream to its last word).
     provider_deadline_s: float = Field(default=300.0, gt=0, le=3600)
     # A comment line on every Server-Sent Events stream after this long without a byte.
     sse_keepalive_s: float = Field(default=15.0, gt=0, le=300)
+    # The longest life of a key minted through the API (days); a key asked without an expiry
+    # gets this one. None: keys may live until revoked.
+    api_key_max_days: int | None = Field(default=None, ge=1, le=3650)
     log_level: str = "INFO"
 
     @field_validator("cors_origins", mode="before")

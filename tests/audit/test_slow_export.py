@@ -171,8 +171,9 @@ async def test_slow_export_readers_do_not_stop_another_tenants_draft(
             elapsed = time.perf_counter() - started
         assert draft.status_code == 201, draft.text
         # The pool's timeout is five seconds: a draft that waited for a connection would
-        # have taken that long, then answered 503.
-        assert elapsed < 2, elapsed
+        # have taken that long, then answered 503 (it answers in a fraction of a second on
+        # an idle machine; the margin is for a loaded one).
+        assert elapsed < 4, elapsed
         assert _held_in_transaction(committed_database_url) == 0
         assert all(reader.is_alive() for reader in readers)  # still reading, a byte a second
     finally:

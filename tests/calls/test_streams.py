@@ -227,8 +227,9 @@ async def test_a_trickling_stream_ends_at_the_deadline_charged_what_it_produced(
     factory: Factory,
     db: AsyncSession,
 ) -> None:
-    # A word every two seconds: each read is within the per-read timeout, for ever.
-    app = paced_app(make_app, settings, paced, provider_deadline_s=0.5)
+    # A word every two seconds: each read is within the per-read timeout, for ever. The
+    # deadline leaves a loaded machine a second to get the first word through.
+    app = paced_app(make_app, settings, paced, provider_deadline_s=1.0)
     closed = paced.closed
     body = (
         chat_body("trickle", stream=True)
@@ -241,7 +242,7 @@ async def test_a_trickling_stream_ends_at_the_deadline_charged_what_it_produced(
         response = await client.post(route, json=body, headers=agent.headers)
         elapsed = time.perf_counter() - started
     assert response.status_code == 200  # the stream had started
-    assert elapsed < 1.5, elapsed
+    assert elapsed < 5, elapsed  # and not for ever
     if route.endswith("completions"):
         last = json.loads(sse_data(response.text)[-1])
         message, code = last["error"]["message"], last["error"]["code"]

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.models import Organization
 from tests.credentials.helpers import Tenant, count_keys, future, key_row
-from tests.support.clients import bearer
+from tests.support.clients import AppFactory, bearer, client_for
 from tests.support.factories import Factory, Key
 from tests.support.problems import assert_problem
+from tests.support.settings import make_settings
 
 # --------------------------------------------------------------------------------------
 # Minting, shown once, revoking
@@ -258,6 +259,41 @@ async def test_expires_at_must_be_a_future_instant_with_an_offset(
                 )
                 assert_invalid(response, "expires_at")
     assert await count_keys(db) == before
+
+
+async def test_with_a_maximum_lifetime_keys_expire_by_then(
+    make_app: AppFactory, tenant: Tenant, factory: Factory, subtests: pytest.Subtests
+) -> None:
+    settings = make_settings(make_app.settings.database_url, api_key_max_days=90)
+    latest = datetime.now(UTC) + timedelta(days=90)
+    async with client_for(make_app(settings=settings)) as http:
+        for label, url, caller in mint_routes(tenant, await factory.operator()):
+            with subtests.test(route=label):
+                # Asked without an expiry: it gets the longest one.
+                given = await http.post(
+                    url, json={"name": "Sans date", "role": "agent"}, headers=caller.headers
+                )
+                assert given.status_code == 201, given.text
+                expires = datetime.fromisoformat(given.json()["expires_at"])
+                assert abs(expires - latest) < timedelta(minutes=1)
+                # Asked for longer: refused, naming the field and the limit.
+                too_long = (latest + timedelta(days=1)).isoformat()
+                refused = await http.post(
+                    url,
+                    json={"name": "Trop longue", "role": "agent", "expires_at": too_long},
+                    headers=caller.headers,
+                )
+                body = assert_invalid(refused, "expires_at")
+                assert "90 jours" in body["errors"][0]["message"]
+                # Shorter: kept as asked.
+                soon = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0)
+                kept = await http.post(
+                    url,
+                    json={"name": "Courte", "role": "agent", "expires_at": soon.isoformat()},
+                    headers=caller.headers,
+                )
+                assert kept.status_code == 201, kept.text
+                assert datetime.fromisoformat(kept.json()["expires_at"]) == soon
 
 
 async def test_a_new_key_needs_a_name_and_no_unknown_fields(

@@ -20,6 +20,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.app import create_app
+from plume.credentials.secrets import generate_key, is_well_formed
 from plume.db import create_engine, create_session_factory
 from plume.models import ApiKey, Organization
 from tests.credentials.helpers import Tenant, future, hmac_sha256, key_row
@@ -198,6 +199,14 @@ async def test_a_real_key_in_the_wrong_form_is_401(
     assert_problem(response, 401, "unauthenticated")
     # The same key, properly sent, works (the refusal was about the form).
     assert (await client.get("/v1/organization", headers=bearer(secret))).status_code == 200
+
+
+def test_a_key_followed_by_a_newline_is_not_well_formed() -> None:
+    # Header values cannot hold one, but the check must not rely on it (`$` would match).
+    key = generate_key()
+    assert is_well_formed(key)
+    assert not is_well_formed(key + "\n")
+    assert not is_well_formed(" " + key)
 
 
 async def test_the_401_carries_the_callers_request_id(client: AsyncClient) -> None:

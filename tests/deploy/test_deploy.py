@@ -17,6 +17,7 @@ from tests.deploy.promql import (
     EXPOSED,
     KNOWN,
     PROMETHEUS_CONFIG,
+    ROOT,
     alert_rules,
     alerts_by_metric,
     all_panels,
@@ -119,6 +120,13 @@ def test_the_dashboard_covers_the_operators_questions() -> None:
         "plume_quota_used_ratio",
         "plume_provider_requests_total",
         "plume_fallbacks_total",
+        "plume_refusals_total",
+        "plume_provider_attempts_total",
+        "plume_time_to_first_token_seconds_bucket",
+        "plume_synthese_jobs",
+        "plume_synthese_oldest_queued_seconds",
+        "plume_audit_verification_failures_total",
+        "plume_organization_info",
     }
     assert wanted - queried == set()
     exprs = [expr for _, expr, _ in dashboard_expressions()]
@@ -130,6 +138,23 @@ def test_the_dashboard_covers_the_operators_questions() -> None:
             for e in exprs
         )
     assert any("increase(plume_cost_euros_total" in e and "$__range" in e for e in exprs)
+    # 429s per commune, named: joined with the organisations' info on their slug.
+    assert any(
+        'status="429"' in e
+        and "plume_refusals_total" in e
+        and "group_left (name)" in e
+        and "plume_organization_info" in e
+        for e in exprs
+    )
+    # The share of 5xx among HTTP answers.
+    assert any(
+        'status=~"5.."' in e and "/" in e and "plume_http_request_duration_seconds_count" in e
+        for e in exprs
+    )
+    assert any(
+        "histogram_quantile(0.95," in e and "plume_time_to_first_token_seconds_bucket" in e
+        for e in exprs
+    )
 
 
 def test_per_tenant_queries_follow_the_organization_variable() -> None:
@@ -225,6 +250,40 @@ def test_the_alerts_cover_providers_fallbacks_quotas_latency_and_readiness() -> 
     assert any('job="plume-readyz"' in rule["expr"] for rule in ready)
     up = alerts_by_metric("up")
     assert any('job="plume"' in rule["expr"] for rule in up)
+
+
+def test_the_alerts_cover_refusals_server_errors_first_tokens_jobs_and_the_audit() -> None:
+    refusals = alerts_by_metric("plume_refusals_total")
+    assert any(
+        'status="429"' in rule["expr"] and "by (organization)" in rule["expr"] for rule in refusals
+    )
+    answers = alerts_by_metric("plume_http_request_duration_seconds_count")
+    assert any('status=~"5.."' in rule["expr"] for rule in answers)
+    assert alerts_by_metric("plume_time_to_first_token_seconds_bucket")
+    assert alerts_by_metric("plume_synthese_oldest_queued_seconds")
+    assert alerts_by_metric("plume_audit_verification_failures_total")
+    assert alerts_by_metric("plume_provider_attempts_total")
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings."""
+    anchors = set()
+    for line in markdown.splitlines():
+        heading = re.match(r"^#{1,6}\s+(.*)$", line)
+        if heading:
+            slug = re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower())
+            anchors.add(slug.replace(" ", "-"))
+    return anchors
+
+
+def test_every_alert_links_to_its_runbook() -> None:
+    """`runbook_url` names a section that exists, in deploy/README.md or docs/operations.md."""
+    for rule in alert_rules():
+        link = rule["annotations"]["runbook_url"]
+        path, _, anchor = link.partition("#")
+        assert path in {"deploy/README.md", "docs/operations.md"}, link
+        assert anchor == rule["alert"].lower(), link
+        assert anchor in _anchors((ROOT / path).read_text(encoding="utf-8")), link
 
 
 def test_the_example_config_scrapes_what_the_alerts_expect() -> None:

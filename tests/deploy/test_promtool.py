@@ -247,6 +247,139 @@ UNIT_TESTS.append(
 )
 
 
+def _first_tokens(group: str, per_minute: dict[str, int]) -> list[dict[str, str]]:
+    """Cumulative bucket series and count of plume_time_to_first_token_seconds."""
+    series = []
+    total = 0
+    for le, count in per_minute.items():
+        total += count
+        series.append(
+            {
+                "series": f'plume_time_to_first_token_seconds_bucket{{model_group="{group}", '
+                f'le="{le}"}}',
+                "values": f"0+{total}x30",
+            }
+        )
+    series.append(
+        {
+            "series": f'plume_time_to_first_token_seconds_count{{model_group="{group}"}}',
+            "values": f"0+{total}x30",
+        }
+    )
+    return series
+
+
+UNIT_TESTS.append(
+    {
+        "interval": "1m",
+        "input_series": [
+            # One commune refused 5 times a minute (quota), another once: only the first.
+            {
+                "series": 'plume_refusals_total{organization="76349", status="429", '
+                'code="quota_exceeded"}',
+                "values": "0+5x30",
+            },
+            {
+                "series": 'plume_refusals_total{organization="21000", status="429", '
+                'code="rate_limited"}',
+                "values": "0+1x30",
+            },
+            {
+                "series": 'plume_refusals_total{organization="21000", status="404", '
+                'code="not_found"}',
+                "values": "0+50x30",
+            },
+            # One answer in ten is a 502: 10 % of 5xx.
+            {
+                "series": 'plume_http_request_duration_seconds_count{route="/v1/drafts", '
+                'method="POST", status="201"}',
+                "values": "0+90x30",
+            },
+            {
+                "series": 'plume_http_request_duration_seconds_count{route="/v1/drafts", '
+                'method="POST", status="502"}',
+                "values": "0+10x30",
+            },
+            # First words after 10 to 20 s for `standard`, within a second for `fast`.
+            *_first_tokens("standard", {"5": 0, "10": 0, "20": 10, "+Inf": 0}),
+            *_first_tokens("fast", {"1": 10, "5": 0, "10": 0, "20": 0, "+Inf": 0}),
+            # The oldest queued synthèse waits a minute longer each minute (two instances).
+            {
+                "series": 'plume_synthese_oldest_queued_seconds{instance="a"}',
+                "values": "0+60x30",
+            },
+            {
+                "series": 'plume_synthese_oldest_queued_seconds{instance="b"}',
+                "values": "0+60x30",
+            },
+            # A verification found a break at minute 3.
+            {
+                "series": 'plume_audit_verification_failures_total{organization="76349"}',
+                "values": "0x3 1x26",
+            },
+            # A deployment failing 6 attempts in 10, its sibling sound.
+            {
+                "series": 'plume_provider_attempts_total{provider="mistral", '
+                'deployment="standard/0", model_group="standard", outcome="server_error"}',
+                "values": "0+6x30",
+            },
+            {
+                "series": 'plume_provider_attempts_total{provider="mistral", '
+                'deployment="standard/0", model_group="standard", outcome="success"}',
+                "values": "0+4x30",
+            },
+            {
+                "series": 'plume_provider_attempts_total{provider="albert", '
+                'deployment="standard/1", model_group="standard", outcome="success"}',
+                "values": "0+10x30",
+            },
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "25m",
+                "alertname": "PlumeTenantRateLimited",
+                "exp_alerts": [{"exp_labels": {**ORG, "severity": "warning"}}],
+            },
+            {
+                "eval_time": "15m",
+                "alertname": "PlumeServerErrorRateHigh",
+                "exp_alerts": [{"exp_labels": {"severity": "critical"}}],
+            },
+            {
+                "eval_time": "25m",
+                "alertname": "PlumeTimeToFirstTokenHigh",
+                "exp_alerts": [{"exp_labels": {"severity": "warning", "model_group": "standard"}}],
+            },
+            {"eval_time": "20m", "alertname": "PlumeSyntheseBacklog", "exp_alerts": []},
+            {
+                "eval_time": "29m",
+                "alertname": "PlumeSyntheseBacklog",
+                "exp_alerts": [{"exp_labels": {"severity": "warning"}}],
+            },
+            {"eval_time": "2m", "alertname": "PlumeAuditChainBroken", "exp_alerts": []},
+            {
+                "eval_time": "5m",
+                "alertname": "PlumeAuditChainBroken",
+                "exp_alerts": [{"exp_labels": {**ORG, "severity": "critical"}}],
+            },
+            {
+                "eval_time": "25m",
+                "alertname": "PlumeDeploymentFailing",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {
+                            "severity": "warning",
+                            "provider": "mistral",
+                            "deployment": "standard/0",
+                        }
+                    }
+                ],
+            },
+        ],
+    }
+)
+
+
 def test_promtool_unit_tests_the_alerts(tmp_path: Path) -> None:
     """The rules fire on synthetic series. Annotations are stripped from a copy of the rules
     (promtool would otherwise want their rendered text); `check rules` validates them."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.metrics.helpers import BULLETIN, value
+from tests.metrics.helpers import BULLETIN, samples, value
 from tests.support.factories import fresh_insee, fresh_siren
 from tests.support.processes import PLUME, run_plume, wait_until_ready
 from tests.support.servers import free_port
@@ -109,6 +109,20 @@ def test_two_workers_agree_with_the_usage_report(
             if shown == pytest.approx(sent[communes[0]] / limit) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
+        # A commune renamed through one worker: its old name leaves the exposition at once,
+        # though the other worker showed it too and cannot forget it (its value becomes 0,
+        # which the exposition leaves out), and does not come back with that worker's
+        # next refreshes.
+        renamed = httpx.patch(
+            f"{base}/v1/admin/organizations/{first['id']}",
+            json={"name": "Commune renommée"},
+            headers={"Authorization": f"Bearer {operator}"},
+        )
+        assert renamed.status_code == 200, renamed.text
+        names = _names(httpx.get(f"{base}/metrics", timeout=10).text, communes[0])
+        assert names == ["Commune renommée"]
+        time.sleep(1)  # five refreshes of each worker
+        assert _names(httpx.get(f"{base}/metrics", timeout=10).text, communes[0]) == names
         report = httpx.get(
             f"{base}/v1/usage?group_by=organization",
             headers={"Authorization": f"Bearer {epci_admin}"},
@@ -149,3 +163,12 @@ def test_two_workers_agree_with_the_usage_report(
         text, "plume_quota_used_ratio", organization=communes[0], metric="requests", period="day"
     )
     assert ratio == pytest.approx(sent[communes[0]] / limit)
+
+
+def _names(text: str, slug: str) -> list[str]:
+    """The names plume_organization_info shows for the organisation."""
+    return [
+        dict(labels)["name"]
+        for (name, labels) in samples(text)
+        if name == "plume_organization_info" and ("organization", slug) in labels
+    ]

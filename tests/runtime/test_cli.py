@@ -110,15 +110,18 @@ async def test_command_errors_are_one_line_on_stderr(
     del no_database["PLUME_DATABASE_URL"]
     production = {**cli_env, "PLUME_ENV": "production"}
     del production["PLUME_SECRET_KEY"]
+    demo_in_production = {**cli_env, "PLUME_ENV": "production", "PLUME_METRICS_PORT": "9464"}
     unknown = fresh_insee()
     new_key = "keys create --role agent --name x --organization"
 
-    bad_insee, missing_url, missing_secret, unknown_org, bad_key_id = await asyncio.gather(
+    bad_insee, missing_url, missing_secret, unknown_org, bad_key_id, demo = await asyncio.gather(
         plume("orgs create --kind commune --name X --insee-code 123", env=cli_env, cwd=cli_cwd),
         plume("orgs list", env=no_database, cwd=cli_cwd),
         plume(new_key, "operator", env=production, cwd=cli_cwd),
         plume(new_key, unknown, env=cli_env, cwd=cli_cwd),
         plume("keys revoke not-a-key-id", env=cli_env, cwd=cli_cwd),
+        # The demo revokes keys by name and prints fresh ones: never against production.
+        plume("demo", env=demo_in_production, cwd=cli_cwd),
     )
     for result, names in [
         (bad_insee, "insee"),
@@ -126,6 +129,7 @@ async def test_command_errors_are_one_line_on_stderr(
         (missing_secret, "PLUME_SECRET_KEY"),
         (unknown_org, unknown),
         (bad_key_id, "not-a-key-id"),
+        (demo, "PLUME_ENV"),
     ]:
         assert result.returncode != 0, result
         assert result.stdout == "", result
@@ -150,3 +154,41 @@ async def test_migrate_is_idempotent(
             result = await plume("migrate", env=env, cwd=cli_cwd)
             assert result.returncode == 0, result.stderr
             assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_an_organisation_created_by_the_command_line_gets_the_default_quotas(
+    database_server: DatabaseServer, cli_base_env: dict[str, str], cli_cwd: Path
+) -> None:
+    # A database of its own: the defaults would be given to other tests' organisations.
+    url = database_server.create()
+    env = {**cli_base_env, "PLUME_DATABASE_URL": url, "PLUME_SECRET_KEY": TEST_SECRET}
+    env["PLUME_ENV"] = "test"
+    operator = bearer(the_key(await plume("bootstrap", env=env, cwd=cli_cwd)))
+    day = {"metric": "requests", "period": "day", "limit": 300}
+    async with live(url) as http:
+        response = await http.put(
+            "/v1/admin/default-quotas", json=[{"kind": "commune", **day}], headers=operator
+        )
+        assert response.status_code == 200, response.text
+        insee = fresh_insee()
+        created = await plume(
+            f"orgs create --kind commune --insee-code {insee} --name",
+            "Défaut",
+            env=env,
+            cwd=cli_cwd,
+        )
+        assert created.returncode == 0, created.stderr
+        commune_id = created.stdout.split("\t")[0]
+        quotas = await http.get(f"/v1/admin/organizations/{commune_id}/quotas", headers=operator)
+        assert [(i["metric"], i["period"], i["limit"]) for i in quotas.json()["items"]] == [
+            ("requests", "day", 300)
+        ]
+        audit = await http.get(
+            "/v1/audit", params={"organization_id": commune_id}, headers=operator
+        )
+        assert audit.status_code == 200, audit.text
+        # Newest first: the defaults given after the creation, by the system.
+        assert [e["action"] for e in audit.json()["items"]] == [
+            "quota.update",
+            "organization.create",
+        ]

@@ -51,6 +51,8 @@ TENANT_TABLES = {
     "usage_records",
     "audit_entries",
     "audit_heads",
+    # The operator's, no tenant's: only the system's scope reads or writes it.
+    "default_quotas",
 }
 
 
@@ -370,6 +372,59 @@ async def test_connected_as_the_service_nothing_is_seen_outside_a_scope(
     assert in_other_scope[3] == in_other_scope[5] == in_other_scope[6] == 0
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         await _rows(url, "SELECT secret_hash FROM api_keys")
+
+
+async def test_default_quotas_are_the_systems_alone_as_the_service_runs(
+    owned: Owned, http: AsyncClient
+) -> None:
+    """The operator sets default quotas and a new commune gets them, as the role that owns
+    nothing; a tenant's scope neither sees nor writes them, nor does any role update them."""
+    operator = bearer(owned.operator_key)
+    defaults = [{"kind": "commune", "metric": "tokens", "period": "month", "limit": 5000}]
+    try:
+        response = await http.put("/v1/admin/default-quotas", json=defaults, headers=operator)
+        assert response.status_code == 200, response.text
+        created = await http.post(
+            "/v1/admin/organizations",
+            json={"kind": "commune", "name": "Par défaut", "insee_code": fresh_insee()},
+            headers=operator,
+        )
+        assert created.status_code == 201, created.text
+        commune = created.json()["id"]
+        quotas = await http.get(f"/v1/admin/organizations/{commune}/quotas", headers=operator)
+        assert [(q["metric"], q["limit"]) for q in quotas.json()["items"]] == [("tokens", 5000)]
+
+        url = owned.libpq(owned.service_url)
+        seen = await _rows(
+            url,
+            "SELECT count(*) FROM default_quotas",
+            "BEGIN",
+            "SET LOCAL ROLE plume_app",
+            ("SELECT set_config('plume.organizations', %s, true)", (commune,)),
+            "SELECT count(*) FROM default_quotas",
+            "SELECT set_config('plume.all_organizations', 'on', true)",
+            "SELECT count(*) FROM default_quotas",
+            "ROLLBACK",
+        )
+        assert (seen[0], seen[4], seen[6]) == (0, 0, 1)
+        insert = (
+            'INSERT INTO default_quotas (id, kind, metric, period, "limit")'
+            " VALUES (gen_random_uuid(), 'epci', 'requests', 'day', 1)"
+        )
+        tenant = [
+            "BEGIN",
+            "SET LOCAL ROLE plume_app",
+            ("SELECT set_config('plume.organizations', %s, true)", (commune,)),
+        ]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await _rows(url, *tenant, insert)
+        system = ["BEGIN", "SET LOCAL ROLE plume_app"]
+        system.append("SELECT set_config('plume.all_organizations', 'on', true)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await _rows(url, *system, 'UPDATE default_quotas SET "limit" = 1')
+    finally:
+        cleared = await http.put("/v1/admin/default-quotas", json=[], headers=operator)
+        assert cleared.status_code == 200, cleared.text
 
 
 async def test_the_owner_too_sees_only_the_scope_it_enters(owned: Owned, http: AsyncClient) -> None:

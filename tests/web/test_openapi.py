@@ -95,6 +95,9 @@ def test_the_problem_schema_is_the_contract(description: dict[str, Any]) -> None
         ("GET", "/v1/admin/organizations", {200, 401, 403, 422, 503}, {404, 429}),
         ("POST", "/v1/admin/organizations", {201, 403, 409, 413, 422}, {404, 429}),
         ("PUT", "/v1/quotas", {200, 403, 404, 413, 422}, {429}),
+        # The operator's defaults: no path id, so no 404; a body (413, 422) only to set them.
+        ("GET", "/v1/admin/default-quotas", {200, 401, 403, 500, 503}, {404, 413, 422, 429}),
+        ("PUT", "/v1/admin/default-quotas", {200, 401, 403, 413, 422, 503}, {404, 429}),
         ("DELETE", "/v1/organization/api-keys/{key_id}", {204, 401, 403, 404, 422}, {413}),
     ],
 )

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from plume.audit import chain, service
+from plume.audit import service
 from plume.audit.schemas import (
     AuditEntryOut,
     PublicKey,
@@ -142,7 +142,7 @@ async def verify(
         if not principal.scope.all_organizations:
             raise NotFound("Aucune organisation ne porte cet identifiant.")
         chains = [
-            await _verify_one(session, organization, None, None)
+            await _verify_one(session, principal, organization, None, None)
             for organization in await service.chain_ids(session)
         ]
         broken = next((c for c in chains if not c.valid), None)
@@ -153,16 +153,18 @@ async def verify(
             chains=chains,
         )
     target = uuid.UUID(organization_id) if organization_id else None
-    return await _verify_one(session, _chain_of(principal, target), receipt_seq, receipt_hash)
+    organization = _chain_of(principal, target)
+    return await _verify_one(session, principal, organization, receipt_seq, receipt_hash)
 
 
 async def _verify_one(
     session: DBSession,
+    principal: Principal,
     organization_id: uuid.UUID,
     receipt_seq: int | None,
     receipt_hash: str | None,
 ) -> Verification:
-    result = await chain.verify(session, organization_id)
+    result = await service.verify(session, organization_id, principal.scope)
     matches = None
     if receipt_seq is not None and receipt_hash is not None:
         matches = await service.hash_at(session, organization_id, receipt_seq) == receipt_hash

@@ -17,7 +17,9 @@ from plume.audit.signing import ReceiptSigner
 from plume.audit.trail import Actor, record
 from plume.dates import PARIS
 from plume.db import TenantScope, enter_tenant_context
+from plume.metrics import registry
 from plume.models import AuditEntry
+from plume.organizations.service import OrganizationService
 from plume.web.pagination import PageRequest
 from plume.web.spreadsheet import csv_line
 
@@ -163,6 +165,19 @@ async def head_receipt(
         algorithm="Ed25519",
         signature=signer.sign(statement),
     )
+
+
+async def verify(
+    session: AsyncSession, organization_id: uuid.UUID, scope: TenantScope
+) -> chain.Verification:
+    """Verify one chain; a break is counted (plume_audit_verification_failures_total) for
+    the chain's organisation, which `scope` (the caller's) lets the session see."""
+    result = await chain.verify(session, organization_id)
+    if not result.valid:
+        organization = await OrganizationService(session, scope).find(organization_id)
+        slug = organization.slug if organization is not None else "unknown"
+        registry.AUDIT_VERIFICATION_FAILURES.labels(slug).inc()
+    return result
 
 
 async def hash_at(session: AsyncSession, organization_id: uuid.UUID, seq: int) -> str | None:

@@ -1,8 +1,7 @@
 """Writing entries: what an action records, who acted, and the dependency endpoints record
 their actions with (in the request's transaction). The settlement of a provider call writes
 its entry in the same statement as the call's usage record (plume.calls.settlement); a
-refused request's entry is written in a transaction of its own, since the request's own
-rolls back.
+refused request's entry is plume.audit.refusals'.
 
 Never put prompt or output text, or a secret, in an entry's details: hashes and sizes only.
 """
@@ -14,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,11 +21,7 @@ from plume.audit.repository import AuditRepository, NewEntry
 
 __all__ = ["Actor", "Audit", "AuditTrail", "NewEntry", "append", "entry", "record"]
 from plume.credentials.auth import Principal
-from plume.db import enter_tenant_context
-from plume.hashing import digest
 from plume.web.transaction import DBSession
-
-logger = structlog.get_logger("plume.audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,43 +155,3 @@ def audit_trail(request: Request, session: DBSession) -> AuditTrail:
 
 
 Audit = Annotated[AuditTrail, Depends(audit_trail)]
-
-
-# A refused path's parameters are the caller's text: the entry keeps each one as it is up to
-# this length, else its digest (an audit entry is kept for ever).
-MAX_PARAM_LENGTH = 64
-
-
-def bounded_param(value: str) -> str | dict[str, Any]:
-    return value if len(value) <= MAX_PARAM_LENGTH else digest(value)
-
-
-async def record_refusal(request: Request, status: int, code: str) -> None:
-    """`access.denied` for an authenticated caller refused a resource. Best effort, in a
-    transaction of its own: the refused request's transaction has rolled back."""
-    principal: Principal | None = getattr(request.state, "principal", None)
-    factory = getattr(request.app.state, "session_factory", None)
-    if principal is None or factory is None:
-        return
-    route = request.scope.get("route")
-    template = getattr(route, "path", None) or "unknown"
-    try:
-        async with factory() as session, session.begin():
-            await enter_tenant_context(session, principal.scope)
-            await record(
-                session,
-                organization_id=principal.organization_id,
-                action="access.denied",
-                actor=actor_of(request, principal),
-                outcome="refused",
-                target=("route", f"{request.method} {template}"),
-                details={
-                    "status": status,
-                    "code": code,
-                    "path_params": {
-                        k: bounded_param(str(v)) for k, v in request.path_params.items()
-                    },
-                },
-            )
-    except Exception:
-        logger.exception("audit_refusal_not_recorded", code=code)

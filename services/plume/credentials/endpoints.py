@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -29,8 +30,11 @@ OrganizationParam = Annotated[
 
 
 def _service(request: Request, session: DBSession, principal: Principal) -> ApiKeyService:
-    hasher = KeyHasher.from_secret(request.app.state.settings.require_secret_key())
-    return ApiKeyService(session, principal.scope, hasher)
+    settings = request.app.state.settings
+    hasher = KeyHasher.from_secret(settings.require_secret_key())
+    max_days = settings.api_key_max_days
+    lifetime = timedelta(days=max_days) if max_days is not None else None
+    return ApiKeyService(session, principal.scope, hasher, max_lifetime=lifetime)
 
 
 async def _list(

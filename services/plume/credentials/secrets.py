@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 KEY_PREFIX = "plm_"
 _RANDOM_BYTES = 32
-# plm_ + at least 43 base64url characters (32 random bytes).
-_KEY_FORMAT = re.compile(r"^plm_[A-Za-z0-9_-]{43,128}$")
+# plm_ + at least 43 base64url characters (32 random bytes), and nothing else: fullmatch,
+# since `$` would also match before a trailing newline.
+_KEY_FORMAT = re.compile(r"plm_[A-Za-z0-9_-]{43,128}")
 DISPLAY_PREFIX_LENGTH = 12
 
 
@@ -45,7 +46,7 @@ def generate_key() -> str:
 
 
 def is_well_formed(key: str) -> bool:
-    return bool(_KEY_FORMAT.match(key))
+    return _KEY_FORMAT.fullmatch(key) is not None
 
 
 def display_prefix(key: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,9 +54,17 @@ def key_out(key: ApiKey) -> ApiKeyOut:
 
 
 class ApiKeyService:
-    def __init__(self, session: AsyncSession, scope: TenantScope, hasher: KeyHasher) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        scope: TenantScope,
+        hasher: KeyHasher,
+        *,
+        max_lifetime: timedelta | None = None,
+    ) -> None:
         self.repository = ApiKeyRepository(session, scope)
         self.hasher = hasher
+        self.max_lifetime = max_lifetime
 
     async def mint(
         self,
@@ -74,8 +82,19 @@ class ApiKeyService:
             raise Forbidden("Une clé d'API ne peut pas créer de clé d'un rôle supérieur au sien.")
         if role is ApiKeyRole.OPERATOR_ADMIN and organization.kind is not OrganizationKind.OPERATOR:
             raise invalid_field("role", "Seule l'organisation opérateur a des clés operator_admin.")
-        if expires_at is not None and expires_at <= datetime.now(UTC):
+        now = datetime.now(UTC)
+        if expires_at is not None and expires_at <= now:
             raise invalid_field("expires_at", "La date d'expiration doit être dans le futur.")
+        if self.max_lifetime is not None:
+            latest = now + self.max_lifetime
+            if expires_at is None:
+                expires_at = latest
+            elif expires_at > latest:
+                raise invalid_field(
+                    "expires_at",
+                    f"Une clé vit au plus {self.max_lifetime.days} jours : "
+                    f"au plus tard le {latest.date().isoformat()}.",
+                )
         secret = generate_key()
         key = await self.repository.add(
             ApiKey(

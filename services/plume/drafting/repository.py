@@ -82,6 +82,25 @@ FOR UPDATE OF d SKIP LOCKED
 """)
 
 
+# The queue's size for the metrics: jobs nobody holds (new, given back, or whose lease
+# expired) and jobs held, and how long the oldest of the first has waited.
+_BACKLOG = text("""
+SELECT count(*) FILTER (WHERE locked_until IS NULL OR locked_until < now()),
+       count(*) FILTER (WHERE locked_until >= now()),
+       coalesce(extract(epoch FROM now() - min(created_at)
+                FILTER (WHERE locked_until IS NULL OR locked_until < now())), 0)
+FROM drafts
+WHERE status = 'processing'
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    queued: int
+    running: int
+    oldest_queued_s: float
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """A claimed job: which, whose, and the token that proves the lease is this worker's."""
@@ -97,6 +116,10 @@ class SyntheseJobQueue:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def backlog(self) -> Backlog:
+        queued, running, oldest = (await self.session.execute(_BACKLOG)).one()
+        return Backlog(int(queued), int(running), float(oldest))
 
     async def claim(self, lease: timedelta) -> Lease | None:
         """Take the next job nobody holds (organisations in turn; SKIP LOCKED lets

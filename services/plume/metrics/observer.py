@@ -39,5 +39,7 @@ class MetricsObserver:
         registry.COST.labels(organization, completion.provider).inc(float(consumed.cost_eur))
         registry.PROVIDER_REQUESTS.labels(completion.provider, completion.model, "success").inc()
         registry.PROVIDER_LATENCY.labels(completion.provider).observe(completion.latency_s)
+        if completion.ttft_s is not None:  # a stream that produced words
+            registry.TIME_TO_FIRST_TOKEN.labels(group).observe(completion.ttft_s)
         if completion.fallbacks:
             registry.FALLBACKS.labels(first_provider, completion.provider).inc()

@@ -2,6 +2,7 @@
 
 from plume.models.api_key import ApiKey, ApiKeyRole
 from plume.models.audit_entry import AuditEntry, AuditHead
+from plume.models.default_quota import DEFAULT_QUOTA_KINDS, DefaultQuota
 from plume.models.draft import Draft, DraftStatus
 from plume.models.idempotency_key import IdempotencyKey
 from plume.models.organization import Organization, OrganizationKind, OrganizationStatus
@@ -9,10 +10,12 @@ from plume.models.quota import Quota, QuotaCounter, QuotaLedger, QuotaReservatio
 from plume.models.usage_record import UsageRecord
 
 __all__ = [
+    "DEFAULT_QUOTA_KINDS",
     "ApiKey",
     "ApiKeyRole",
     "AuditEntry",
     "AuditHead",
+    "DefaultQuota",
     "Draft",
     "DraftStatus",
     "IdempotencyKey",

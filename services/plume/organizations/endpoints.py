@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, BackgroundTasks, Request, status
 
 from plume.audit.trail import Audit
 from plume.credentials.auth import AnyKey, OperatorAdmin
@@ -16,12 +16,20 @@ from plume.organizations.schemas import (
     OrganizationUpdate,
 )
 from plume.organizations.service import OrganizationService
+from plume.quotas.defaults import DefaultQuotaService, given_details
 from plume.web.openapi import raises
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
 
 admin_router = APIRouter(prefix="/v1/admin/organizations", tags=["operator"])
 tenant_router = APIRouter(prefix="/v1/organization", tags=["tenant"])
+
+
+def _show_in_metrics(request: Request, tasks: BackgroundTasks) -> None:
+    """plume_organization_info, read again once the change is committed (after the answer)."""
+    info = getattr(request.app.state, "organization_info", None)
+    if info is not None:
+        tasks.add_task(info.refresh_after_change)
 
 
 @admin_router.post(
@@ -31,19 +39,22 @@ tenant_router = APIRouter(prefix="/v1/organization", tags=["tenant"])
     responses=raises(Conflict),
 )
 async def create_organization(
-    payload: OrganizationCreate, session: DBSession, principal: OperatorAdmin, audit: Audit
+    payload: OrganizationCreate,
+    session: DBSession,
+    principal: OperatorAdmin,
+    audit: Audit,
+    request: Request,
+    tasks: BackgroundTasks,
 ) -> AdminOrganizationOut:
     service = OrganizationService(session, principal.scope)
     organization = await service.create(payload)
     view = await service.admin_view(organization)
-    await audit.record(
-        organization.id,
-        "organization.create",
-        target=("organization", str(organization.id)),
-        details=view.model_dump(
-            mode="json", include={"kind", "name", "slug", "parent_id", "insee_code", "siren"}
-        ),
-    )
+    target = ("organization", str(organization.id))
+    await audit.record(organization.id, "organization.create", target, view.created_details())
+    # The operator's defaults for its kind, in the same transaction: never retroactive.
+    if given := await DefaultQuotaService(session).apply(organization):
+        await audit.record(organization.id, "quota.update", target, given_details(given))
+    _show_in_metrics(request, tasks)
     return view
 
 
@@ -73,6 +84,8 @@ async def update_organization(
     session: DBSession,
     principal: OperatorAdmin,
     audit: Audit,
+    request: Request,
+    tasks: BackgroundTasks,
 ) -> AdminOrganizationOut:
     service = OrganizationService(session, principal.scope)
     organization = await service.update(organization_id, payload)
@@ -82,6 +95,7 @@ async def update_organization(
         target=("organization", str(organization.id)),
         details={"changes": payload.model_dump(mode="json", exclude_unset=True)},
     )
+    _show_in_metrics(request, tasks)
     return await service.admin_view(organization)
 
 

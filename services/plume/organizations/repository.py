@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from plume.db import TenantScope
 from plume.models import Organization, OrganizationKind, OrganizationStatus
@@ -81,6 +82,17 @@ class OrganizationRepository:
             .order_by(Organization.created_at, Organization.id)
         )
         return (await self.session.execute(statement)).scalars().all()
+
+    async def directory(self) -> list[tuple[str, str, str, str | None]]:
+        """Slug, name, kind and parent's slug of every organisation in scope (metrics)."""
+        parent = aliased(Organization)
+        statement = (
+            select(Organization.slug, Organization.name, Organization.kind, parent.slug)
+            .outerjoin(parent, parent.id == Organization.parent_id)
+            .where(self.scope.clause(Organization.id))
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [(slug, name, kind.value, above) for slug, name, kind, above in rows]
 
     async def chain(self, organization: Organization) -> list[Organization]:
         """The organisation and its ancestors, operator first (the tree is 3 levels deep)."""

@@ -77,3 +77,8 @@ class AdminOrganizationOut(OrganizationOut):
         description="Policy keys set at this level; the others are inherited"
     )
     updated_at: datetime
+
+    def created_details(self) -> dict[str, Any]:
+        """What `organization.create` records in the new organisation's audit chain."""
+        fields = {"kind", "name", "slug", "parent_id", "insee_code", "siren"}
+        return self.model_dump(mode="json", include=fields)

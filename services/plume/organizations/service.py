@@ -62,6 +62,10 @@ class OrganizationService:
     async def child_ids(self, organization_id: uuid.UUID) -> list[uuid.UUID]:
         return await self.repository.child_ids(organization_id)
 
+    async def directory(self) -> list[tuple[str, str, str, str | None]]:
+        """Slug, name, kind and parent's slug of every organisation in scope."""
+        return await self.repository.directory()
+
     async def list_all(self) -> Sequence[Organization]:
         return await self.repository.list_all()
 

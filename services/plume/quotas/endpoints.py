@@ -12,17 +12,24 @@ from plume.credentials.auth import AnyKey, OperatorAdmin, Principal, TenantAdmin
 from plume.errors import Forbidden, NotFound, invalid_field
 from plume.models import Organization
 from plume.organizations.service import OrganizationService
-from plume.quotas.schemas import QuotaIn, QuotaList
+from plume.quotas.defaults import DefaultQuotaService
+from plume.quotas.schemas import DefaultQuotaIn, DefaultQuotaList, QuotaIn, QuotaList
 from plume.quotas.service import QuotaService
 from plume.web.openapi import raises
 from plume.web.transaction import DBSession
 
 tenant_router = APIRouter(prefix="/v1/quotas", tags=["tenant"])
 admin_router = APIRouter(prefix="/v1/admin/organizations", tags=["operator"])
+defaults_router = APIRouter(prefix="/v1/admin/default-quotas", tags=["operator"])
 
 QuotaItems = Annotated[
     list[QuotaIn],
     Body(description="The organisation's quotas; the list replaces the previous one"),
+]
+
+DefaultQuotaItems = Annotated[
+    list[DefaultQuotaIn],
+    Body(description="The default quotas of every kind; the list replaces the previous one"),
 ]
 
 
@@ -137,3 +144,25 @@ async def _existing(
     if organization is None:
         raise NotFound("Aucune organisation ne porte cet identifiant.")
     return organization
+
+
+@defaults_router.get("", summary="The quotas each new EPCI or commune is given when created")
+async def read_default_quotas(session: DBSession, principal: OperatorAdmin) -> DefaultQuotaList:
+    return DefaultQuotaList(items=await DefaultQuotaService(session).read())
+
+
+@defaults_router.put(
+    "", summary="Set the quotas each new EPCI or commune is given (existing ones keep theirs)"
+)
+async def set_default_quotas(
+    items: DefaultQuotaItems, session: DBSession, principal: OperatorAdmin, audit: Audit
+) -> DefaultQuotaList:
+    service = DefaultQuotaService(session)
+    await service.replace(items)
+    await audit.record(
+        principal.organization_id,
+        "quota.defaults_updated",
+        target=("default_quotas", "all"),
+        details={"default_quotas": [item.model_dump(mode="json") for item in items]},
+    )
+    return DefaultQuotaList(items=await service.read())

@@ -28,7 +28,7 @@ from plume.db import (
     keep_tenant_scope,
     tenant_context_parameters,
 )
-from plume.models import Organization, Quota, QuotaCounter
+from plume.models import DefaultQuota, Organization, Quota, QuotaCounter
 from plume.quotas.periods import windows
 
 # The tenant context, then the reservation, in one statement: a LATERAL subquery that
@@ -277,3 +277,33 @@ class QuotaRepository:
                 set_={"limit": statement.excluded.limit, "updated_at": func.now()},
             )
         )
+
+
+class DefaultQuotaRepository:
+    """The operator's default quotas for new organisations. Row-level security shows them
+    only to the system's scope (the operator, the command line)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self) -> list[DefaultQuota]:
+        return list(await self.session.scalars(select(DefaultQuota)))
+
+    async def of_kind(self, kind: str) -> list[DefaultQuota]:
+        return list(
+            await self.session.scalars(select(DefaultQuota).where(DefaultQuota.kind == kind))
+        )
+
+    async def replace(self, rows: Sequence[tuple[str, str, str, Decimal]]) -> None:
+        """The (kind, metric, period, limit) rows replace every default. Two operators
+        replacing the list at once are serialised by the table lock."""
+        await self.session.execute(text("LOCK TABLE default_quotas IN SHARE ROW EXCLUSIVE MODE"))
+        await self.session.execute(delete(DefaultQuota))
+        if rows:
+            await self.session.execute(
+                insert(DefaultQuota),
+                [
+                    {"id": uuid.uuid4(), "kind": k, "metric": m, "period": p, "limit": limit}
+                    for k, m, p, limit in rows
+                ],
+            )

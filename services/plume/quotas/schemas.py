@@ -45,6 +45,27 @@ class QuotaIn(BaseModel):
         return limit
 
 
+# The kinds of organisation the operator creates (models.DEFAULT_QUOTA_KINDS).
+DefaultQuotaKind = Literal["epci", "commune"]
+
+
+class DefaultQuotaIn(QuotaIn):
+    kind: DefaultQuotaKind = Field(
+        description="The kind of organisation given this quota when created: `epci` or `commune`"
+    )
+
+
+class DefaultQuotaOut(BaseModel):
+    kind: DefaultQuotaKind
+    metric: Metric
+    period: PeriodName
+    limit: Amount
+
+
+class DefaultQuotaList(BaseModel):
+    items: list[DefaultQuotaOut]
+
+
 class QuotaOut(BaseModel):
     organization_id: uuid.UUID
     metric: Metric

