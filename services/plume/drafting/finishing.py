@@ -40,11 +40,16 @@ def offline_composer(messages: list[dict[str, Any]]) -> str | None:
 
 
 def identity_of(principal: Principal) -> TenantIdentity:
+    policy = principal.policy
     return TenantIdentity(
         commune_name=principal.organization.name,
         insee_code=principal.organization.insee_code,
         epci_name=principal.epci_name,
-        tribunal_administratif=principal.policy.tribunal_administratif,
+        tribunal_administratif=policy.tribunal_administratif,
+        population=policy.population,
+        publication_mode=policy.publication_mode,
+        mayor=policy.mayor.model_dump() if policy.mayor else None,
+        secretary=policy.secretary.model_dump() if policy.secretary else None,
     )
 
 

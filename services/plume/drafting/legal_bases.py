@@ -18,7 +18,17 @@ from plume.drafting.document import ACT_KINDS
 
 _SUBJECT_WEIGHT = 3
 _MATTER_FIELDS = frozenset(
-    {"matter", "label", "kinds", "supersedes", "keywords", "visas", "mentions"}
+    {
+        "matter",
+        "label",
+        "kinds",
+        "supersedes",
+        "keywords",
+        "visas",
+        "mentions",
+        "individual",
+        "transmission",
+    }
 )
 _VISA_FIELDS = frozenset({"text", "cited", "source"})
 # Fields of a request that say nothing about its matter.
@@ -70,6 +80,8 @@ class Matter:
     keywords: tuple[str, ...]
     visas: tuple[ExpectedVisa, ...]
     mentions: tuple[str, ...]
+    individual: bool = False
+    transmission: bool | None = None
 
     def missing_from(self, visas: Iterable[str]) -> list[ExpectedVisa]:
         """The bases of this matter that none of `visas` cites."""
@@ -139,6 +151,21 @@ def expected_visas(matters: Iterable[Matter]) -> list[ExpectedVisa]:
     return visas
 
 
+def is_individual(matters: Iterable[Matter]) -> bool:
+    """Whether the act decides for a named person (notified, CGCT L. 2131-1 II)."""
+    return any(matter.individual for matter in matters)
+
+
+def transmission_due(kind: str, matters: Iterable[Matter]) -> bool | None:
+    """Whether the act goes to the préfecture (CGCT L. 2131-2); None when the table cannot say."""
+    if kind == "deliberation":
+        return True
+    said = [matter.transmission for matter in matters if matter.transmission is not None]
+    if any(said):
+        return True
+    return False if said else None
+
+
 # --- Loading -------------------------------------------------------------------------------------
 
 
@@ -189,7 +216,15 @@ def _matter(item: object, index: int) -> Matter:
         keywords=tuple(normalize(k) for k in _words(item["keywords"], f"{where}.keywords")),
         visas=tuple(_visa(visa, f"{where}.visas[{n}]") for n, visa in enumerate(visas)),
         mentions=_words(item.get("mentions", []), f"{where}.mentions"),
+        individual=bool(_flag(item.get("individual"), f"{where}.individual")),
+        transmission=_flag(item.get("transmission"), f"{where}.transmission"),
     )
+
+
+def _flag(value: object, where: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"legal_bases.yaml: {where} must be true or false")
+    return value
 
 
 def _visa(item: object, where: str) -> ExpectedVisa:
