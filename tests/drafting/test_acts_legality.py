@@ -168,6 +168,8 @@ async def test_every_restrictive_measure_falls_within_dates(
         "du 3 mai 2027 au 14 mai 2027 inclus" in article for article in article_texts(text)
     ), text
     assert "24 novembre 1967" in text
+    # Who asked for the works is to be named, not guessed.
+    assert f"Vu la demande présentée le {TO_COMPLETE} par {TO_COMPLETE}" in text
 
 
 async def test_towing_comes_with_its_article_of_the_code_de_la_route(
@@ -260,6 +262,7 @@ async def test_a_contractual_post_states_what_the_law_requires(
         "legal_bases": ["Code général de la fonction publique, articles L. 313-1 et L. 332-8"],
     }
     text = (await created(client, agent, request))["text"]
+    assert "**Article 1er** : de créer un emploi permanent" in text
     assert f"motif : {TO_COMPLETE}" in text
     assert f"rémunération : {TO_COMPLETE}" in text
 

@@ -292,6 +292,11 @@ def compose_arrete(data: dict[str, Any], identity: dict[str, Any]) -> str:
     if life.individual and not any("demande" in _fold(v) for v in visas):
         asked = _REQUEST_DATE.search(data["context"])
         visas.append(f"Vu la demande présentée le {asked[1] if asked else TO_COMPLETE} ;")
+    elif "chantier_sur_voie" in matters and not any("demande" in _fold(v) for v in visas):
+        visas.append(
+            f"Vu la demande présentée le {TO_COMPLETE} par {TO_COMPLETE} (maître d'ouvrage ou "
+            "entreprise chargée des travaux) ;"
+        )
     considerants = [_considerant(s) for s in _sentences(data["context"]) if not _private(s)]
     considerants.append(
         "Considérant qu'il appartient au maire de prendre les mesures nécessaires pour assurer "
@@ -343,7 +348,7 @@ def compose_arrete(data: dict[str, Any], identity: dict[str, Any]) -> str:
 
 def _decision(text: str) -> str:
     """'Fixer le prix…' reads 'de fixer le prix…' after 'DÉCIDE :'."""
-    first = _fold(text.split(" ", 1)[0])
+    first = _fold(text.split(" ", 1)[0]).rstrip(",;:")
     if re.fullmatch(r"[a-z]+(er|ir|re|oir)", first):
         body = _lower_first(text)
         return ("d'" if first[:1] in "aeiouyh" else "de ") + body
