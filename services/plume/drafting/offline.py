@@ -47,16 +47,17 @@ _EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,4}")
 
 
 def _sentences(text: str) -> list[str]:
-    sentences: list[str] = []
+    sentences: list[list[str]] = []
     for piece in _SENTENCE.split(text.strip()):
         piece = piece.strip()
         if not piece:
             continue
-        if sentences and _ABBREVIATION.search(sentences[-1]):
-            sentences[-1] = f"{sentences[-1]} {piece}"
+        # The tail is enough (an abbreviation is a few letters), and keeps this linear.
+        if sentences and _ABBREVIATION.search(sentences[-1][-1][-12:]):
+            sentences[-1].append(piece)
         else:
-            sentences.append(piece)
-    return sentences
+            sentences.append([piece])
+    return [" ".join(parts) for parts in sentences]
 
 
 def _private(sentence: str) -> bool:
