@@ -323,9 +323,14 @@ async def test_a_short_article_says_how_much_is_left_to_write(
     client: AsyncClient, agent: Key
 ) -> None:
     request = {**EXAMPLES["bulletin-fete-ecole"], "length_words": 400}
-    text = (await created(client, agent, request))["text"]
-    assert TO_COMPLETE in text
-    assert "400 mots demandés" in text
+    draft = await created(client, agent, request)
+    assert TO_COMPLETE in draft["text"]
+    assert "400 mots demandés" in draft["text"]
+    assert TO_COMPLETE in draft["warnings"][0]["message"]
+    # An article of the asked length has nothing to complete, and is not told it has.
+    draft = await created(client, agent, {**request, "length_words": 60})
+    assert TO_COMPLETE not in draft["text"]
+    assert TO_COMPLETE not in draft["warnings"][0]["message"]
 
 
 # --- validation -----------------------------------------------------------------------
