@@ -43,11 +43,16 @@ def offline_composer(messages: list[dict[str, Any]]) -> str | None:
 
 
 def identity_of(principal: Principal) -> TenantIdentity:
+    policy = principal.policy
     return TenantIdentity(
         commune_name=principal.organization.name,
         insee_code=principal.organization.insee_code,
         epci_name=principal.epci_name,
-        tribunal_administratif=principal.policy.tribunal_administratif,
+        tribunal_administratif=policy.tribunal_administratif,
+        population=policy.population,
+        publication_mode=policy.publication_mode,
+        mayor=policy.mayor.model_dump() if policy.mayor else None,
+        secretary=policy.secretary.model_dump() if policy.secretary else None,
     )
 
 
@@ -83,9 +88,13 @@ def finish_document(
         warnings.append(
             DraftWarning(
                 code="offline_draft",
+                # Only a draft that has [À COMPLÉTER] passages is told to complete them.
                 message=(
                     "Brouillon construit sans IA à partir de vos seuls éléments : relisez-le, "
                     "reformulez si besoin et complétez les passages marqués [À COMPLÉTER]."
+                    if TO_COMPLETE in text
+                    else "Brouillon construit sans IA à partir de vos seuls éléments : "
+                    "relisez-le et reformulez si besoin."
                 ),
             )
         )
