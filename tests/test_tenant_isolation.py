@@ -52,14 +52,14 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/organization"): ANY_KEY,
     ("GET", "/v1/organization/api-keys"): TENANT_ADMIN,
     ("POST", "/v1/organization/api-keys"): TENANT_ADMIN,
-    ("DELETE", "/v1/organization/api-keys/{key_id}"): TENANT_ADMIN,
+    ("DELETE", "/v1/organization/api-keys/{api_key_id}"): TENANT_ADMIN,
     ("GET", "/v1/admin/organizations"): OPERATOR,
     ("POST", "/v1/admin/organizations"): OPERATOR,
     ("GET", "/v1/admin/organizations/{organization_id}"): OPERATOR,
     ("PATCH", "/v1/admin/organizations/{organization_id}"): OPERATOR,
     ("GET", "/v1/admin/organizations/{organization_id}/api-keys"): OPERATOR,
     ("POST", "/v1/admin/organizations/{organization_id}/api-keys"): OPERATOR,
-    ("DELETE", "/v1/admin/api-keys/{key_id}"): OPERATOR,
+    ("DELETE", "/v1/admin/api-keys/{api_key_id}"): OPERATOR,
     ("GET", "/v1/admin/organizations/{organization_id}/quotas"): OPERATOR,
     ("PUT", "/v1/admin/organizations/{organization_id}/quotas"): OPERATOR,
     ("GET", "/v1/admin/default-quotas"): OPERATOR,
@@ -136,7 +136,7 @@ def fill(
     return path.format_map(
         {
             "organization_id": organization_id,
-            "key_id": key_id,
+            "api_key_id": key_id,
             "draft_id": draft_id or uuid.uuid4(),
         }
     )
@@ -619,7 +619,7 @@ FOREIGN_KEYS = [
 ]
 
 
-@covers("DELETE", "/v1/organization/api-keys/{key_id}")
+@covers("DELETE", "/v1/organization/api-keys/{api_key_id}")
 async def test_revoking_another_tenants_key_is_not_found(
     client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
 ) -> None:
@@ -651,7 +651,7 @@ async def test_revoking_another_tenants_key_is_not_found(
         assert still.status_code == 200, (victim_name, still.text)
 
 
-@covers("DELETE", "/v1/organization/api-keys/{key_id}")
+@covers("DELETE", "/v1/organization/api-keys/{api_key_id}")
 async def test_epci_admin_revokes_its_communes_keys(client: AsyncClient, world: World) -> None:
     caller = world.key("epci_a.admin")
     for victim in (world.key("a1.agent"), world.key("a2.admin")):
@@ -821,7 +821,7 @@ async def test_operator_reaches_every_tenant(client: AsyncClient, world: World) 
 @covers("POST", "/v1/admin/organizations/{organization_id}/api-keys")
 @covers("GET", "/v1/admin/organizations/{organization_id}/quotas")
 @covers("PUT", "/v1/admin/organizations/{organization_id}/quotas")
-@covers("DELETE", "/v1/admin/api-keys/{key_id}")
+@covers("DELETE", "/v1/admin/api-keys/{api_key_id}")
 @covers("PATCH", "/v1/admin/organizations/{organization_id}")
 @covers("POST", "/v1/admin/organizations")
 async def test_operator_answers_404_for_what_does_not_exist(

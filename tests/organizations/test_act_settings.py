@@ -117,6 +117,8 @@ async def test_a_commune_that_grows_past_3500_must_publish_electronically(
     ("own", "field"),
     [
         ({"population": -1}, "policy.population"),
+        ({"population": False}, "policy.population"),
+        ({"population": "500"}, "policy.population"),
         ({"publication_mode": "pigeon"}, "policy.publication_mode"),
         ({"mayor": {"name": "Hélène Marais"}}, "policy.mayor.title"),
         ({"secretary": {"name": " ", "title": "Secrétaire"}}, "policy.secretary.name"),

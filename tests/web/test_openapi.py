@@ -98,7 +98,7 @@ def test_the_problem_schema_is_the_contract(description: dict[str, Any]) -> None
         # The operator's defaults: no path id, so no 404; a body (413, 422) only to set them.
         ("GET", "/v1/admin/default-quotas", {200, 401, 403, 500, 503}, {404, 413, 422, 429}),
         ("PUT", "/v1/admin/default-quotas", {200, 401, 403, 413, 422, 503}, {404, 429}),
-        ("DELETE", "/v1/organization/api-keys/{key_id}", {204, 401, 403, 404, 422}, {413}),
+        ("DELETE", "/v1/organization/api-keys/{api_key_id}", {204, 401, 403, 404, 422}, {413}),
     ],
 )
 def test_the_statuses_a_route_may_answer(

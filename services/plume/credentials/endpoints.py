@@ -120,14 +120,18 @@ async def admin_create_key(
 
 
 @admin_router.delete(
-    "/api-keys/{key_id}",
+    "/api-keys/{api_key_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke a key, at once in every process",
 )
 async def admin_revoke_key(
-    key_id: uuid.UUID, request: Request, session: DBSession, principal: OperatorAdmin, audit: Audit
+    api_key_id: uuid.UUID,
+    request: Request,
+    session: DBSession,
+    principal: OperatorAdmin,
+    audit: Audit,
 ) -> None:
-    await _revoke(_service(request, session, principal), key_id, principal, audit)
+    await _revoke(_service(request, session, principal), api_key_id, principal, audit)
 
 
 async def _target(
@@ -177,9 +181,13 @@ async def create_key(
 
 
 @tenant_router.delete(
-    "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of your keys"
+    "/{api_key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of your keys"
 )
 async def revoke_key(
-    key_id: uuid.UUID, request: Request, session: DBSession, principal: TenantAdmin, audit: Audit
+    api_key_id: uuid.UUID,
+    request: Request,
+    session: DBSession,
+    principal: TenantAdmin,
+    audit: Audit,
 ) -> None:
-    await _revoke(_service(request, session, principal), key_id, principal, audit)
+    await _revoke(_service(request, session, principal), api_key_id, principal, audit)

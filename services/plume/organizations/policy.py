@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 DocumentKind = Literal["arrete", "deliberation", "courrier", "bulletin_article", "synthese", "chat"]
 Hosting = Literal["fr", "eu", "non_eu"]
@@ -60,7 +60,8 @@ class PolicyPatch(BaseModel):
     allowed_kinds: list[DocumentKind] | None = Field(default=None, max_length=len(ALL_KINDS))
     allowed_hosting: list[Hosting] | None = Field(default=None, max_length=len(ALL_HOSTING))
     tribunal_administratif: str | None = Field(default=None, min_length=1, max_length=80)
-    population: int | None = Field(default=None, ge=0, le=10_000_000)
+    # Strict: `true` is not a population.
+    population: StrictInt | None = Field(default=None, ge=0, le=10_000_000)
     publication_mode: PublicationMode | None = None
     mayor: Officer | None = None
     secretary: Officer | None = None
