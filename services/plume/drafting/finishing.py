@@ -9,7 +9,7 @@ from typing import Any
 
 from plume.credentials.auth import Principal
 from plume.drafting import actes
-from plume.drafting.checker import check_act
+from plume.drafting.checker import CheckContext, check_act, check_legality
 from plume.drafting.document import ACT_KINDS, ActeNature, DraftWarning, Sections, TenantIdentity
 from plume.drafting.offline import TO_COMPLETE, compose
 from plume.drafting.parsing import parse_act
@@ -79,6 +79,19 @@ def finish_document(
         acte_nature = actes.merge_suggestion(
             rule_based, None if offline or suggestion is None else suggestion.group(1)
         )
+    warnings += check_legality(
+        CheckContext(
+            kind=kind,
+            text=text,
+            sections=sections or Sections(),
+            fields=fields,
+            # Organisation settings the identity may carry (population, publication mode).
+            population=getattr(identity, "population", None),
+            publication_mode=getattr(identity, "publication_mode", None),
+            acte_code=acte_nature.code if acte_nature else None,
+            acte_label=acte_nature.label if acte_nature else None,
+        )
+    )
     if offline:
         warnings.append(
             DraftWarning(
