@@ -114,6 +114,7 @@ SOURCES: dict[str, str] = {
     COUNCILLOR_INTEREST: "CGCT, art. L. 2131-11 ; Code pénal, art. 432-12",
     SUBSIDY_AGREEMENT: "Loi n° 2000-321 du 12 avril 2000, art. 10 ; décret n° 2001-495",
     OBSOLETE_TITLE: "CGCT, art. L. 2122-19-1",
+    LEGAL_BASIS_SUSPECT: "Le code qui régit la matière (CGPPP, Code rural, Code de la route…)",
 }
 
 

@@ -32,12 +32,13 @@ FRENCH_DATE = re.compile(
     re.IGNORECASE,
 )
 _MARKUP = re.compile(r"[*_#>`]")
+_COMBINING = re.compile(r"[\u0300-\u036f]+")
 
 
 def fold(text: str) -> str:
     """Lower case, no accents, no Markdown emphasis, single spaces: what patterns compare."""
     decomposed = unicodedata.normalize("NFKD", _MARKUP.sub("", text))
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    bare = _COMBINING.sub("", decomposed).casefold()
     return " ".join(bare.replace("’", "'").split())
 
 
