@@ -92,8 +92,12 @@ async def test_every_example_request_gives_a_reviewable_offline_draft(
     if request["kind"] in ACTS:
         assert_reviewable_act(name, request, draft)
     else:
-        for point in request.get("points", []) + request.get("key_points", []):
+        for point in request.get("key_points", []):
             assert point.rstrip(".")[:40] in text, point
+        # A letter says what each point says, to its recipient: never the instruction itself.
+        for point in request.get("points", []):
+            assert point.rstrip(".")[-40:] in text, point
+            assert point[:30] not in text, point
     # Stored as answered.
     assert await read(client, agent, draft["id"]) == draft
 

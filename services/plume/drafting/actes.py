@@ -194,6 +194,8 @@ _NON_CONTENT_FIELDS = frozenset(
         "signatory",
         "vote",
         "session_date",
+        "session",
+        "number",
         "start_date",
         "end_date",
         "model_group",

@@ -46,6 +46,11 @@ class ActeNature(BaseModel):
     label: str
 
 
+class Officer(BaseModel):
+    name: str
+    title: str
+
+
 class TenantIdentity(BaseModel):
     """Who the document is written for: taken from the tenant, never from the request."""
 
@@ -54,3 +59,8 @@ class TenantIdentity(BaseModel):
     epci_name: str | None = None
     department: str = "Seine-Maritime"
     tribunal_administratif: str = "Rouen"
+    # The organisation's settings for its acts (CGCT L. 2131-1: publicity; signatures).
+    population: int | None = None
+    publication_mode: Literal["electronique", "affichage", "papier"] = "electronique"
+    mayor: Officer | None = None
+    secretary: Officer | None = None

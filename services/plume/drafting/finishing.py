@@ -40,11 +40,16 @@ def offline_composer(messages: list[dict[str, Any]]) -> str | None:
 
 
 def identity_of(principal: Principal) -> TenantIdentity:
+    policy = principal.policy
     return TenantIdentity(
         commune_name=principal.organization.name,
         insee_code=principal.organization.insee_code,
         epci_name=principal.epci_name,
-        tribunal_administratif=principal.policy.tribunal_administratif,
+        tribunal_administratif=policy.tribunal_administratif,
+        population=policy.population,
+        publication_mode=policy.publication_mode,
+        mayor=policy.mayor.model_dump() if policy.mayor else None,
+        secretary=policy.secretary.model_dump() if policy.secretary else None,
     )
 
 
@@ -85,9 +90,8 @@ def finish_document(
             text=text,
             sections=sections or Sections(),
             fields=fields,
-            # Organisation settings the identity may carry (population, publication mode).
-            population=getattr(identity, "population", None),
-            publication_mode=getattr(identity, "publication_mode", None),
+            population=identity.population,
+            publication_mode=identity.publication_mode,
             acte_code=acte_nature.code if acte_nature else None,
             acte_label=acte_nature.label if acte_nature else None,
         )

@@ -13,6 +13,10 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from plume.drafting import letters
+from plume.drafting.legal_bases import Matter, expected_visas, matters_for_request
+from plume.drafting.publicity import act_life
+from plume.drafting.seance import session_lines, signature_lines, vote_line
 from plume.french import french_day
 
 TO_COMPLETE = "[À COMPLÉTER]"
@@ -35,11 +39,38 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+# "M. Julien Marchand" is one sentence, not two: a split after a title or an abbreviation is
+# undone.
+_ABBREVIATION = re.compile(r"(?:^|\s)(?:M|MM|Mme|Mmes|Mlle|Dr|Me|St|Ste|art|cf|n°|av|bd)\.$")
+_PHONE = re.compile(r"(?:\+33\s?|\b0)[1-9](?:[\s.-]?\d{2}){4}\b")
+_EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,4}")
+
+
 def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+    sentences: list[str] = []
+    for piece in _SENTENCE.split(text.strip()):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if sentences and _ABBREVIATION.search(sentences[-1]):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
+    return sentences
+
+
+def _private(sentence: str) -> bool:
+    """A phone number or an e-mail address has no place in an act (RGPD, art. 5-1-c)."""
+    return bool(_PHONE.search(sentence) or _EMAIL.search(sentence))
+
+
+_TITLE = re.compile(r"^(?:M|MM|Mme|Mmes|Mlle|Me|Dr)\.?\s|^(?:Madame|Monsieur)\s")
 
 
 def _lower_first(text: str) -> str:
+    # « M. Julien Marchand » keeps its capital after « Considérant que ».
+    if _TITLE.match(text):
+        return text
     if len(text) > 1 and text[0].isupper() and not text[1].isupper():
         return text[0].lower() + text[1:]
     return text
@@ -87,16 +118,19 @@ def _article_number(index: int) -> str:
     return "1er" if index == 1 else str(index)
 
 
-def _signature(data: dict[str, Any], commune: str, when: str) -> list[str]:
-    return [f"Fait à {commune}, le {when}", "", *_signatory_lines(data)]
-
-
-def _signatory_lines(data: dict[str, Any]) -> list[str]:
-    signatory = data.get("signatory") or {}
+def _signatory(data: dict[str, Any], identity: dict[str, Any]) -> tuple[str, str]:
+    """Who signs: the request's signatory, else the organisation's mayor; never invented."""
+    signatory = data.get("signatory") or identity.get("mayor") or {}
     title = (signatory.get("title") or "Le Maire").strip().rstrip(",")
     if _fold(title) == "maire":
         title = "Le Maire"
-    return [f"{title},", signatory.get("name") or TO_COMPLETE]
+    return title, signatory.get("name") or TO_COMPLETE
+
+
+def _executing_secretary(identity: dict[str, Any]) -> str:
+    # « Secrétaire de mairie » became « secrétaire général de mairie » (CGCT L. 2122-19-1).
+    title = _fold((identity.get("secretary") or {}).get("title") or "")
+    return "La secrétaire générale" if "generale" in title else "Le secrétaire général"
 
 
 def _appeal(act: str, tribunal: str) -> str:
@@ -109,76 +143,200 @@ def _appeal(act: str, tribunal: str) -> str:
     )
 
 
-def _mentions_police(text: str) -> bool:
-    folded = _fold(text)
-    return any(
-        word in folded
-        for word in ("circulation", "stationnement", "voie", "route", "rue", "chemin", "place")
+_VISA_RANK = (("code", 0), ("loi", 1), ("ordonnance", 2), ("decret", 3), ("arrete", 4))
+_VISA_LATE = ("deliberation", "tableau", "demande", "avis")
+
+
+def _visa_rank(visa: str) -> int:
+    """Codes, then lois, ordonnances, décrets, arrêtés, délibérations, the request (Légistique)."""
+    words = _fold(visa).removeprefix("vu ").split()
+    first = words[1] if len(words) > 1 and words[0] in ("le", "la", "l", "les") else ""
+    first = first or (words[0].lstrip("l'") if words else "")
+    for word, rank in _VISA_RANK:
+        if first.startswith(word):
+            return rank
+    return 6 if first.startswith(_VISA_LATE) else 5
+
+
+def _visas(data: dict[str, Any], matters: list[Matter], defaults: list[str]) -> list[str]:
+    """The matter's bases the request does not cite, then the request's own, in order; a
+    default visa only for a code nothing else cites."""
+    given = list(data.get("legal_bases", []))
+    visas = _merged(
+        [expected.text for expected in expected_visas(matters) if not expected.cited_among(given)]
     )
+    visas += [_visa(base) for base in given]
+    cited = _fold(" ".join(visas))
+    visas += [v for v in defaults if not any(code in cited for code in _codes_of(v))]
+    return sorted(dict.fromkeys(visas), key=_visa_rank)
+
+
+_NOTAMMENT = re.compile(
+    r"^(?P<code>[^,]{1,120}), notamment (?:son|ses) articles? (?P<articles>.+)$"
+)
+
+
+def _merged(texts: list[str]) -> list[str]:
+    """One visa per code: « Code de la route, notamment ses articles R. 411-8 » and « …
+    L. 325-1 » read « Code de la route, notamment ses articles R. 411-8, L. 325-1 »."""
+    by_code: dict[str, list[str]] = {}
+    for text in texts:
+        match = _NOTAMMENT.match(text)
+        code, articles = (match["code"], match["articles"]) if match else (text, "")
+        by_code.setdefault(code, [])
+        if articles:
+            by_code[code] += [a for a in re.split(r",\s|\set\s", articles) if a]
+    visas = []
+    for code, articles in by_code.items():
+        unique = list(dict.fromkeys(articles))
+        if not unique:
+            visas.append(_visa(code))
+        elif len(unique) == 1:
+            visas.append(_visa(f"{code}, notamment son article {unique[0]}"))
+        else:
+            listed = ", ".join(unique[:-1]) + " et " + unique[-1]
+            visas.append(_visa(f"{code}, notamment ses articles {listed}"))
+    return visas
+
+
+def _codes_of(visa: str) -> tuple[str, ...]:
+    folded = _fold(visa)
+    return tuple(c for c in ("collectivites territoriales", "code de la route") if c in folded)
+
+
+_OPEN_ENDED = re.compile(
+    r"jusqu'(?:à|a|au)\s+(?:la\s+fin|l'achèvement|l'issue|la\s+réalisation)\s+des\s+travaux"
+    r"(?:\s+de\s+[\w'’ -]{1,60}?)?(?=\s*[.;,]|\s*$)",
+    re.IGNORECASE,
+)
+_DATED = re.compile(
+    r"\b(?:janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre"
+    r"|novembre|décembre|decembre|même\s+(?:jour|période)|mêmes\s+jours|\d{1,2}/\d{1,2})\b",
+    re.IGNORECASE,
+)
+_REQUEST_DATE = re.compile(
+    r"demand\w{0,6}\s+(?:\w+\s+){0,4}?le\s+(\d{1,2}(?:er)?\s+[a-zéû]{3,9}\s+\d{4})", re.IGNORECASE
+)
+
+
+def _period(
+    data: dict[str, Any], provisions: list[str], rewritten: list[str], matters: set[str]
+) -> list[str]:
+    """Every restrictive measure within dates (proportionality): an article when some
+    provision does not say its own, and never an open-ended « jusqu'à la fin des travaux »."""
+    start, end = data.get("start_date"), data.get("end_date")
+    undated = [p for p in provisions if not _DATED.search(p)]
+    if start or end:
+        if not undated:
+            return []
+        if start and start == end:
+            return [f"Les mesures du présent arrêté s'appliquent le {french_date(start)}."]
+        if end:
+            return [
+                f"Les mesures du présent arrêté s'appliquent du {french_date(start)} au "
+                f"{french_date(end)} inclus."
+            ]
+        return [f"Les mesures du présent arrêté s'appliquent à compter du {french_date(start)}."]
+    if any("jusqu'a l'arrete levant" in _fold(p) for p in rewritten):
+        return []
+    if "chemin_rural" in matters or any(_OPEN_ENDED.search(p) for p in provisions):
+        return [
+            "Les mesures du présent arrêté restent en vigueur jusqu'à l'arrêté qui les lèvera, "
+            "pris après constat de la disparition du danger."
+        ]
+    if undated and matters & {"circulation_stationnement", "fourriere", "chantier_sur_voie"}:
+        return [
+            f"Les mesures du présent arrêté s'appliquent du {TO_COMPLETE} au {TO_COMPLETE} inclus."
+        ]
+    return []
+
+
+def _matter_articles(data: dict[str, Any], said: str, matters: set[str]) -> list[str]:
+    articles = []
+    if "occupation_domaine_public" in matters:
+        if "precaire" not in said:
+            articles.append(
+                "La présente autorisation est délivrée à titre personnel, précaire et révocable ; "
+                "elle ne peut être cédée. Les droits des tiers sont et demeurent réservés."
+            )
+        if "redevance" not in said and "exoner" not in said:
+            articles.append(
+                "L'occupation donne lieu au paiement de la redevance fixée par la délibération "
+                f"du conseil municipal du {TO_COMPLETE}, ou en est exonérée pour le motif "
+                f"suivant : {TO_COMPLETE} (CGPPP, art. L. 2125-1)."
+            )
+    if "chemin_rural" in matters and "secours" not in said:
+        articles.append(
+            "Ces interdictions ne s'appliquent ni aux véhicules de secours, ni aux services "
+            "techniques municipaux, ni aux personnes chargées des études ou des travaux."
+        )
+    traffic = matters & {"circulation_stationnement", "fourriere", "manifestation_sportive"}
+    if traffic and "signalisation" not in said:
+        articles.append(
+            f"La signalisation réglementaire est mise en place et entretenue par {TO_COMPLETE}."
+        )
+    return articles
 
 
 def compose_arrete(data: dict[str, Any], identity: dict[str, Any]) -> str:
     commune = identity["commune_name"]
-    everything = " ".join(
-        [data.get("subject", ""), data.get("context", ""), *data.get("provisions", [])]
-    )
-    traffic = _mentions_police(everything)
-    given = _fold(" ".join(data.get("legal_bases", [])))
-    visas = []
-    # The usual bases, unless the request already cites the same code.
-    if "collectivites territoriales" not in given:
-        visas.append(
-            "Vu le Code général des collectivités territoriales, notamment ses articles "
-            "L. 2212-1, L. 2212-2" + (", L. 2213-1 et L. 2213-2 ;" if traffic else " ;")
-        )
-    if traffic and "code de la route" not in given:
-        visas.append("Vu le Code de la route, notamment ses articles R. 411-8 et R. 411-25 ;")
-    visas += [_visa(base) for base in data.get("legal_bases", [])]
-    considerants = [_considerant(s) for s in _sentences(data["context"])]
+    found = matters_for_request("arrete", data)
+    matters = {m.key for m in found}
+    life = act_life("arrete", found, identity)
+    police = not matters or not matters <= {"occupation_domaine_public"}
+    defaults = [
+        "Vu le Code général des collectivités territoriales, notamment ses articles "
+        "L. 2212-1 et L. 2212-2 ;"
+    ]
+    visas = _visas(data, found, defaults)
+    if life.individual and not any("demande" in _fold(v) for v in visas):
+        asked = _REQUEST_DATE.search(data["context"])
+        visas.append(f"Vu la demande présentée le {asked[1] if asked else TO_COMPLETE} ;")
+    considerants = [_considerant(s) for s in _sentences(data["context"]) if not _private(s)]
     considerants.append(
         "Considérant qu'il appartient au maire de prendre les mesures nécessaires pour assurer "
         "le bon ordre, la sûreté, la sécurité et la salubrité publiques ;"
+        if police
+        else "Considérant que l'occupation demandée est compatible avec l'affectation du domaine "
+        "public, sous réserve des prescriptions du présent arrêté ;"
     )
-    provisions = list(data["provisions"])
+    provisions = [
+        _OPEN_ENDED.sub("jusqu'à l'arrêté levant la mesure", p) for p in data["provisions"]
+    ]
     said = _fold(" ".join(provisions))
-    period = []
-    start, end = data.get("start_date"), data.get("end_date")
-    # Dates and place become an article only when the provisions do not already say them.
-    if (start or end) and not any(
-        _fold(french_date(day).rsplit(" ", 1)[0]) in said for day in (start, end) if day
-    ):
-        period.append(
-            f"Les présentes dispositions s'appliquent du {french_date(start)}"
-            f" au {french_date(end)} inclus."
-            if end
-            else f"Les présentes dispositions s'appliquent à compter du {french_date(start)}."
-        )
+    articles = [*provisions, *_period(data, data["provisions"], provisions, matters)]
     location = (data.get("location") or "").strip().rstrip(".")
     if location and _fold(location.split(",")[0]) not in said:
-        period.append(f"Les dispositions du présent arrêté s'appliquent : {location}.")
-    articles = [*provisions, *period]
+        articles.append(f"Les dispositions du présent arrêté s'appliquent : {location}.")
+    articles += _matter_articles(data, said, matters)
     articles.append(
-        "La secrétaire de mairie, le commandant de la brigade de gendarmerie territorialement "
-        "compétente et toute autorité de police sont chargés, chacun en ce qui le concerne, de "
-        "l'exécution du présent arrêté, qui sera publié et affiché en mairie"
-        + (" et sur les lieux." if traffic or data.get("location") else ".")
+        f"{_executing_secretary(identity)} de mairie, le commandant de la brigade de gendarmerie "
+        "territorialement compétente et toute autorité de police sont chargés, chacun en ce qui "
+        f"le concerne, de l'exécution du présent arrêté, qui sera {life.publicity()}."
     )
+    title, name = _signatory(data, identity)
     lines = [
-        f"# Arrêté du maire n° {TO_COMPLETE}",
+        f"# Arrêté du maire n° {data.get('number') or TO_COMPLETE}",
         "",
         f"## {data['subject'].rstrip('.')}",
         "",
         f"Le Maire de la commune de {commune},",
         "",
     ]
-    for visa in visas:
-        lines += [visa, ""]
-    for considerant in considerants:
-        lines += [considerant, ""]
+    for paragraph in [*visas, *considerants]:
+        lines += [paragraph, ""]
     lines += ["**ARRÊTE**", ""]
     for index, text in enumerate(articles, start=1):
         lines += [f"**Article {_article_number(index)}** : {text.strip()}", ""]
-    lines += [*_signature(data, commune, TO_COMPLETE), ""]
+    lines += [f"Fait à {commune}, le {TO_COMPLETE}", "", f"{title},", name, ""]
+    lines += [
+        "---",
+        "",
+        life.transmission_sentence(),
+        "",
+        life.certificate(f"{_lower_first(title)}"),
+        "",
+    ]
     lines.append(_appeal("Le présent arrêté", identity["tribunal_administratif"]))
     return "\n".join(lines) + "\n"
 
@@ -192,46 +350,62 @@ def _decision(text: str) -> str:
     return text
 
 
+_PRICE = re.compile(r"(\d{1,3}(?:[,.]\d{1,2})?)\s?€")
+
+
+def _canteen_articles(data: dict[str, Any]) -> list[str]:
+    """The State's « cantine à 1 € » aid needs at least three income-based tranches, one at
+    1 € or less and one above (the grid must not lose the aid for want of a tranche)."""
+    everything = _fold(" ".join([data["subject"], data["context"], *data["decisions"]]))
+    if "cantine a 1" not in everything and "tarification sociale" not in everything:
+        return []
+    children = [d for d in data["decisions"] if "adulte" not in _fold(d)]
+    # A meal's price, not a quotient familial threshold (« inférieur à 700 € »).
+    amounts = (float(p.replace(",", ".")) for d in children for p in _PRICE.findall(d))
+    prices = {amount for amount in amounts if amount < 20}
+    if len(prices) >= 3:
+        return []
+    return [
+        "Pour ouvrir droit à l'aide de l'État dite « cantine à 1 € », la grille comporte au moins "
+        "trois tranches établies selon les revenus des familles, dont une à 1 € au plus et une "
+        f"au-delà de 1 € : tranche manquante et ses seuils de quotient familial : {TO_COMPLETE}."
+    ]
+
+
+def _employment_articles(data: dict[str, Any]) -> list[str]:
+    everything = _fold(" ".join([*data.get("legal_bases", []), *data["decisions"]]))
+    if "l. 332-8" not in everything and "l 332-8" not in everything:
+        return []
+    return [
+        "L'emploi peut être pourvu par un agent contractuel sur le fondement de l'article "
+        f"L. 332-8 du Code général de la fonction publique ; motif : {TO_COMPLETE} ; fonctions : "
+        f"{TO_COMPLETE} ; niveau de recrutement : {TO_COMPLETE} ; rémunération : {TO_COMPLETE}."
+    ]
+
+
 def compose_deliberation(data: dict[str, Any], identity: dict[str, Any]) -> str:
     commune = identity["commune_name"]
-    session = french_date(data.get("session_date"))
-    signatory = data.get("signatory") or {}
-    president = signatory.get("name") or TO_COMPLETE
-    folded = _fold(" ".join([data["subject"], data["context"], *data["decisions"]]))
-    visas = [
+    found = matters_for_request("deliberation", data)
+    life = act_life("deliberation", found, identity)
+    title, president = _signatory(data, identity)
+    defaults = [
         "Vu le Code général des collectivités territoriales, notamment son article L. 2121-29 ;"
     ]
-    if "subvention" in folded:
-        visas.append(
-            "Vu le Code général des collectivités territoriales, notamment son article L. 1611-4 ;"
-        )
-    if any(word in folded for word in ("poste", "emploi", "effectif", "agent")):
-        visas.append("Vu le Code général de la fonction publique ;")
-    if "budget" in folded or "credits" in folded:
+    visas = _visas(data, found, defaults)
+    if "budget" in _fold(" ".join(data["decisions"])):
         visas.append("Vu le budget primitif de l'exercice en cours ;")
-    visas += [_visa(base) for base in data.get("legal_bases", [])]
-    vote = data.get("vote")
-    vote_line = (
-        f"Votes : pour {vote['for']}, contre {vote['against']}, "
-        f"abstentions {vote.get('abstentions', 0)}."
-        if vote
-        else f"Votes : pour {TO_COMPLETE}, contre {TO_COMPLETE}, abstentions {TO_COMPLETE}."
-    )
     lines = [
-        f"# Délibération du conseil municipal de {commune}",
+        f"# Délibération n° {data.get('number') or TO_COMPLETE} du conseil municipal de {commune}",
         "",
         f"## {data['subject'].rstrip('.')}",
         "",
-        f"Séance du {session}",
-        "",
-        f"Le conseil municipal de la commune de {commune}, régulièrement convoqué, s'est réuni "
-        f"le {session} sous la présidence de {president}, Maire.",
-        "",
     ]
+    for line in session_lines(data, commune, president):
+        lines += [line, ""]
     if data.get("rapporteur"):
         lines += [f"Rapporteur : {data['rapporteur']}", ""]
     lines += ["### Exposé", "", data["context"].strip(), ""]
-    for visa in visas:
+    for visa in sorted(dict.fromkeys(visas), key=_visa_rank):
         lines += [visa, ""]
     lines += [
         "Considérant l'exposé qui précède et l'intérêt pour la commune de se prononcer sur "
@@ -241,61 +415,18 @@ def compose_deliberation(data: dict[str, Any], identity: dict[str, Any]) -> str:
         "",
     ]
     articles = [_end(_decision(d), ".") for d in data["decisions"]]
+    articles += _canteen_articles(data) + _employment_articles(data)
     articles.append(
-        "Le Maire est chargé de l'exécution de la présente délibération et autorisé à signer "
-        "tout document s'y rapportant."
+        "Le Maire est chargé de l'exécution de la présente délibération, qui sera "
+        f"{life.publicity()}."
     )
     for index, text in enumerate(articles, start=1):
         lines += [f"**Article {_article_number(index)}** : {text}", ""]
-    lines += [vote_line, ""]
-    lines += [*_signature(data, commune, session), ""]
-    lines += [
-        f"Transmis au représentant de l'État le {TO_COMPLETE}. Publié le {TO_COMPLETE}.",
-        "",
-        _appeal("La présente délibération", identity["tribunal_administratif"]),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def compose_courrier(data: dict[str, Any], identity: dict[str, Any]) -> str:
-    commune = identity["commune_name"]
-    recipient = data["recipient"]
-    cordial = data.get("tone") == "cordial"
-    lines = [
-        f"**Mairie de {commune}**",
-        "",
-        recipient["name"],
-    ]
-    if recipient.get("address"):
-        lines += [line.strip() for line in recipient["address"].split("\n") if line.strip()]
-    lines += [
-        "",
-        f"{commune}, le {TO_COMPLETE}",
-        "",
-        f"**Objet : {data['subject'].rstrip('.')}**",
-        "",
-        "Madame, Monsieur,",
-        "",
-    ]
-    for point in data["points"]:
-        lines += [_end(point.strip(), "."), ""]
-    closing = (
-        "Je reste à votre disposition pour tout renseignement complémentaire et vous prie "
-        "d'agréer, Madame, Monsieur, l'expression de mes salutations distinguées."
-        if not cordial
-        else "Je reste à votre écoute et vous prie de croire, Madame, Monsieur, à l'assurance "
-        "de mes sentiments les meilleurs."
-    )
-    lines += [closing, "", *_signatory_lines(data)]
-    return "\n".join(lines) + "\n"
-
-
-def compose_bulletin(data: dict[str, Any], identity: dict[str, Any]) -> str:
-    points = [p.strip() for p in data["key_points"]]
-    lines = [f"# {data['subject'].rstrip('.')}", "", f"*{_end(points[0], '.')}*", ""]
-    for point in points[1:]:
-        lines += [_end(point, "."), ""]
-    lines.append(f"Renseignements auprès de la mairie de {identity['commune_name']}.")
+    lines += [vote_line(data), ""]
+    lines += [f"Fait à {commune}, le {french_date(data.get('session_date'))}", ""]
+    lines += [*signature_lines(data, president, f"{title}"), ""]
+    lines += ["---", "", life.transmission_sentence(), "", life.certificate("le Maire"), ""]
+    lines.append(_appeal("La présente délibération", identity["tribunal_administratif"]))
     return "\n".join(lines) + "\n"
 
 
@@ -341,8 +472,8 @@ def compose_synthese(data: dict[str, Any], identity: dict[str, Any]) -> str:
 COMPOSERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], str]] = {
     "arrete": compose_arrete,
     "deliberation": compose_deliberation,
-    "courrier": compose_courrier,
-    "bulletin_article": compose_bulletin,
+    "courrier": letters.compose_courrier,
+    "bulletin_article": letters.compose_bulletin,
     "synthese": compose_synthese,
 }
 

@@ -51,6 +51,51 @@ class Vote(_Strict):
     abstentions: int = Field(default=0, ge=0, le=1000)
 
 
+class Session(_Strict):
+    """The séance of the council, as the registre shows it (CGCT L. 2121-10 to L. 2121-26)."""
+
+    convocation_date: date | None = None
+    members_in_office: int | None = Field(default=None, ge=1, le=200)
+    present: int | None = Field(default=None, ge=0, le=200)
+    represented: int | None = Field(default=None, ge=0, le=200)
+    secretary: ShortText | None = None
+    vote_mode: Literal["main_levee", "scrutin_public", "scrutin_secret"] | None = None
+
+    @field_validator("present")
+    @classmethod
+    def _present_in_office(cls, value: int | None, info: ValidationInfo) -> int | None:
+        in_office = info.data.get("members_in_office")
+        if value is not None and in_office is not None and value > in_office:
+            raise ValueError(
+                f"Les présents ({value}) dépassent les conseillers en exercice ({in_office})."
+            )
+        return value
+
+    @field_validator("represented")
+    @classmethod
+    def _proxies(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return value
+        present, in_office = info.data.get("present"), info.data.get("members_in_office")
+        # Each member present holds at most one pouvoir (CGCT L. 2121-20).
+        if present is not None and value > present:
+            raise ValueError(
+                f"Les représentés ({value}) dépassent les présents ({present}) : un conseiller "
+                "présent ne peut détenir qu'un seul pouvoir."
+            )
+        if present is not None and in_office is not None and present + value > in_office:
+            raise ValueError(
+                f"Présents et représentés ({present + value}) dépassent les conseillers en "
+                f"exercice ({in_office})."
+            )
+        return value
+
+    @field_validator("secretary")
+    @classmethod
+    def _secretary(cls, value: str | None) -> str | None:
+        return _not_blank(value) if value is not None else None
+
+
 class _DraftBase(_Strict):
     model_group: Annotated[str, Field(max_length=64)] | None = None
     stream: bool = False
@@ -60,6 +105,11 @@ class _DraftBase(_Strict):
     @classmethod
     def _text_not_blank(cls, value: str) -> str:
         return _not_blank(value)
+
+    @field_validator("number", check_fields=False)
+    @classmethod
+    def _number_not_blank(cls, value: str | None) -> str | None:
+        return _not_blank(value) if value is not None else None
 
     @field_validator(
         "provisions", "decisions", "points", "key_points", "legal_bases", check_fields=False
@@ -72,8 +122,12 @@ class _DraftBase(_Strict):
         return cleaned
 
 
+ActNumber = Annotated[str, Field(min_length=1, max_length=50)]
+
+
 class ArreteRequest(_DraftBase):
     kind: Literal["arrete"]
+    number: ActNumber | None = None
     subject: Subject
     context: LongText = Field(description="The facts that motivate the act")
     provisions: list[Item] = Field(min_length=1, max_length=50)
@@ -94,14 +148,39 @@ class ArreteRequest(_DraftBase):
 
 class DeliberationRequest(_DraftBase):
     kind: Literal["deliberation"]
+    number: ActNumber | None = None
     subject: Subject
     context: LongText = Field(description="The exposé")
     decisions: list[Item] = Field(min_length=1, max_length=50)
     session_date: date | None = None
+    session: Session | None = None
     vote: Vote | None = None
     legal_bases: list[Item] = Field(default_factory=list, max_length=30)
     rapporteur: Annotated[str, Field(max_length=200)] | None = None
     signatory: Signatory | None = None
+
+    @field_validator("session")
+    @classmethod
+    def _convened_before(cls, value: Session | None, info: ValidationInfo) -> Session | None:
+        held = info.data.get("session_date")
+        if value is not None and value.convocation_date and held and value.convocation_date > held:
+            raise ValueError("La date de convocation (convocation_date) suit la date de séance.")
+        return value
+
+    @field_validator("vote")
+    @classmethod
+    def _votes_counted(cls, value: Vote | None, info: ValidationInfo) -> Vote | None:
+        session = info.data.get("session")
+        if value is None or session is None or session.present is None:
+            return value
+        voting = session.present + (session.represented or 0)
+        cast = value.for_ + value.against + value.abstentions
+        if cast > voting:
+            raise ValueError(
+                f"Pour, contre et abstentions ({cast}) dépassent les présents et représentés "
+                f"({voting})."
+            )
+        return value
 
 
 class CourrierRequest(_DraftBase):

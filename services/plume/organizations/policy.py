@@ -9,6 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DocumentKind = Literal["arrete", "deliberation", "courrier", "bulletin_article", "synthese", "chat"]
 Hosting = Literal["fr", "eu", "non_eu"]
+PublicationMode = Literal["electronique", "affichage", "papier"]
+
+# CGCT L. 2131-1 IV: below this population a commune may choose, by délibération, to publish
+# its acts by affichage or on paper instead of electronically.
+SMALL_COMMUNE_POPULATION = 3_500
+DEFAULT_PUBLICATION_MODE: PublicationMode = "electronique"
+# The settings the acts use: an organisation's own, never inherited from the level above.
+ACT_SETTINGS: tuple[str, ...] = ("population", "publication_mode", "mayor", "secretary")
 
 ALL_KINDS: tuple[str, ...] = (
     "arrete",
@@ -28,6 +36,22 @@ DEFAULT_POLICY: dict[str, Any] = {
 }
 
 
+class Officer(BaseModel):
+    """Who signs: the mayor, or the secrétaire de séance / secrétaire général de mairie."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=200)
+
+    @field_validator("name", "title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("Ne peut pas être vide.")
+        return " ".join(value.split())
+
+
 class PolicyPatch(BaseModel):
     """The keys an operator sets at one level; absent or null means inherit."""
 
@@ -36,6 +60,10 @@ class PolicyPatch(BaseModel):
     allowed_kinds: list[DocumentKind] | None = Field(default=None, max_length=len(ALL_KINDS))
     allowed_hosting: list[Hosting] | None = Field(default=None, max_length=len(ALL_HOSTING))
     tribunal_administratif: str | None = Field(default=None, min_length=1, max_length=80)
+    population: int | None = Field(default=None, ge=0, le=10_000_000)
+    publication_mode: PublicationMode | None = None
+    mayor: Officer | None = None
+    secretary: Officer | None = None
 
     @field_validator("allowed_kinds", "allowed_hosting")
     @classmethod
@@ -56,6 +84,30 @@ class EffectivePolicy(BaseModel):
     allowed_kinds: list[DocumentKind]
     allowed_hosting: list[Hosting]
     tribunal_administratif: str
+    population: int | None = None
+    publication_mode: PublicationMode = DEFAULT_PUBLICATION_MODE
+    mayor: Officer | None = None
+    secretary: Officer | None = None
+
+
+def publication_mode_problem(policy: dict[str, Any]) -> str | None:
+    """Why a level's publication mode is not allowed (CGCT L. 2131-1 IV), or None."""
+    mode = policy.get("publication_mode") or DEFAULT_PUBLICATION_MODE
+    if mode == DEFAULT_PUBLICATION_MODE:
+        return None
+    population = policy.get("population")
+    if population is None:
+        return (
+            "La publicité par affichage ou sur papier n'est ouverte qu'aux communes de moins de "
+            "3 500 habitants : indiquez d'abord la population (« population »)."
+        )
+    if population >= SMALL_COMMUNE_POPULATION:
+        return (
+            f"Une commune de {population} habitants publie ses actes sous forme électronique : "
+            "l'affichage ou le papier ne sont ouverts qu'en dessous de 3 500 habitants "
+            "(CGCT, art. L. 2131-1)."
+        )
+    return None
 
 
 def merge_patch(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +125,8 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
     """Compute the policy in force at the end of `chain` (operator first, the tenant last).
 
     Lists are intersected, so a lower level can narrow but never widen; the tribunal is the
-    nearest level's choice.
+    nearest level's choice; the acts' settings (population, publication mode, mayor,
+    secretary) are the organisation's own.
     """
     operator_level = {**DEFAULT_POLICY, **(chain[0] if chain else {})}
     kinds = set(operator_level["allowed_kinds"])
@@ -86,8 +139,10 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
             hosting &= set(level["allowed_hosting"])
         if level.get("tribunal_administratif"):
             tribunal = level["tribunal_administratif"]
+    own = chain[-1] if chain else {}
     return EffectivePolicy(
         allowed_kinds=[k for k in ALL_KINDS if k in kinds],
         allowed_hosting=[h for h in ALL_HOSTING if h in hosting],
         tribunal_administratif=tribunal,
+        **{key: own[key] for key in ACT_SETTINGS if own.get(key) is not None},
     )

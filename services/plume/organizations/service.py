@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.db import TenantScope
 from plume.errors import Conflict, NotFound, invalid_field
 from plume.models import Organization, OrganizationKind, OrganizationStatus
-from plume.organizations.policy import EffectivePolicy, effective_policy, merge_patch
+from plume.organizations.policy import (
+    EffectivePolicy,
+    effective_policy,
+    merge_patch,
+    publication_mode_problem,
+)
 from plume.organizations.repository import OrganizationRepository
 from plume.organizations.schemas import (
     AdminOrganizationOut,
@@ -117,6 +123,8 @@ class OrganizationService:
             raise Conflict(
                 f"Une organisation existe déjà avec ce {label} : « {owner.name} » ({owner.id})."
             )
+        policy = payload.policy.model_dump(exclude_none=True) if payload.policy else {}
+        _check_publication_mode(policy)
         organization = Organization(
             kind=kind,
             name=payload.name,
@@ -125,7 +133,7 @@ class OrganizationService:
             insee_code=insee_code,
             siren=siren,
             status=OrganizationStatus.ACTIVE,
-            policy=payload.policy.model_dump(exclude_none=True) if payload.policy else {},
+            policy=policy,
         )
         return await self.repository.add(organization)
 
@@ -173,6 +181,7 @@ class OrganizationService:
         if "policy" in fields:
             patch = payload.policy.model_dump(exclude_unset=True) if payload.policy else {}
             policy = {} if payload.policy is None else merge_patch(organization.policy, patch)
+            _check_publication_mode(policy)
         return await self.repository.update(organization, name=name, status=status, policy=policy)
 
     async def ensure_operator(self, name: str = OPERATOR_NAME) -> tuple[Organization, bool]:
@@ -189,3 +198,9 @@ class OrganizationService:
             policy={},
         )
         return await self.repository.add(operator), True
+
+
+def _check_publication_mode(policy: dict[str, Any]) -> None:
+    problem = publication_mode_problem(policy)
+    if problem is not None:
+        raise invalid_field("policy.publication_mode", problem)

@@ -22,6 +22,32 @@ COUNTS = (
     "Conseillers en exercice : 15. Présents : 11. Représentés : 1 (Mme Durand a donné pouvoir "
     "à M. Leroy). Votants : 12."
 )
+SUBSIDY_VISAS = (
+    "Vu le Code général des collectivités territoriales, notamment ses articles L. 2121-29 et "
+    "L. 2311-7 ;\n\nVu la loi n° 2000-321 du 12 avril 2000, notamment son article 10 ;\n\n"
+)
+POST_VISAS = (
+    "Vu le Code général des collectivités territoriales, notamment son article L. 2121-29 ;\n\n"
+    "Vu le Code général de la fonction publique, notamment son article L. 313-1 ;"
+    "\n\nVu le tableau des emplois de la commune ;\n\n"
+)
+
+
+def _with_visas(text: str, visas: str) -> str:
+    return replaced(
+        replaced(
+            text,
+            "Vu le Code général des collectivités territoriales, notamment son article L. 2121-29 ;"
+            "\n\n",
+            "",
+        ),
+        "Vu le Code de l'éducation",
+        visas + "Vu le Code de l'éducation",
+    )
+
+
+SUBSIDY_DELIBERATION = _with_visas(DELIBERATION, SUBSIDY_VISAS)
+POST_DELIBERATION = _with_visas(DELIBERATION, POST_VISAS)
 SUBSIDY = {
     **DELIBERATION_FIELDS,
     "subject": "Subvention au Comité des fêtes",
@@ -51,7 +77,7 @@ PERMISSION = {
 }
 PERMISSION_ARRETE = replaced(
     replaced(
-        ARRETE,
+        replaced(ARRETE, "L. 2212-2 et L. 2213-1 ;", "L. 2212-2 et L. 2213-6 ;"),
         "Vu le Code de la route, notamment ses articles L. 325-1, R. 411-8 et R. 417-10 ;",
         "Vu le Code général de la propriété des personnes publiques, notamment ses articles "
         "L. 2122-1 à L. 2122-3 et L. 2125-1 ;",
@@ -197,9 +223,9 @@ CASES: dict[str, Case] = {
     ),
     "employment_mentions": (
         "deliberation",
-        replaced(DELIBERATION, "De fixer le prix du repas", "De créer un emploi permanent"),
+        replaced(POST_DELIBERATION, "De fixer le prix du repas", "De créer un emploi permanent"),
         replaced(
-            DELIBERATION,
+            POST_DELIBERATION,
             "De fixer le prix du repas selon trois tranches de quotient familial : 1 €, 2,50 € "
             "et 3,60 €.",
             POST_ARTICLE,
@@ -209,9 +235,9 @@ CASES: dict[str, Case] = {
     ),
     "councillor_interest": (
         "deliberation",
-        DELIBERATION,
+        SUBSIDY_DELIBERATION,
         replaced(
-            DELIBERATION,
+            SUBSIDY_DELIBERATION,
             "Votes :",
             "M. Leroy, président du Comité des fêtes, n'a pas pris part au vote.\n\nVotes :",
         ),
@@ -221,13 +247,13 @@ CASES: dict[str, Case] = {
     "subsidy_agreement": (
         "deliberation",
         replaced(
-            DELIBERATION,
+            SUBSIDY_DELIBERATION,
             "De dire que",
             "D'attribuer une subvention de 25 000 € au Comité des fêtes. M. Leroy n'a pas pris "
             "part au vote.\n\n**Article 3** : De dire que",
         ),
         replaced(
-            DELIBERATION,
+            SUBSIDY_DELIBERATION,
             "De dire que",
             "D'attribuer une subvention de 25 000 € au Comité des fêtes et d'approuver la "
             "convention jointe. M. Leroy n'a pas pris part au vote.\n\n**Article 3** : De dire "
@@ -395,14 +421,14 @@ def test_traffic_arretes_are_not_transmitted_but_other_police_is() -> None:
 
 def test_a_contract_post_needs_motive_duties_level_and_pay() -> None:
     text = replaced(
-        DELIBERATION,
+        POST_DELIBERATION,
         "De fixer le prix du repas selon trois tranches de quotient familial : 1 €, 2,50 € et "
         "3,60 €.",
         CONTRACT_ARTICLE,
     )
     assert legal_codes("deliberation", text, POST) == []
     bare = replaced(
-        DELIBERATION,
+        POST_DELIBERATION,
         "De fixer le prix du repas",
         "De créer un emploi au grade d'attaché, pourvu le cas échéant en application de "
         "l'article L. 332-8",

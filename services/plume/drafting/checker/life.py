@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from plume.drafting import legal_bases
 from plume.drafting.checker.codes import (
     MISSING_ACT_NUMBER,
     MISSING_EXECUTORY_MENTION,
@@ -13,6 +14,7 @@ from plume.drafting.checker.codes import (
     warning,
 )
 from plume.drafting.checker.context import PLACEHOLDER, CheckContext, fold, given
+from plume.drafting.checker.visas import matters
 from plume.drafting.document import DraftWarning
 
 _NUMBER = re.compile(r"\bn(?:°|º|o\.)\s*(?P<number>[^\s,;:]{1,40})", re.IGNORECASE)
@@ -84,10 +86,16 @@ def _number(ctx: CheckContext) -> list[DraftWarning]:
 
 
 def is_individual(ctx: CheckContext) -> bool:
+    """Whether the act decides for a named person: the legal bases table says so by matter,
+    else the wording of the request does (« est autorisé à », « bénéficiaire »)."""
     flagged = ctx.value("individual")
     if isinstance(flagged, bool):
         return flagged
-    return ctx.arrete and bool(_INDIVIDUAL.search(ctx.request_text() or ctx.folded))
+    if not ctx.arrete:
+        return False
+    return legal_bases.is_individual(matters(ctx)) or bool(
+        _INDIVIDUAL.search(ctx.request_text() or ctx.folded)
+    )
 
 
 def _publicity(ctx: CheckContext, sentences: list[str]) -> list[DraftWarning]:
@@ -132,8 +140,9 @@ def _only_old(sentence: str, mode: str) -> bool:
 
 
 def transmission_due(ctx: CheckContext) -> bool:
-    if ctx.deliberation:
-        return True
+    said = legal_bases.transmission_due(ctx.kind, matters(ctx))
+    if said is not None:
+        return said
     matter = ctx.request_text() or ctx.folded
     return bool(_TRANSMITTED_ARRETE.search(matter)) and not _TRAFFIC.search(matter)
 

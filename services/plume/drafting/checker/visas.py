@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from plume.drafting.checker.codes import DUPLICATE_VISA, LEGAL_BASIS_SUSPECT, VISA_ORDER, warning
 from plume.drafting.checker.context import CheckContext, fold
 from plume.drafting.document import DraftWarning
+from plume.drafting.legal_bases import Matter, matters_for, matters_for_request
 
 _ALIASES = (
     (re.compile(r"\bc\.? ?g\.? ?c\.? ?t\b\.?"), "code general des collectivites territoriales"),
@@ -45,64 +45,11 @@ _RANK_NAMES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class MatterBasis:
-    """A matter recognised in the request, and the text its visas are expected to cite."""
-
-    matter: str
-    recognised: re.Pattern[str]
-    expected: re.Pattern[str]
-    visa: str
-    source: str
-    kinds: tuple[str, ...] = ("arrete", "deliberation")
-
-
-# Folded patterns. Mirrors the legal bases by matter the offline templates use.
-MATTER_BASES: tuple[MatterBasis, ...] = (
-    MatterBasis(
-        "une occupation du domaine public",
-        re.compile(
-            r"echafaudage|permission de voirie|occupation du domaine public|\bterrasse\b"
-            r"|\bbenne\b|permis de stationnement|emprise sur (?:le )?(?:trottoir|domaine)"
-        ),
-        re.compile(r"propriete des personnes publiques[^;]{0,120}l\. ?2122-1\b|\bl\. ?2122-1 a"),
-        "Vu le Code général de la propriété des personnes publiques, notamment ses articles "
-        "L. 2122-1 à L. 2122-3 et L. 2125-1 ;",
-        "CGPPP, art. L. 2122-1 à L. 2122-3",
-        ("arrete",),
-    ),
-    MatterBasis(
-        "un chemin rural",
-        re.compile(r"chemins? ruraux?|chemin rural"),
-        re.compile(r"code rural[^;]{0,120}161-5|\bl\. ?161-5\b"),
-        "Vu le Code rural et de la pêche maritime, notamment son article L. 161-5 ;",
-        "Code rural et de la pêche maritime, art. L. 161-5",
-        ("arrete",),
-    ),
-    MatterBasis(
-        "une mise en fourrière",
-        re.compile(r"fourriere"),
-        re.compile(r"\bl\. ?325-1\b"),
-        "Vu le Code de la route, notamment ses articles L. 325-1 et R. 417-10 ;",
-        "Code de la route, art. L. 325-1",
-        ("arrete",),
-    ),
-    MatterBasis(
-        "la restauration scolaire",
-        re.compile(r"restauration scolaire|\bcantine\b"),
-        re.compile(r"code de l'education|\br\. ?531-52\b"),
-        "Vu le Code de l'éducation, notamment ses articles L. 131-13 et R. 531-52 et R. 531-53 ;",
-        "Code de l'éducation, art. R. 531-52 et R. 531-53",
-        ("deliberation",),
-    ),
-)
-
-
 def check_visas(ctx: CheckContext) -> list[DraftWarning]:
     if not ctx.is_act:
         return []
     visas = [_normalised(visa) for visa in ctx.sections.visas]
-    return [*_duplicates(visas), *_order(ctx, visas), *_legal_bases(ctx, visas)]
+    return [*_duplicates(visas), *_order(ctx, visas), *_legal_bases(ctx)]
 
 
 def _normalised(visa: str) -> str:
@@ -169,22 +116,38 @@ def _order(ctx: CheckContext, visas: list[str]) -> list[DraftWarning]:
     return []
 
 
-def _legal_bases(ctx: CheckContext, visas: list[str]) -> list[DraftWarning]:
-    matter = ctx.request_text() or fold(ctx.sections.title or "")
-    cited = " ; ".join(visas)
-    warnings = []
-    for basis in MATTER_BASES:
-        if ctx.kind not in basis.kinds or not basis.recognised.search(matter):
-            continue
-        if basis.expected.search(cited):
-            continue
-        warnings.append(
-            warning(
-                LEGAL_BASIS_SUSPECT,
-                f"L'acte semble porter sur {basis.matter}, mais ses visas ne citent pas le "
-                f"texte qui la régit : est-ce bien le cas ? Si oui, ajoutez « {basis.visa} » "
-                "et vérifiez que la mesure repose sur cette base.",
-                basis.source,
-            )
+def matters(ctx: CheckContext) -> list[Matter]:
+    """The matters of the act, from the request when there is one, else from the text."""
+    if isinstance(ctx.fields.get("subject"), str):
+        return matters_for_request(ctx.kind, ctx.fields)
+    return matters_for(ctx.kind, ctx.sections.title or "", ctx.text)
+
+
+def _article(text: str) -> str:
+    first = fold(text).split(" ", 1)[0]
+    if first in ("code", "decret", "budget", "tableau"):
+        return "le "
+    if first in ("loi", "deliberation", "convention", "demande"):
+        return "la "
+    return "l'" if first[:1] in tuple("aeiouy") else ""
+
+
+def _legal_bases(ctx: CheckContext) -> list[DraftWarning]:
+    # One warning for the act, naming each matter whose usual bases are not cited.
+    found = [(m, m.missing_from(ctx.sections.visas)) for m in matters(ctx)]
+    lacking = [(matter, missing) for matter, missing in found if missing]
+    if not lacking:
+        return []
+    labels = " et ".join(f"« {matter.label} »" for matter, _ in lacking)
+    visas = " ; ".join(
+        f"« Vu {_article(visa.text)}{visa.text} »" for _, missing in lacking for visa in missing
+    )
+    return [
+        warning(
+            LEGAL_BASIS_SUSPECT,
+            f"L'acte semble relever de {labels}, mais ses visas ne citent pas la base "
+            f"habituelle : est-ce bien le cas ? Si oui, ajoutez {visas} et vérifiez que la "
+            "mesure repose sur cette base.",
+            lacking[0][1][0].source,
         )
-    return warnings
+    ]
