@@ -87,6 +87,7 @@ class CheckContext:
     acte_code: str | None = None
     acte_label: str | None = None
     folded: str = ""
+    _folded_lines: str | None = None
 
     def __post_init__(self) -> None:
         self.folded = fold(self.text)
@@ -130,7 +131,9 @@ class CheckContext:
 
     def folded_lines(self) -> str:
         """The folded text with its line breaks kept (fold joins lines)."""
-        return "\n".join(fold(line) for line in self.text.splitlines())
+        if self._folded_lines is None:
+            self._folded_lines = "\n".join(fold(line) for line in self.text.splitlines())
+        return self._folded_lines
 
     def articles_text(self) -> list[str]:
         return [article.text for article in self.sections.articles]

@@ -66,7 +66,8 @@ def check_seance(ctx: CheckContext) -> list[DraftWarning]:
 
 
 def _text_count(ctx: CheckContext, name: str) -> int | None:
-    found = _COUNTS[name].search(ctx.folded)
+    # Line by line: « 2027 » ending one line is no count of the next.
+    found = _COUNTS[name].search(ctx.folded_lines())
     if found is None:
         return None
     return int(found.group(1) or found.group(2))
