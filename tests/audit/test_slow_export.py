@@ -75,12 +75,15 @@ def _grow_chain(database_url: str, organization_id: str) -> None:
 
 
 def _held_in_transaction(database_url: str) -> int:
-    """Connections of the server idle inside a transaction for more than a moment."""
+    """Connections of the server idle inside a transaction begun five seconds ago or more:
+    an export that held one for its download would have begun it when its reader connected
+    (eight seconds before the check); a batch's own transaction lasts a moment, even when a
+    loaded machine stretches that moment past a second."""
     with psycopg.connect(database_url.replace("+psycopg", "")) as connection:
         row = connection.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
             " AND state LIKE 'idle in transaction%%'"
-            " AND state_change < now() - interval '1 second'"
+            " AND xact_start < now() - interval '5 seconds'"
         ).fetchone()
     assert row is not None
     return int(row[0])
