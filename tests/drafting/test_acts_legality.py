@@ -242,7 +242,8 @@ async def test_a_canteen_grid_keeps_the_states_aid_and_is_an_education_matter(
     draft = await created(client, agent, CANTEEN)
     assert draft["acte_nature"]["code"] == "8.1"
     text = draft["text"]
-    assert "Code de l'éducation" in text and "R. 531-52" in text
+    assert "Code de l'éducation" in text
+    assert "R. 531-52" in text
     # Two tranches lose the aid: the draft says a third one is to be set.
     assert "au moins trois tranches" in text
     assert f"{TO_COMPLETE}" in text
@@ -297,7 +298,8 @@ async def test_a_letter_speaks_to_its_recipient(client: AsyncClient, agent: Key)
     assert "Monsieur le Préfet,\n" in text
     assert "Madame, Monsieur" not in text
     assert "haute considération" in text
-    assert "Présenter le projet" not in text and "Joindre" not in text
+    assert "Présenter le projet" not in text
+    assert "Joindre" not in text
     assert "Je vous présente le projet : réfection complète" in text
     assert "Pièces jointes :** le devis de l'entreprise et le plan de financement" in text
     assert "R. 2334-24" in text
