@@ -176,6 +176,14 @@ def _without(text: str, predicate: Any) -> str:
     return "\n\n".join(p for p in text.split("\n\n") if not predicate(p))
 
 
+def _with_many_articles(text: str, count: int) -> str:
+    """The délibération with `count` more articles of 40 lines each (a 2 MB answer: seconds
+    of parsing and checking)."""
+    body = "".join(f"- la subvention n° {n} est versée au Comité ;\n" for n in range(40))
+    extra = "".join(f"**Article {n}** : {body}\n" for n in range(3, 3 + count))
+    return text.replace("Votes :", extra + "Votes :", 1)
+
+
 # model -> the act it answers; the group of the same name routes to it.
 CANNED: dict[str, str] = {
     "act-complet": ARRETE_ANSWER,
@@ -186,6 +194,10 @@ CANNED: dict[str, str] = {
     "act-nature-inconnue": ARRETE_ANSWER.replace("Nature ACTES : 6.1", "Nature ACTES : 99.9"),
     "delib-complete": DELIBERATION_ANSWER,
     "delib-sans-vote": _without(DELIBERATION_ANSWER, lambda p: p.startswith("Votes")),
+    # A model that wrote one 24,000-character line of unclosed emphasis: quadratic for a
+    # backtracking inline-markup pattern (review M-5).
+    "act-ligne-longue": ARRETE_ANSWER.replace("## ", "*a " * 8_000 + "\n\n## ", 1),
+    "delib-tres-longue": _with_many_articles(DELIBERATION_ANSWER, 990),
 }
 
 

@@ -52,7 +52,9 @@ def test_a_deliberation_prompt_asks_for_the_seance_and_both_signatures() -> None
         },
     )
     head = prompt.split("<donnees>")[0]
-    assert "# Délibération n° 2027-031" in head
+    # The number is the request's: data inside the fence, never in the instructions.
+    assert "2027-031" not in head
+    assert "2027-031" in prompt.split("<donnees>")[1]
     assert "Date de convocation" in head
     assert "Secrétaire de séance" in head
     assert "secrétaire de séance" in head

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from plume.drafting.document import AI_NOTICE
 from plume.drafting.jobs import SyntheseWorker
 from plume.drafting.repository import SyntheseJobQueue
+from plume.drafting.synthese import parts_of, split_by_tokens, surely_within
 from plume.models import (
     ApiKey,
     AuditEntry,
@@ -35,7 +36,7 @@ from plume.models import (
     OrganizationStatus,
     UsageRecord,
 )
-from plume.routing.tokens import count_message_tokens
+from plume.routing.tokens import count_message_tokens, count_text_tokens
 from tests.drafting.helpers import (
     SMALL_OUTPUT,
     SMALL_WINDOW,
@@ -460,3 +461,14 @@ async def test_a_stopped_worker_settles_what_it_spent_and_gives_its_job_back(
     await db.refresh(draft)
     assert (draft.status, draft.attempts) == (DraftStatus.DRAFT, 2)
     assert [o for o, _, _, _ in await _job_records(db, agent)] == ["failure", "success"]
+
+
+def test_summaries_are_measured_by_their_size_before_being_tokenised() -> None:
+    # A token is at least a byte: within the budget in bytes, nothing needs counting.
+    assert surely_within("Résumé de la partie.", 100)
+    assert not surely_within("é" * 60, 100)  # 120 bytes: it must be counted
+    assert parts_of("é" * 60, 100) == ["é" * 60]
+    long = french_source(20_000)
+    assert count_text_tokens(long) > 1_000
+    assert parts_of(long, 1_000) == split_by_tokens(long, 1_000)
+    assert all(count_text_tokens(part) <= 1_000 for part in parts_of(long, 1_000))

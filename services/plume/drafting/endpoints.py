@@ -111,7 +111,7 @@ async def create_draft(
     if long is not None:
         estimate = synthese.estimate(service.policy, route, long)
     else:
-        estimate = service.estimate(
+        estimate = await service.estimate(
             principal, route, payload.kind, fields, payload.max_output_tokens
         )
     async with calls.open(principal, kind=payload.kind, route=route, estimate=estimate) as call:

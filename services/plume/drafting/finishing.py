@@ -16,8 +16,11 @@ from plume.drafting.parsing import parse_act
 from plume.drafting.prompts import read_fenced_request
 from plume.french import KIND_NOUNS
 
+# "Nature ACTES : 6.1", the line a model is asked to end with. Its leading spaces only: the
+# blank lines before it are found by `_without_actes_lines`, since a leading "\s*" would read
+# every following blank line from every line start (20,000 newlines took seconds).
 _ACTES_LINE = re.compile(
-    r"^\s*\**Nature ACTES\**\s*:\s*\**\s*([0-9]{1,2}(?:\.[0-9]{1,2})*)\**.*$",
+    r"^[^\S\n]*+\**Nature ACTES\**\s*+:\s*+\**\s*+([0-9]{1,2}(?:\.[0-9]{1,2})*)\**.*$",
     re.MULTILINE | re.IGNORECASE,
 )
 _HEADING = re.compile(r"^#{1,3}\s+(.+)$", re.MULTILINE)
@@ -65,8 +68,7 @@ def finish_document(
 
     An answer that cannot be parsed is kept as it is, with a warning: never a failure.
     """
-    suggestion = _ACTES_LINE.search(raw_text)
-    text = _ACTES_LINE.sub("", raw_text).strip() + "\n"
+    suggestion, text = _without_actes_lines(raw_text)
     warnings: list[DraftWarning] = []
     sections: Sections | None = None
     acte_nature: ActeNature | None = None
@@ -81,9 +83,7 @@ def finish_document(
             if not (unparsed and w.code == "missing_articles")
         ]
         rule_based = actes.classify(kind, fields)
-        acte_nature = actes.merge_suggestion(
-            rule_based, None if offline or suggestion is None else suggestion.group(1)
-        )
+        acte_nature = actes.merge_suggestion(rule_based, None if offline else suggestion)
     if offline:
         warnings.append(
             DraftWarning(
@@ -106,3 +106,20 @@ def finish_document(
         heading = _HEADING.search(text)
         title = heading.group(1).strip() if heading else KIND_NOUNS.get(kind)
     return FinishedDocument(title, text, sections, warnings, acte_nature)
+
+
+def _without_actes_lines(raw_text: str) -> tuple[str | None, str]:
+    """The ACTES code the answer suggests, and the answer without its "Nature ACTES" lines,
+    each with the blank lines just before it (as the single pattern this replaces removed)."""
+    suggestion: str | None = None
+    kept: list[str] = []
+    end = 0
+    for line in _ACTES_LINE.finditer(raw_text):
+        suggestion = suggestion or line.group(1)
+        start = end + len(raw_text[end : line.start()].rstrip())
+        if start > 0 and raw_text[start - 1] != "\n":
+            start = raw_text.index("\n", start) + 1  # from the next line start on
+        kept.append(raw_text[end:start])
+        end = line.end()
+    kept.append(raw_text[end:])
+    return suggestion, "".join(kept).strip() + "\n"

@@ -23,7 +23,6 @@ _TEMPLATES = Environment(
     autoescape=False,  # noqa: S701 - prompts are plain text for a model, not HTML
     keep_trailing_newline=True,
 )
-_DATA = re.compile(r"<donnees>\s*(.*?)\s*</donnees>", re.DOTALL)
 _KIND_LINE = re.compile(r"^Type de document : (\w+)\s*$", re.MULTILINE)
 
 
@@ -73,11 +72,19 @@ def read_fenced_request(messages: list[dict[str, Any]]) -> tuple[str, dict[str, 
         return None
     system = str(messages[0].get("content") or "")
     kind = _KIND_LINE.search(system)
-    match = _DATA.search(str(messages[-1].get("content") or ""))
-    if kind is None or match is None:
+    data_text = _fenced(str(messages[-1].get("content") or ""))
+    if kind is None or data_text is None:
         return None
     try:
-        data = json.loads(match.group(1))
+        data = json.loads(data_text)
     except json.JSONDecodeError:
         return None
     return (kind.group(1), data) if isinstance(data, dict) else None
+
+
+def _fenced(prompt: str) -> str | None:
+    """What the first data fence holds. Found with str.find: a lazy pattern tried the closing
+    tag after every character, reading each run of spaces again from each of its positions."""
+    start = prompt.find("<donnees>")
+    end = prompt.find("</donnees>", start + len("<donnees>")) if start != -1 else -1
+    return None if end == -1 else prompt[start + len("<donnees>") : end].strip()

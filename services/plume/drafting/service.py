@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import anyio
 import structlog
 from fastapi import status
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from plume.calls.context import Estimate, StoredResponse
 from plume.calls.unit import ProviderCall
 from plume.credentials.auth import Principal
-from plume.drafting.document import AI_NOTICE
+from plume.drafting.document import AI_NOTICE, TenantIdentity
 from plume.drafting.finishing import FinishedDocument, finish_document, identity_of
 from plume.drafting.prompts import build_messages
 from plume.drafting.records import apply_document, draft_out, stored_answer, streamed_answer
@@ -35,11 +36,15 @@ from plume.french import KIND_NOUNS
 from plume.models import Draft, DraftStatus
 from plume.routing.policy import RoutingPolicy
 from plume.routing.tokens import count_text_tokens
-from plume.routing.types import Route
+from plume.routing.types import Completion, Route
 from plume.web.pagination import PageRequest
 from plume.web.sse import sse
 
 logger = structlog.get_logger("plume.drafting")
+
+# A prompt up to this many characters is counted on the event loop (a few milliseconds at
+# most); a longer one in a worker thread.
+_COUNT_ON_LOOP_CHARS = 16_384
 
 
 class DraftingService:
@@ -57,7 +62,7 @@ class DraftingService:
             )
         return self.policy.route(model_group, frozenset(principal.policy.allowed_hosting))
 
-    def estimate(
+    async def estimate(
         self,
         principal: Principal,
         route: Route,
@@ -67,8 +72,13 @@ class DraftingService:
     ) -> Estimate:
         """The prompt as it will be sent, counted, and the most the answer may take."""
         messages = build_messages(kind, identity_of(principal), fields)
+        contents = [m["content"] for m in messages]
+        if sum(len(content) for content in contents) <= _COUNT_ON_LOOP_CHARS:
+            prompt_tokens = _count(contents)
+        else:
+            prompt_tokens = await anyio.to_thread.run_sync(_count, contents)
         return Estimate(
-            prompt_tokens=sum(count_text_tokens(m["content"]) for m in messages),
+            prompt_tokens=prompt_tokens,
             output_tokens=self.policy.output_cap(route, max_tokens),
         )
 
@@ -80,9 +90,7 @@ class DraftingService:
         identity = identity_of(call.principal)
         messages = build_messages(kind, identity, fields)
         completion = await call.complete(messages, max_tokens=max_tokens)
-        document = finish_document(
-            kind, completion.text, fields, identity, offline=completion.provider == "offline"
-        )
+        document = await finish(kind, completion, fields, identity)
         return await store(
             call, kind, fields, document, partial(stored_answer, status.HTTP_201_CREATED)
         )
@@ -99,9 +107,7 @@ class DraftingService:
             completion = call.streamed()
             if completion is None:
                 raise ProviderUnavailable()
-            document = finish_document(
-                kind, completion.text, fields, identity, offline=completion.provider == "offline"
-            )
+            document = await finish(kind, completion, fields, identity)
             draft = await store(
                 call, kind, fields, document, partial(streamed_answer, call.transcript)
             )
@@ -167,6 +173,27 @@ class DraftingService:
         draft.reviewed_at = datetime.now(UTC)
         draft.reviewed_by_key_id = principal.key_id
         return await repository.save(draft)
+
+
+def _count(contents: list[str]) -> int:
+    return sum(count_text_tokens(content) for content in contents)
+
+
+async def finish(
+    kind: str, completion: Completion, fields: dict[str, Any], identity: TenantIdentity
+) -> FinishedDocument:
+    """The answer made a draft (parsed, checked, classified) in a worker thread: a long
+    answer takes CPU time the event loop must not wait for, serving everyone else."""
+    return await anyio.to_thread.run_sync(
+        partial(
+            finish_document,
+            kind,
+            completion.text,
+            fields,
+            identity,
+            offline=completion.provider == "offline",
+        )
+    )
 
 
 def new_row(principal: Principal, kind: str, fields: dict[str, Any], route: Route) -> Draft:

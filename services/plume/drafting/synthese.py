@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.calls.context import Estimate, StoredResponse
 from plume.calls.unit import ProviderCall
-from plume.drafting.finishing import FinishedDocument, finish_document, identity_of
+from plume.drafting.finishing import FinishedDocument, identity_of
 from plume.drafting.prompts import build_messages
 from plume.drafting.records import draft_out, stored_answer, streamed_answer
 from plume.drafting.repository import DraftRepository
 from plume.drafting.schemas import DraftOut, SyntheseRequest, request_fields
-from plume.drafting.service import new_row, store
+from plume.drafting.service import finish, new_row, store
 from plume.errors import InternalError, PlumeError
 from plume.models import DraftStatus
 from plume.routing.policy import RoutingPolicy
@@ -132,20 +132,14 @@ async def summarise(
                 await on_progress(done, total)
         joined = "\n\n".join(summaries)
         parts = (
-            await anyio.to_thread.run_sync(split_by_tokens, joined, synthese.budget)
-            if count_text_tokens(joined) > synthese.budget
-            else [joined]
+            [joined]
+            if surely_within(joined, synthese.budget)
+            else await anyio.to_thread.run_sync(parts_of, joined, synthese.budget)
         )
         total += len(parts) if len(parts) > 1 else 0
     messages = build_messages("synthese", identity, {**request, "source_text": parts[0]})
     completion = await call.complete(messages, max_tokens=payload.max_output_tokens)
-    return finish_document(
-        "synthese",
-        completion.text,
-        request,
-        identity,
-        offline=completion.provider == "offline",
-    )
+    return await finish("synthese", completion, request, identity)
 
 
 async def stream(
@@ -186,6 +180,17 @@ async def stream(
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pending
+
+
+def surely_within(text: str, budget: int) -> bool:
+    """Whether the text fits in `budget` tokens, told without tokenising it: a token is at
+    least one byte."""
+    return len(text) <= budget and len(text.encode("utf-8", "surrogatepass")) <= budget
+
+
+def parts_of(text: str, budget: int) -> list[str]:
+    """The text whole if it fits in `budget` tokens, else split_by_tokens' parts."""
+    return [text] if count_text_tokens(text) <= budget else split_by_tokens(text, budget)
 
 
 def split_by_tokens(text: str, budget: int) -> list[str]:

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
 
@@ -43,29 +44,36 @@ class OfflineProvider(CustomLLM):
                 return text
         return CHAT_ANSWER
 
-    def _usage(self, messages: list[dict[str, Any]], text: str) -> Usage:
+    def _answer_with_usage(self, messages: list[dict[str, Any]]) -> tuple[str, Usage]:
+        text = self.answer(messages)
         prompt = count_message_tokens(messages)
         completion = count_text_tokens(text)
-        return Usage(
+        usage = Usage(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
         )
+        return text, usage
+
+    async def _answer_off_the_loop(self, messages: list[dict[str, Any]]) -> tuple[str, Usage]:
+        # Composing a document and counting a long prompt take CPU time: in a worker thread,
+        # the event loop goes on serving other requests meanwhile.
+        return await anyio.to_thread.run_sync(self._answer_with_usage, messages)
 
     async def acompletion(
         self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any
     ) -> ModelResponse:
         model_response: ModelResponse = kwargs.get("model_response") or args[2]
-        text = self.answer(messages)
+        text, usage = await self._answer_off_the_loop(messages)
         model_response.choices[0].message.content = text
         model_response.choices[0].finish_reason = "stop"
         model_response.model = model
         model_response.created = int(time.time())
-        model_response.usage = self._usage(messages, text)  # type: ignore[attr-defined]
+        model_response.usage = usage  # type: ignore[attr-defined]
         return model_response
 
     async def astreaming(  # type: ignore[override]
         self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any
     ) -> AsyncIterator[GenericStreamingChunk]:
-        text = self.answer(messages)
+        text, usage = await self._answer_off_the_loop(messages)
         pieces = _pieces(text)
         for piece in pieces:
             yield GenericStreamingChunk(
@@ -76,7 +84,6 @@ class OfflineProvider(CustomLLM):
                 index=0,
                 tool_use=None,
             )
-        usage = self._usage(messages, text)
         yield GenericStreamingChunk(
             text="",
             is_finished=True,

@@ -303,7 +303,9 @@ def test_unparsable_answers_give_a_warning_not_an_exception(garbage: str) -> Non
     assert sections.articles == []
     found = check_act("arrete", sections, garbage, "Rouen")
     assert "missing_articles" in [w.code for w in found]
-    assert time.perf_counter() - started < 2
+    assert (
+        time.perf_counter() - started < 5
+    )  # milliseconds on an idle machine; the linear checks are elsewhere
 
 
 def test_other_kinds_are_neither_parsed_nor_checked() -> None:

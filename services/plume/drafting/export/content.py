@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from plume.dates import PARIS
 from plume.drafting.document import AI_NOTICE, ActeNature, Sections
+from plume.drafting.export.inline import Run, merge, parse_inline
 from plume.french import KIND_TITLES, french_day
 
 ExportFormat = Literal["md", "docx", "odt"]
@@ -210,18 +211,11 @@ def shows_title(markdown: str, title: str) -> bool:
     return (
         not wanted
         or wanted in _normalised(markdown)
-        or any(_HEADING.match(line.strip()) for line in markdown.split("\n"))
+        or any(heading(line.strip()) is not None for line in markdown.split("\n"))
     )
 
 
 # --- Markdown parsing, shared by docx and odt -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    text: str
-    bold: bool = False
-    italic: bool = False
 
 
 @dataclass(frozen=True)
@@ -232,7 +226,6 @@ class Block:
 
 
 MAX_HEADING_LEVEL = 4
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 _BULLET = re.compile(r"^\s*[-*+•]\s+(.*)$")
 _QUOTE = re.compile(r"^\s*>\s?(.*)$")
 _RULE = re.compile(r"^\s*([-*_])(?:\s*\1){2,}\s*$")
@@ -241,65 +234,33 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _ARTICLE = re.compile(
     r"^Article\s+(?:1er|premier|\d+)(?:\s+(?:bis|ter|quater))?\s*(?:[:.–—-]\s*|$)", re.IGNORECASE
 )
-_INLINE = re.compile(
-    r"\\(?P<escaped>[\\`*_{}\[\]()#+\-.!>|])"
-    r"|\*\*(?P<bold>.+?)\*\*"
-    r"|__(?P<bold2>.+?)__"
-    r"|\*(?P<italic>[^\s*](?:.*?[^\s\\])?)\*"
-    r"|(?<!\w)_(?P<italic2>[^\s_](?:.*?[^\s\\])?)_(?!\w)"
-    r"|`(?P<code>[^`]+)`"
-    r"|\[(?P<label>[^\]]+)\]\((?P<url>[^)\s]+)\)"
-)
-_UNESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|])")
 
 
-def _parse_inline(line: str, *, bold: bool = False, italic: bool = False) -> tuple[Run, ...]:
-    runs: list[Run] = []
-    position = 0
-    for match in _INLINE.finditer(line):
-        if match.start() > position:
-            runs.append(Run(line[position : match.start()], bold, italic))
-        position = match.end()
-        groups = match.groupdict()
-        if groups["escaped"] is not None:
-            runs.append(Run(groups["escaped"], bold, italic))
-        elif groups["bold"] is not None or groups["bold2"] is not None:
-            inner = groups["bold"] if groups["bold"] is not None else groups["bold2"]
-            runs.extend(_parse_inline(inner, bold=True, italic=italic))
-        elif groups["italic"] is not None or groups["italic2"] is not None:
-            inner = groups["italic"] if groups["italic"] is not None else groups["italic2"]
-            runs.extend(_parse_inline(inner, bold=bold, italic=True))
-        elif groups["code"] is not None:
-            runs.append(Run(groups["code"], bold, italic))
-        else:
-            label, url = _UNESCAPE.sub(r"\1", groups["label"]), groups["url"]
-            runs.append(Run(label if label == url else f"{label} ({url})", bold, italic))
-    if position < len(line):
-        runs.append(Run(line[position:], bold, italic))
-    return _merge(runs)
+def heading(line: str) -> tuple[int, str] | None:
+    """An ATX heading's level and text ("## Objet ##" -> (2, "Objet")), None if the line is
+    none: one to six "#" then a space, and an optional closing run of "#" after a space.
 
-
-def _merge(runs: Sequence[Run]) -> tuple[Run, ...]:
-    merged: list[Run] = []
-    for run in runs:
-        if not run.text:
-            continue
-        if merged and (merged[-1].bold, merged[-1].italic) == (run.bold, run.italic):
-            merged[-1] = Run(merged[-1].text + run.text, run.bold, run.italic)
-        else:
-            merged.append(run)
-    return tuple(merged)
+    String operations in linear time: the pattern they replace gave the same results but
+    backtracked quadratically over long runs of spaces and "#"."""
+    level = len(line) - len(line.lstrip("#"))
+    if not 1 <= level <= 6 or not line[level : level + 1].isspace():
+        return None
+    text = line[level:].strip()
+    unclosed = text.rstrip("#")
+    if unclosed != text and unclosed[-1:].isspace():
+        text = unclosed.rstrip()
+    return level, text
 
 
 def _paragraph_runs(line: str) -> tuple[Run, ...]:
     article = _ARTICLE.match(line)
     if article is not None:
         # An article's number must stand out even when the model did not bold it.
-        rest = _parse_inline(line[article.end() :])
-        return _merge(
+        rest = parse_inline(line[article.end() :])
+        return merge(
             [Run(article.group(0).rstrip(), bold=True), *([Run(" ")] if rest else []), *rest]
         )
-    return _parse_inline(line)
+    return parse_inline(line)
 
 
 def _blocks(markdown: str) -> Iterator[Block]:
@@ -317,11 +278,10 @@ def _blocks(markdown: str) -> Iterator[Block]:
             continue
         if _RULE.match(line):
             continue
-        if heading := _HEADING.match(line):
-            level = min(len(heading.group(1)), MAX_HEADING_LEVEL)
-            runs = _parse_inline(heading.group(2))
-            if runs:
-                yield Block("heading", runs, level)
+        if (title := heading(line)) is not None:
+            level, text = title
+            if runs := parse_inline(text):
+                yield Block("heading", runs, min(level, MAX_HEADING_LEVEL))
         elif bullet := _BULLET.match(line):
             yield Block("bullet", _paragraph_runs(bullet.group(1).strip()))
         elif quote := _QUOTE.match(line):

@@ -22,11 +22,11 @@ from plume.drafting.export.content import (
     NOTICE_LABEL,
     Content,
     ExportableDraft,
-    Run,
     clean,
     content_of,
     document_blocks,
 )
+from plume.drafting.export.inline import Run
 
 
 @dataclass(frozen=True)

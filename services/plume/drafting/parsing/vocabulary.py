@@ -10,13 +10,16 @@ _I = re.IGNORECASE
 
 FENCE = re.compile(r"^\s*(?:```|~~~)")
 QUOTE = re.compile(r"^(?:>\s?)+")
-HEADING = re.compile(r"^(#{1,6})\s*(.*?)\s*#*\s*$")
 BULLET = re.compile(r"^(?P<marker>[-*+•–—]|\d{1,2}[.)])\s+")
 RULE = re.compile(r"^(?:-\s*){3,}$|^(?:\*\s*){3,}$")
 BOLD_ONLY = re.compile(r"^\*\*[^*].*\*\*\s*[:.]?$")
 BOLD_ARTICLE_LABEL = re.compile(r"^\*\*\s*art(?:icle|\.)\s*[^*]{1,25}?\*\*", _I)
-HTML_TAG = re.compile(r"</?(?:sup|sub|b|strong|i|em|u|span|p|br)\b[^>]*>", _I)
-SPACES = re.compile(r"[ \t\u00a0\u202f]+")
+# "[^<>]" rather than "[^>]": an unclosed "<b" then stops at the next "<", so a line of them
+# is read once, not once per "<b" (quadratic).
+HTML_TAG = re.compile(r"</?(?:sup|sub|b|strong|i|em|u|span|p|br)\b[^<>]*>", _I)
+# Every run of spaces, tabs and other whitespace is one space in a cleaned line: the patterns
+# below then never meet a long run (where "\s*:?\s*" backtracks quadratically).
+SPACES = re.compile(r"\s+")
 
 # --- Line classes (tried in this order: the earlier, more specific patterns win) ---------------
 
@@ -27,9 +30,11 @@ ARTICLE = re.compile(
     r"(?P<sep>\s*[:.–—-]+\s*|\s*$|\s+)(?P<rest>.*)$",
     _I | re.S,
 )
-VISA_INTRO = re.compile(r"^(?:vu|visas?)\s*:?\s*$", _I)
+# "\s*+" (possessive) where two runs of spaces meet around an optional mark: one way to
+# read them, not one per split of the run.
+VISA_INTRO = re.compile(r"^(?:vu|visas?)\s*+:?\s*+$", _I)
 VISA = re.compile(r"^vu\b\s*[,:]?\s*(?P<rest>.+)$", _I | re.S)
-CONSIDERANT_INTRO = re.compile(r"^consid[ée]rants?\s*:?\s*$", _I)
+CONSIDERANT_INTRO = re.compile(r"^consid[ée]rants?\s*+:?\s*+$", _I)
 CONSIDERANT = re.compile(r"^(?P<word>consid[ée]rant|attendu)\b\s*[,:]?\s*(?P<rest>.+)$", _I | re.S)
 SIGNATURE = re.compile(
     r"^(?:ainsi\s+)?fait\s+(?:et\s+d[ée]lib[ée]r[ée]\s*)?(?:[àa]\s|en\s|les?\s|,)"
@@ -83,7 +88,7 @@ CLOSING_HEADING = re.compile(
     r"^(?:mentions?(?:\s+l[ée]gales|\s+obligatoires)?"
     r"|voies?\s+et\s+d[ée]lais?\s+de\s+recours|d[ée]lais?\s+et\s+voies?\s+de\s+recours|recours"
     r"|signatures?|publication|ampliation|notification|avertissement|transparence"
-    r"|caract[èe]re\s+ex[ée]cutoire)\s*:?\s*$",
+    r"|caract[èe]re\s+ex[ée]cutoire)\s*+:?\s*+$",
     _I,
 )
 VOTE_START = re.compile(
@@ -97,16 +102,16 @@ VOTE_START = re.compile(
 )
 VOTE_ANYWHERE = re.compile(
     r"\bunanimit[ée]|\b\d+\s+voix\b|\bvotes?\s*:"
-    r"|\bpour\s*:?\s*(?:\d+|_{2,}|…|\.{3})\s*[,;–—-]?\s*contre\b",
+    r"|\bpour\s*+:?\s*+(?:\d+|_{2,}|…|\.{3})\s*+[,;–—-]?\s*+contre\b",
     _I,
 )
 DISPOSITIF = re.compile(
-    r"^(?:le\s+maire\b.{0,120}?)?\barr[êe]te\s*:?\s*$"
-    r"|(?-i:\bARR[ÊE]TE)\s*:?\s*$"
-    r"|^(?:le\s+conseil\s+municipal\b.{0,160}?)?\bd[ée]cide\s*:?\s*$"
+    r"^(?:le\s+maire\b.{0,120}?)?\barr[êe]te\s*+:?\s*+$"
+    r"|(?-i:\bARR[ÊE]TE)\s*+:?\s*+$"
+    r"|^(?:le\s+conseil\s+municipal\b.{0,160}?)?\bd[ée]cide\s*+:?\s*+$"
     r"|(?-i:\bD[ÉE]CIDE\b)"
     r"|apr[èe]s\s+en\s+avoir\s+d[ée]lib[ée]r[ée]"
-    r"|^d[ée]lib[èe]re\s*:?\s*$",
+    r"|^d[ée]lib[èe]re\s*+:?\s*+$",
     _I,
 )
 SESSION = re.compile(
@@ -147,13 +152,15 @@ GENERIC_HEADER = re.compile(
     rf"|{_ACT_NUMBER}|(?:de\s+la\s+commune\s+)?(?:de|d['’])\s*{_CAPITALISED_NAME}))*"
     rf"|d[ée]lib[ée]ration(?:\s+(?:du\s+conseil\s+municipal|{_ACT_NUMBER}"
     rf"|(?:de\s+la\s+commune\s+)?(?:de|d['’])\s*{_CAPITALISED_NAME}))*"
-    r"|conseil\s+municipal(?:\s+(?:de|d['’])\s*.*)?)\s*[.:,]?\s*$"
+    r"|conseil\s+municipal(?:\s+(?:de|d['’])\s*.*)?)\s*+[.:,]?\s*+$"
     r"|^(?:extrait\b|r[ée]publique\s+fran[çc]aise|libert[ée]\s*[,.]?\s*[ée]galit[ée]"
     r"|d[ée]partement\b|commune\s+(?:de|d['’])|mairie\s+(?:de|d['’])|ville\s+(?:de|d['’])"
     r"|registre\b|proc[èe]s-verbal|(?:le|la)\s+maire\b|le\s+conseil\s+municipal\b)",
     _I,
 )
-HEADER_WITH_OBJECT = re.compile(r"^(?P<head>.+?)\s*[:–—]\s+(?P<rest>.+)$", re.S)
+# The head ends on a non-space (as it did with ".+?" on a stripped line): the colon is then
+# looked for once per run of spaces, not from each of its positions.
+HEADER_WITH_OBJECT = re.compile(r"^(?P<head>.*?\S)\s*+[:–—]\s+(?P<rest>.+)$", re.S)
 CHATTER = re.compile(
     r"^(?:voici\b|n['’]h[ée]sitez|je\s+(?:reste|peux|vous|ne|suis)|j['’]esp[èe]re"
     r"|bien\s+s[ûu]r\b|certainement\b|avec\s+plaisir\b|remarques?\s*:)",
