@@ -13,7 +13,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from plume.drafting.document import TenantIdentity
+from plume.drafting.document import ACT_KINDS, TenantIdentity
+from plume.drafting.legal_bases import expected_visas, matters_for_request
+from plume.drafting.publicity import act_life
 
 _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -43,11 +45,25 @@ def build_messages(
         "request": request,
         "kind": kind,
         "data": data,
+        **_act_context(kind, identity, request),
         **(extra or {}),
     }
     system = _TEMPLATES.get_template("system.j2").render(**context)
     user = _TEMPLATES.get_template(f"{template or kind}.j2").render(**context)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _act_context(kind: str, identity: TenantIdentity, request: dict[str, Any]) -> dict[str, Any]:
+    """For an act: the visas its matter needs (data/legal_bases.yaml) and how it becomes
+    exécutoire (publicity, transmission), which the templates spell out for the model."""
+    if kind not in ACT_KINDS:
+        return {}
+    matters = matters_for_request(kind, request)
+    return {
+        "bases": expected_visas(matters),
+        "mentions": [mention for matter in matters for mention in matter.mentions],
+        "life": act_life(kind, matters, identity.model_dump()),
+    }
 
 
 def read_fenced_request(messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
