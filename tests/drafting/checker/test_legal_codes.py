@@ -17,6 +17,7 @@ from tests.drafting.checker.acts import (
     legal_codes,
     replaced,
 )
+from tests.support.french import looks_french
 from tests.support.timing import assert_linear
 
 COUNTS = (
@@ -329,6 +330,7 @@ def test_each_legal_code_fails_one_act_and_passes_another(code: str) -> None:
     assert [w.code for w in warnings] == [code], warnings
     [warning] = warnings
     assert warning.message.endswith((".", "»")), warning.message
+    assert looks_french(warning.message), warning.message
     # Every code with a legal reference names it (the precise article may refine the usual one).
     assert bool(warning.source) == (code in SOURCES), warning
     passing_settings = settings
@@ -476,3 +478,19 @@ def test_pathological_texts_are_checked_in_linear_time(
         check(kind, value, fields)
 
     assert_linear(check_it, text, size)
+
+
+def test_an_article_that_exempts_from_a_ban_needs_no_dates_of_its_own() -> None:
+    exempting = replaced(
+        ARRETE,
+        "Tout véhicule en stationnement gênant sera mis en fourrière.",
+        "Ces interdictions ne s'appliquent ni aux véhicules de secours, ni aux services "
+        "techniques.",
+    )
+    assert legal_codes("arrete", exempting) == []
+    undated = replaced(
+        ARRETE,
+        "Tout véhicule en stationnement gênant sera mis en fourrière.",
+        "Le stationnement est interdit rue du Stade.",
+    )
+    assert legal_codes("arrete", undated) == ["open_ended_measure"]

@@ -152,11 +152,13 @@ def _transmission(ctx: CheckContext, sentences: list[str]) -> list[DraftWarning]
         return []
     if any(_TRANSMISSION.search(s) and _PREFECTURE.search(s) for s in sentences):
         return []
-    act = "Cet arrêté" if ctx.arrete else "Cette délibération"
+    act = (
+        "Cet arrêté doit être transmis" if ctx.arrete else "Cette délibération doit être transmise"
+    )
     return [
         warning(
             TRANSMISSION_REQUIRED,
-            f"{act} doit être transmis(e) au représentant de l'État (@CTES) pour devenir "
+            f"{act} au représentant de l'État (@CTES) pour devenir "
             "exécutoire : ajoutez « Transmis en préfecture le … » dans le bloc exécutoire.",
         )
     ]

@@ -94,6 +94,8 @@ _OPEN_WORDING = re.compile(
     r"jusqu'a (?:la fin|l'achevement|la fin complete) des travaux|jusqu'a nouvel ordre"
     r"|jusqu'a nouvel avis"
 )
+# An article that exempts from the measures restricts nothing itself.
+_EXEMPTION = re.compile(r"ne s'appliquen?t? (?:pas|ni)\b|\bderog|\bpar exception\b|\bexempt")
 _PERIOD_ARTICLE = re.compile(r"presentes dispositions|present arrete s'applique|mesures? ci-dessus")
 _AUTHORISATION = re.compile(r"\bautoris\w{0,6}\b.{0,80}\bsign")
 
@@ -197,6 +199,8 @@ def _open_ended(ctx: CheckContext) -> list[DraftWarning]:
     open_words = []
     for number, text in articles:
         if not _RESTRICTIVE.search(text) or "execution du present" in text:
+            continue
+        if _EXEMPTION.search(text):
             continue
         if _OPEN_WORDING.search(text):
             open_words.append(number)
