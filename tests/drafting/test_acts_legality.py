@@ -168,6 +168,8 @@ async def test_every_restrictive_measure_falls_within_dates(
         "du 3 mai 2027 au 14 mai 2027 inclus" in article for article in article_texts(text)
     ), text
     assert "24 novembre 1967" in text
+    # Who asked for the works is to be named, not guessed.
+    assert f"Vu la demande présentée le {TO_COMPLETE} par {TO_COMPLETE}" in text
 
 
 async def test_towing_comes_with_its_article_of_the_code_de_la_route(
@@ -260,6 +262,7 @@ async def test_a_contractual_post_states_what_the_law_requires(
         "legal_bases": ["Code général de la fonction publique, articles L. 313-1 et L. 332-8"],
     }
     text = (await created(client, agent, request))["text"]
+    assert "**Article 1er** : de créer un emploi permanent" in text
     assert f"motif : {TO_COMPLETE}" in text
     assert f"rémunération : {TO_COMPLETE}" in text
 
@@ -320,9 +323,14 @@ async def test_a_short_article_says_how_much_is_left_to_write(
     client: AsyncClient, agent: Key
 ) -> None:
     request = {**EXAMPLES["bulletin-fete-ecole"], "length_words": 400}
-    text = (await created(client, agent, request))["text"]
-    assert TO_COMPLETE in text
-    assert "400 mots demandés" in text
+    draft = await created(client, agent, request)
+    assert TO_COMPLETE in draft["text"]
+    assert "400 mots demandés" in draft["text"]
+    assert TO_COMPLETE in _offline_warning(draft)["message"]
+    # An article of the asked length has nothing to complete, and is not told it has.
+    draft = await created(client, agent, {**request, "length_words": 60})
+    assert TO_COMPLETE not in draft["text"]
+    assert TO_COMPLETE not in _offline_warning(draft)["message"]
 
 
 # --- validation -----------------------------------------------------------------------
@@ -368,3 +376,7 @@ async def test_a_seance_belongs_to_deliberations_only_and_a_number_to_acts(
     else:
         draft = await created(client, agent, {**base, "number": "2027-044"})
         assert draft["text"].startswith("# Arrêté du maire n° 2027-044")
+
+
+def _offline_warning(draft: dict[str, Any]) -> dict[str, Any]:
+    return next(w for w in draft["warnings"] if w["code"] == "offline_draft")

@@ -1,5 +1,6 @@
 """The legal bases by matter (drafting/data/legal_bases.yaml): which matter a request is
-about, which visas it needs, and whether a drafted act cites them."""
+about, which visas it needs, whether a drafted act cites them; and the offline acts built
+on them, in linear time."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import pytest
 
 from plume.drafting import legal_bases
 from plume.drafting.legal_bases import matter_for, matters_for, matters_for_request
+from plume.drafting.offline import compose_arrete
+from tests.support.timing import assert_linear
 
 
 def keys(found: list[legal_bases.Matter]) -> list[str]:
@@ -125,3 +128,26 @@ def test_letters_and_articles_have_no_matter() -> None:
     assert matters_for("courrier", "Permission de voirie", "échafaudage") == []
     # A matter kept to délibérations is not an arrêté's.
     assert "restauration_scolaire" not in keys(matters_for("arrete", "Cantine", "cantine"))
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        "M. ",  # every piece an abbreviation: the sentences are joined, never re-read
+        "Vu la demande le 2 mars 2027. ",
+        "jusqu'à la fin des travaux de ",
+        "Tél. 06 12 34 56 78 ",
+    ],
+)
+def test_offline_acts_are_composed_in_linear_time(piece: str) -> None:
+    def compose_act(text: str) -> object:
+        request = {
+            "subject": "Fermeture du chemin rural",
+            "context": text,
+            "provisions": [text],
+        }
+        return compose_arrete(
+            request, {"commune_name": "Les Noues", "tribunal_administratif": "Rouen"}
+        )
+
+    assert_linear(compose_act, lambda n: piece * n, 200)

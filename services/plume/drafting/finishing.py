@@ -100,9 +100,13 @@ def finish_document(
         warnings.append(
             DraftWarning(
                 code="offline_draft",
+                # Only a draft that has [À COMPLÉTER] passages is told to complete them.
                 message=(
                     "Brouillon construit sans IA à partir de vos seuls éléments : relisez-le, "
                     "reformulez si besoin et complétez les passages marqués [À COMPLÉTER]."
+                    if TO_COMPLETE in text
+                    else "Brouillon construit sans IA à partir de vos seuls éléments : "
+                    "relisez-le et reformulez si besoin."
                 ),
             )
         )

@@ -47,16 +47,17 @@ _EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,4}")
 
 
 def _sentences(text: str) -> list[str]:
-    sentences: list[str] = []
+    sentences: list[list[str]] = []
     for piece in _SENTENCE.split(text.strip()):
         piece = piece.strip()
         if not piece:
             continue
-        if sentences and _ABBREVIATION.search(sentences[-1]):
-            sentences[-1] = f"{sentences[-1]} {piece}"
+        # The tail is enough (an abbreviation is a few letters), and keeps this linear.
+        if sentences and _ABBREVIATION.search(sentences[-1][-1][-12:]):
+            sentences[-1].append(piece)
         else:
-            sentences.append(piece)
-    return sentences
+            sentences.append([piece])
+    return [" ".join(parts) for parts in sentences]
 
 
 def _private(sentence: str) -> bool:
@@ -292,6 +293,11 @@ def compose_arrete(data: dict[str, Any], identity: dict[str, Any]) -> str:
     if life.individual and not any("demande" in _fold(v) for v in visas):
         asked = _REQUEST_DATE.search(data["context"])
         visas.append(f"Vu la demande présentée le {asked[1] if asked else TO_COMPLETE} ;")
+    elif "chantier_sur_voie" in matters and not any("demande" in _fold(v) for v in visas):
+        visas.append(
+            f"Vu la demande présentée le {TO_COMPLETE} par {TO_COMPLETE} (maître d'ouvrage ou "
+            "entreprise chargée des travaux) ;"
+        )
     considerants = [_considerant(s) for s in _sentences(data["context"]) if not _private(s)]
     considerants.append(
         "Considérant qu'il appartient au maire de prendre les mesures nécessaires pour assurer "
@@ -343,7 +349,7 @@ def compose_arrete(data: dict[str, Any], identity: dict[str, Any]) -> str:
 
 def _decision(text: str) -> str:
     """'Fixer le prix…' reads 'de fixer le prix…' after 'DÉCIDE :'."""
-    first = _fold(text.split(" ", 1)[0])
+    first = _fold(text.split(" ", 1)[0]).rstrip(",;:")
     if re.fullmatch(r"[a-z]+(er|ir|re|oir)", first):
         body = _lower_first(text)
         return ("d'" if first[:1] in "aeiouyh" else "de ") + body
