@@ -70,7 +70,7 @@ async def chat_completions(
 ) -> JSONResponse | SettledStreamingResponse:
     service = _service(request)
     route = service.route_for(principal, payload)
-    estimate = service.estimate(route, payload)
+    estimate = await service.estimate(route, payload)
     async with calls.open(principal, kind=CHAT_KIND, route=route, estimate=estimate) as call:
         if payload.stream:
             chunks = await service.open_stream(call, payload)
