@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.responses import Response as StarletteResponse
 
+from plume.drafting.checker import LEGAL_CODES
 from plume.routing.tokens import count_message_tokens
 from tests.support.factories import Key
 from tests.support.providers import (
@@ -321,6 +322,12 @@ def sse_events(text: str) -> list[tuple[str, Any]]:
 
 def codes(draft: dict[str, Any]) -> list[str]:
     return [warning["code"] for warning in draft["warnings"]]
+
+
+def form_codes(draft: dict[str, Any]) -> list[str]:
+    """The warnings about the document's form, without the legal checks (tested on their own
+    in tests/drafting/checker/ and the legal set)."""
+    return [code for code in codes(draft) if code not in LEGAL_CODES]
 
 
 def user_prompt(body: dict[str, Any]) -> str:

@@ -326,11 +326,11 @@ async def test_a_short_article_says_how_much_is_left_to_write(
     draft = await created(client, agent, request)
     assert TO_COMPLETE in draft["text"]
     assert "400 mots demandés" in draft["text"]
-    assert TO_COMPLETE in draft["warnings"][0]["message"]
+    assert TO_COMPLETE in _offline_warning(draft)["message"]
     # An article of the asked length has nothing to complete, and is not told it has.
     draft = await created(client, agent, {**request, "length_words": 60})
     assert TO_COMPLETE not in draft["text"]
-    assert TO_COMPLETE not in draft["warnings"][0]["message"]
+    assert TO_COMPLETE not in _offline_warning(draft)["message"]
 
 
 # --- validation -----------------------------------------------------------------------
@@ -376,3 +376,7 @@ async def test_a_seance_belongs_to_deliberations_only_and_a_number_to_acts(
     else:
         draft = await created(client, agent, {**base, "number": "2027-044"})
         assert draft["text"].startswith("# Arrêté du maire n° 2027-044")
+
+
+def _offline_warning(draft: dict[str, Any]) -> dict[str, Any]:
+    return next(w for w in draft["warnings"] if w["code"] == "offline_draft")

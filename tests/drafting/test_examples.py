@@ -23,6 +23,7 @@ from tests.drafting.helpers import (
     codes,
     created,
     fenced,
+    form_codes,
     names_field,
     post_draft,
     read,
@@ -86,7 +87,7 @@ async def test_every_example_request_gives_a_reviewable_offline_draft(
     assert usage["completion_tokens"] > 0
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     # Offline, the draft says so, and the checker finds nothing missing.
-    assert codes(draft) == ["offline_draft"], draft["warnings"]
+    assert form_codes(draft) == ["offline_draft"], draft["warnings"]
     assert all(looks_french(w["message"]) for w in draft["warnings"])
     if request["kind"] in ACTS:
         assert_reviewable_act(name, request, draft)
@@ -126,7 +127,7 @@ async def test_the_commune_comes_from_the_tenant_never_from_the_request(
     assert COMMUNE not in draft["text"]
     assert "tribunal administratif de Caen" in draft["text"]
     assert "Rouen" not in draft["text"]
-    assert codes(draft) == ["offline_draft"]
+    assert form_codes(draft) == ["offline_draft"]
 
 
 # --------------------------------------------------------------------------------------
@@ -192,7 +193,7 @@ async def test_a_well_formed_act_is_parsed_and_its_actes_line_used(
     # The rules alone give 3.5 for this request; the model's line says 6.1.
     request = {**EXAMPLES["arrete-terrasse-cafe"], "model_group": "act-complet"}
     draft = await created(fake_client, agent, request)
-    assert draft["warnings"] == [], draft["warnings"]
+    assert form_codes(draft) == [], draft["warnings"]
     assert "Nature ACTES" not in draft["text"]
     assert draft["text"].rstrip().endswith("notification.*")
     assert draft["acte_nature"] == {"code": "6.1", "label": "Police municipale"}
@@ -213,7 +214,7 @@ async def test_a_well_formed_act_is_parsed_and_its_actes_line_used(
         "model_group": "delib-complete",
     }
     draft = await created(fake_client, agent, request)
-    assert draft["warnings"] == [], draft["warnings"]
+    assert form_codes(draft) == [], draft["warnings"]
     assert draft["acte_nature"]["code"] == "7.5"
     assert "Nature ACTES" not in draft["text"]
     assert [a["number"] for a in draft["sections"]["articles"]] == ["1er", "2"]
@@ -266,7 +267,7 @@ async def test_the_checker_flags_incomplete_acts(
         with subtests.test(model=model):
             draft = await created(fake_client, agent, {**EXAMPLES[name], "model_group": model})
             assert draft["status"] == "draft"
-            assert codes(draft) == expected, draft["warnings"]
+            assert form_codes(draft) == expected, draft["warnings"]
             message = draft["warnings"][0]["message"]
             assert looks_french(message)
             if "appeal" in expected[0]:

@@ -9,8 +9,8 @@ from tests.drafting.helpers import (
     DRAFT_KEYS,
     EXAMPLES,
     assert_reviewable_act,
-    codes,
     created,
+    form_codes,
     post_draft,
     read,
     sse_events,
@@ -39,7 +39,7 @@ async def test_a_streamed_draft_sends_deltas_then_the_stored_draft(
     assert draft["status"] == "draft"
     assert streamed.strip() == draft["text"].strip()
     assert draft["usage"]["provider"] == "offline"
-    assert codes(draft) == ["offline_draft"]
+    assert form_codes(draft) == ["offline_draft"]
     assert_reviewable_act("deliberation-tarifs-concessions-cimetiere", request, draft)
     # Same shape as the plain answer, and stored.
     plain = await created(client, agent, request)
@@ -61,7 +61,7 @@ async def test_a_streamed_act_from_the_fake_provider_is_parsed(
     draft = events[-1][1]
     assert "Nature ACTES" not in draft["text"]  # …is not part of the act
     assert draft["acte_nature"]["code"] == "6.1"
-    assert draft["warnings"] == []
+    assert form_codes(draft) == []
     assert [a["number"] for a in draft["sections"]["articles"]] == ["1er", "2", "3"]
     assert await read(fake_client, agent, draft["id"]) == draft
 

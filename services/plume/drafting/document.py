@@ -34,7 +34,11 @@ class Sections(BaseModel):
 
 class DraftWarning(BaseModel):
     code: str = Field(description="Stable, e.g. missing_appeal_mention")
-    message: str = Field(description="French, for the person reviewing the draft")
+    message: str = Field(description="French, for the person reviewing the draft: what to do")
+    source: str | None = Field(
+        default=None,
+        description="The legal reference the warning rests on, e.g. « CGCT, art. L. 2121-15 »",
+    )
 
 
 class ActeNature(BaseModel):

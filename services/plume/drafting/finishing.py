@@ -9,7 +9,7 @@ from typing import Any
 
 from plume.credentials.auth import Principal
 from plume.drafting import actes
-from plume.drafting.checker import check_act
+from plume.drafting.checker import CheckContext, check_act, check_legality
 from plume.drafting.document import ACT_KINDS, ActeNature, DraftWarning, Sections, TenantIdentity
 from plume.drafting.offline import TO_COMPLETE, compose
 from plume.drafting.parsing import parse_act
@@ -84,6 +84,18 @@ def finish_document(
         ]
         rule_based = actes.classify(kind, fields)
         acte_nature = actes.merge_suggestion(rule_based, None if offline else suggestion)
+    warnings += check_legality(
+        CheckContext(
+            kind=kind,
+            text=text,
+            sections=sections or Sections(),
+            fields=fields,
+            population=identity.population,
+            publication_mode=identity.publication_mode,
+            acte_code=acte_nature.code if acte_nature else None,
+            acte_label=acte_nature.label if acte_nature else None,
+        )
+    )
     if offline:
         warnings.append(
             DraftWarning(

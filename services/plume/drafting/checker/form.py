@@ -1,41 +1,27 @@
-"""Check that a drafted arrêté or délibération has the parts an act needs before signature."""
+"""The form of an act: the parts an arrêté or délibération needs before signature."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
-from plume.drafting.document import DraftWarning, Sections
-from plume.drafting.parsing import VOTE_ANYWHERE, parse_act_parts
-
-MISSING_VISAS = "missing_visas"
-VISAS_WITHOUT_CGCT = "visas_without_cgct"
-MISSING_CONSIDERANTS = "missing_considerants"
-MISSING_ARTICLES = "missing_articles"
-ARTICLES_NOT_NUMBERED = "articles_not_numbered"
-MISSING_EXECUTION_ARTICLE = "missing_execution_article"
-MISSING_PUBLICATION_MENTION = "missing_publication_mention"
-MISSING_SESSION = "missing_session"
-MISSING_VOTE = "missing_vote"
-MISSING_SIGNATURE = "missing_signature"
-MISSING_APPEAL_MENTION = "missing_appeal_mention"
-APPEAL_MENTION_WRONG_TRIBUNAL = "appeal_mention_wrong_tribunal"
-
-# Every code check_act can return, in the order it reports them (the order of an act).
-CHECK_CODES: tuple[str, ...] = (
-    MISSING_SESSION,
-    MISSING_VISAS,
-    VISAS_WITHOUT_CGCT,
-    MISSING_CONSIDERANTS,
-    MISSING_ARTICLES,
+from plume.drafting.checker.codes import (
+    APPEAL_MENTION_WRONG_TRIBUNAL,
     ARTICLES_NOT_NUMBERED,
+    MISSING_APPEAL_MENTION,
+    MISSING_ARTICLES,
+    MISSING_CONSIDERANTS,
     MISSING_EXECUTION_ARTICLE,
     MISSING_PUBLICATION_MENTION,
-    MISSING_VOTE,
+    MISSING_SESSION,
     MISSING_SIGNATURE,
-    MISSING_APPEAL_MENTION,
-    APPEAL_MENTION_WRONG_TRIBUNAL,
+    MISSING_VISAS,
+    MISSING_VOTE,
+    VISAS_WITHOUT_CGCT,
+    warning,
 )
+from plume.drafting.document import DraftWarning, Sections
+from plume.drafting.parsing import VOTE_ANYWHERE, parse_act_parts
 
 _CGCT = re.compile(
     r"code\s+g[ée]n[ée]ral\s+des\s+collectivit[ée]s\s+territoriales|\bC\.?\s?G\.?\s?C\.?\s?T\b",
@@ -91,7 +77,7 @@ def check_act(
     warnings: list[DraftWarning] = []
 
     def warn(code: str, message: str) -> None:
-        warnings.append(DraftWarning(code=code, message=message))
+        warnings.append(warning(code, message))
 
     parts = None if arrete else parse_act_parts(kind, text)
 
@@ -233,9 +219,9 @@ def _appeal_warnings(kind: str, text: str, tribunal: str) -> list[DraftWarning]:
     ]
     if not relevant:
         return [
-            DraftWarning(
-                code=MISSING_APPEAL_MENTION,
-                message=f"La mention des voies et délais de recours est absente : ajoutez sous "
+            warning(
+                MISSING_APPEAL_MENTION,
+                f"La mention des voies et délais de recours est absente : ajoutez sous "
                 f"la signature {model_sentence}",
             )
         ]
@@ -248,9 +234,9 @@ def _appeal_warnings(kind: str, text: str, tribunal: str) -> list[DraftWarning]:
         lacking.append("le délai de deux mois")
     if lacking:
         warnings.append(
-            DraftWarning(
-                code=MISSING_APPEAL_MENTION,
-                message=f"La mention des voies et délais de recours de {act} est incomplète "
+            warning(
+                MISSING_APPEAL_MENTION,
+                f"La mention des voies et délais de recours de {act} est incomplète "
                 f"(il manque {' et '.join(lacking)}) : reprenez-la, par exemple {model_sentence}",
             )
         )
@@ -267,9 +253,9 @@ def _appeal_warnings(kind: str, text: str, tribunal: str) -> list[DraftWarning]:
                 else "ne nomme pas le tribunal administratif"
             )
             warnings.append(
-                DraftWarning(
-                    code=APPEAL_MENTION_WRONG_TRIBUNAL,
-                    message=f"La mention des voies et délais de recours {named} ; pour la "
+                warning(
+                    APPEAL_MENTION_WRONG_TRIBUNAL,
+                    f"La mention des voies et délais de recours {named} ; pour la "
                     f"commune, le tribunal compétent est le {expected} : corrigez-la.",
                 )
             )
