@@ -98,19 +98,20 @@ def normalize(text: str) -> str:
     return " ".join(_singular(token) for token in _TOKEN.findall(bare))
 
 
-def _strings(value: object) -> Iterator[str]:
+def texts_in(value: object) -> Iterator[str]:
+    """Every string in a request value, however deeply nested in objects and lists."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
         for item in value.values():
-            yield from _strings(item)
+            yield from texts_in(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _strings(item)
+            yield from texts_in(item)
 
 
 def _searchable(values: Iterable[object]) -> str:
-    pieces = (normalize(text) for value in values for text in _strings(value))
+    pieces = (normalize(text) for value in values for text in texts_in(value))
     return f" {_FIELD_SEPARATOR.join(pieces)} "
 
 

@@ -13,7 +13,7 @@ from importlib.resources import files
 
 import yaml
 
-from plume.drafting.actes import normalize
+from plume.drafting.actes import normalize, texts_in
 from plume.drafting.document import ACT_KINDS
 
 _SUBJECT_WEIGHT = 3
@@ -89,17 +89,6 @@ class Matter:
         return [visa for visa in self.visas if not visa.cited_among(given)]
 
 
-def _strings(value: object) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
-
-
 def _searchable(texts: Iterable[str]) -> str:
     # Two spaces between texts, so that a keyword never spans two of them.
     return " " + "  ".join(normalize(text) for text in texts) + " "
@@ -134,7 +123,7 @@ def matter_for(kind: str, subject: str, text: str) -> Matter | None:
 def matters_for_request(kind: str, fields: Mapping[str, object]) -> list[Matter]:
     """The matters of a drafting request, from its subject and its content fields."""
     body = " ".join(
-        text for key, value in fields.items() if key not in _NON_CONTENT for text in _strings(value)
+        text for key, value in fields.items() if key not in _NON_CONTENT for text in texts_in(value)
     )
     return matters_for(kind, str(fields.get("subject") or ""), body)
 
