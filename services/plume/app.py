@@ -100,7 +100,9 @@ def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> No
     app.state.quota_sweeper = Sweeper(session_factory, clock, settings.quota_sweep_interval_s)
     app.state.quota_gauges = QuotaGauges(session_factory, clock, settings.quota_gauge_interval_s)
     # The other gauges read from the database on the same timer.
-    app.state.organization_info = OrganizationInfo(session_factory, settings.quota_gauge_interval_s)
+    app.state.organization_info = OrganizationInfo(
+        system_sessions(session_factory), settings.quota_gauge_interval_s
+    )
     app.state.synthese_backlog = SyntheseBacklog(
         system_sessions(session_factory), settings.quota_gauge_interval_s
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from plume.db import TenantScope, enter_tenant_context
+from plume.db import TenantScope
 from plume.metrics import registry
 from plume.organizations.service import OrganizationService
 from plume.runtime.periodic import Periodic
@@ -20,17 +20,16 @@ Labels = tuple[str, str, str, str]
 
 class OrganizationInfo(Periodic):
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], interval_s: float
+        self, system_sessions: async_sessionmaker[AsyncSession], interval_s: float
     ) -> None:
+        """`system_sessions` begin in the system's scope: every organisation is listed."""
         super().__init__("organization-info", interval_s, self.refresh)
-        self.session_factory = session_factory
+        self.session_factory = system_sessions
         self._shown: set[Labels] = set()
 
     async def refresh(self) -> None:
-        system = TenantScope.everything()
         async with self.session_factory() as session, session.begin():
-            await enter_tenant_context(session, system)
-            rows = await OrganizationService(session, system).directory()
+            rows = await OrganizationService(session, TenantScope.everything()).directory()
         self.show({(slug, name, kind, parent or "") for slug, name, kind, parent in rows})
 
     async def refresh_after_change(self) -> None:
