@@ -26,12 +26,15 @@ from plume.web.transaction import DBSession
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acted: a key and its role, or `system` (the command line, background jobs)."""
+    """Who acted: a key, an OAuth2 client or a signed-in agent, and its role; or `system`
+    (the command line, background jobs)."""
 
     key_id: uuid.UUID | None
     role: str
     request_id: str | None = None
     client_address: str | None = None
+    client_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
 
     @classmethod
     def system(cls) -> Actor:
@@ -49,14 +52,17 @@ def entry(
     occurred_at: datetime | None = None,
 ) -> NewEntry:
     occurred_at = occurred_at or datetime.now(UTC)
+    who: dict[str, Any] = {"key_id": str(actor.key_id) if actor.key_id else None}
+    # Entries written before clients and agents existed hash the same: added only when set.
+    if actor.client_id:
+        who["client_id"] = str(actor.client_id)
+    if actor.agent_id:
+        who["agent_id"] = str(actor.agent_id)
     fields = {
         "organization_id": str(organization_id),
         "action": action,
         "occurred_at": format_time(occurred_at),
-        "actor": {
-            "key_id": str(actor.key_id) if actor.key_id else None,
-            "role": actor.role,
-        },
+        "actor": {**who, "role": actor.role},
         "request_id": actor.request_id,
         "client_address": actor.client_address,
         "outcome": outcome,
@@ -116,6 +122,8 @@ def actor_of(request: Request, principal: Principal) -> Actor:
         role=principal.role.value,
         request_id=getattr(request.state, "request_id", None),
         client_address=client_address(request),
+        client_id=principal.client_id,
+        agent_id=principal.agent_id,
     )
 
 

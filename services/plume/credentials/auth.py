@@ -51,8 +51,9 @@ def _levels(chain: list[Organization]) -> tuple[Level, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: one key, acting for exactly one organisation (a background job acts
-    for the key that queued it, None if that key is unknown)."""
+    """Who is calling, acting for exactly one organisation: an API key (`key_id`), an OAuth2
+    client (`client_id`) or a signed-in agent (`agent_id`, with its `session_id`). A background
+    job acts for whoever queued it (all None if unknown)."""
 
     key_id: uuid.UUID | None
     role: ApiKeyRole
@@ -63,6 +64,9 @@ class Principal:
     epci_name: str | None = None
     # The organisation and its ancestors, operator first: quotas count at every level.
     chain: tuple[Level, ...] = ()
+    client_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
 
     @property
     def organization_id(self) -> uuid.UUID:
