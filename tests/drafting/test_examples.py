@@ -181,7 +181,10 @@ async def test_every_example_request_through_the_fake_provider_keeps_a_plain_ans
             assert data["identity"]["commune_name"] == COMMUNE
             assert data["identity"]["tribunal_administratif"] == "Rouen"
             for field, value in request.items():
-                assert data["request"][field] == value, field
+                sent = data["request"][field]
+                if isinstance(sent, dict):  # optional parts of the séance left unsaid
+                    sent = {key: item for key, item in sent.items() if item is not None}
+                assert sent == value, field
             if request["kind"] in ACTS:
                 assert "tribunal administratif de Rouen" in user
                 assert COMMUNE in user

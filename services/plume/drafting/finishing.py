@@ -100,14 +100,7 @@ def finish_document(
         warnings.append(
             DraftWarning(
                 code="offline_draft",
-                # Only a draft that has [À COMPLÉTER] passages is told to complete them.
-                message=(
-                    "Brouillon construit sans IA à partir de vos seuls éléments : relisez-le, "
-                    "reformulez si besoin et complétez les passages marqués [À COMPLÉTER]."
-                    if TO_COMPLETE in text
-                    else "Brouillon construit sans IA à partir de vos seuls éléments : "
-                    "relisez-le et reformulez si besoin."
-                ),
+                message=_offline_message(kind, text),
             )
         )
     elif TO_COMPLETE in text:
@@ -139,3 +132,22 @@ def _without_actes_lines(raw_text: str) -> tuple[str | None, str]:
         end = line.end()
     kept.append(raw_text[end:])
     return suggestion, "".join(kept).strip() + "\n"
+
+
+def _offline_message(kind: str, text: str) -> str:
+    """What an agent must do with a draft written without a model: an article or a letter
+    repeats the request's points as they were typed, and only a draft that has [À COMPLÉTER]
+    passages is told to complete them."""
+    message = "Brouillon construit sans IA à partir de vos seuls éléments : "
+    if kind == "bulletin_article":
+        message += (
+            "les points clés y sont repris tels que vous les avez écrits ; rédigez l'article "
+            "autour d'eux pour les habitants"
+        )
+    elif kind == "courrier":
+        message += "chaque point y devient une phrase ; reformulez la lettre pour son destinataire"
+    else:
+        message += "relisez-le et reformulez si besoin"
+    if TO_COMPLETE in text:
+        message += ", puis complétez les passages marqués [À COMPLÉTER]"
+    return message + "."

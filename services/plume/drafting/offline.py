@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from plume.drafting import letters
+from plume.drafting.decisions import decision, lower_first, matter_articles
 from plume.drafting.legal_bases import Matter, expected_visas, matters_for_request
 from plume.drafting.publicity import act_life
 from plume.drafting.seance import session_lines, signature_lines, vote_line
@@ -65,24 +66,12 @@ def _private(sentence: str) -> bool:
     return bool(_PHONE.search(sentence) or _EMAIL.search(sentence))
 
 
-_TITLE = re.compile(r"^(?:M|MM|Mme|Mmes|Mlle|Me|Dr)\.?\s|^(?:Madame|Monsieur)\s")
-
-
-def _lower_first(text: str) -> str:
-    # « M. Julien Marchand » keeps its capital after « Considérant que ».
-    if _TITLE.match(text):
-        return text
-    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
-        return text[0].lower() + text[1:]
-    return text
-
-
 def _end(text: str, mark: str = " ;") -> str:
     return text.rstrip(" .;,") + mark
 
 
 def _considerant(sentence: str) -> str:
-    body = _lower_first(sentence.rstrip(" .;"))
+    body = lower_first(sentence.rstrip(" .;"))
     if _fold(body).startswith("considerant"):
         return _end(sentence)
     joiner = "qu'" if _fold(body)[:1] in "aeiouyh" else "que "
@@ -111,7 +100,7 @@ def _visa(text: str) -> str:
         return _end(stripped)
     first = folded.split(" ", 1)[0].strip(",")
     article = _ARTICLES.get(first, "")
-    body = stripped if first == "code" else _lower_first(stripped) if article else stripped
+    body = stripped if first == "code" else lower_first(stripped) if article else stripped
     return _end(f"Vu {article}{body}")
 
 
@@ -246,6 +235,13 @@ def _period(
             "pris après constat de la disparition du danger."
         ]
     if undated and matters & {"circulation_stationnement", "fourriere", "chantier_sur_voie"}:
+        dated = [index for index, p in enumerate(provisions, start=1) if _DATED.search(p)]
+        if dated:
+            # « Une déviation est mise en place » lasts as long as the dated ban it serves.
+            return [
+                "Les mesures du présent arrêté s'appliquent aux dates et heures fixées à "
+                f"l'article {_article_number(dated[0])}."
+            ]
         return [
             f"Les mesures du présent arrêté s'appliquent du {TO_COMPLETE} au {TO_COMPLETE} inclus."
         ]
@@ -259,6 +255,12 @@ def _matter_articles(data: dict[str, Any], said: str, matters: set[str]) -> list
             articles.append(
                 "La présente autorisation est délivrée à titre personnel, précaire et révocable ; "
                 "elle ne peut être cédée. Les droits des tiers sont et demeurent réservés."
+            )
+        if "signalisation" not in said:
+            articles.append(
+                "Le bénéficiaire met en place et entretient, à ses frais, la signalisation de "
+                "l'occupation conforme à l'instruction interministérielle sur la signalisation "
+                "routière (huitième partie), et remet les lieux en état à la fin de l'occupation."
             )
         if "redevance" not in said and "exoner" not in said:
             articles.append(
@@ -340,53 +342,11 @@ def compose_arrete(data: dict[str, Any], identity: dict[str, Any]) -> str:
         "",
         life.transmission_sentence(),
         "",
-        life.certificate(f"{_lower_first(title)}"),
+        life.certificate(f"{lower_first(title)}"),
         "",
     ]
     lines.append(_appeal("Le présent arrêté", identity["tribunal_administratif"]))
     return "\n".join(lines) + "\n"
-
-
-def _decision(text: str) -> str:
-    """'Fixer le prix…' reads 'de fixer le prix…' after 'DÉCIDE :'."""
-    first = _fold(text.split(" ", 1)[0]).rstrip(",;:")
-    if re.fullmatch(r"[a-z]+(er|ir|re|oir)", first):
-        body = _lower_first(text)
-        return ("d'" if first[:1] in "aeiouyh" else "de ") + body
-    return text
-
-
-_PRICE = re.compile(r"(\d{1,3}(?:[,.]\d{1,2})?)\s?€")
-
-
-def _canteen_articles(data: dict[str, Any]) -> list[str]:
-    """The State's « cantine à 1 € » aid needs at least three income-based tranches, one at
-    1 € or less and one above (the grid must not lose the aid for want of a tranche)."""
-    everything = _fold(" ".join([data["subject"], data["context"], *data["decisions"]]))
-    if "cantine a 1" not in everything and "tarification sociale" not in everything:
-        return []
-    children = [d for d in data["decisions"] if "adulte" not in _fold(d)]
-    # A meal's price, not a quotient familial threshold (« inférieur à 700 € »).
-    amounts = (float(p.replace(",", ".")) for d in children for p in _PRICE.findall(d))
-    prices = {amount for amount in amounts if amount < 20}
-    if len(prices) >= 3:
-        return []
-    return [
-        "Pour ouvrir droit à l'aide de l'État dite « cantine à 1 € », la grille comporte au moins "
-        "trois tranches établies selon les revenus des familles, dont une à 1 € au plus et une "
-        f"au-delà de 1 € : tranche manquante et ses seuils de quotient familial : {TO_COMPLETE}."
-    ]
-
-
-def _employment_articles(data: dict[str, Any]) -> list[str]:
-    everything = _fold(" ".join([*data.get("legal_bases", []), *data["decisions"]]))
-    if "l. 332-8" not in everything and "l 332-8" not in everything:
-        return []
-    return [
-        "L'emploi peut être pourvu par un agent contractuel sur le fondement de l'article "
-        f"L. 332-8 du Code général de la fonction publique ; motif : {TO_COMPLETE} ; fonctions : "
-        f"{TO_COMPLETE} ; niveau de recrutement : {TO_COMPLETE} ; rémunération : {TO_COMPLETE}."
-    ]
 
 
 def compose_deliberation(data: dict[str, Any], identity: dict[str, Any]) -> str:
@@ -420,8 +380,8 @@ def compose_deliberation(data: dict[str, Any], identity: dict[str, Any]) -> str:
         "Après en avoir délibéré, le conseil municipal **DÉCIDE** :",
         "",
     ]
-    articles = [_end(_decision(d), ".") for d in data["decisions"]]
-    articles += _canteen_articles(data) + _employment_articles(data)
+    articles = [_end(decision(d), ".") for d in data["decisions"]]
+    articles += matter_articles(data, {m.key for m in found})
     articles.append(
         "Le Maire est chargé de l'exécution de la présente délibération, qui sera "
         f"{life.publicity()}."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -51,15 +51,31 @@ class Vote(_Strict):
     abstentions: int = Field(default=0, ge=0, le=1000)
 
 
+class Proxy(_Strict):
+    """A pouvoir: the absent member (`grantor`) and the member present who votes for them
+    (`holder`), CGCT L. 2121-20."""
+
+    grantor: ShortText
+    holder: ShortText
+
+    _clean = field_validator("grantor", "holder")(_not_blank)
+
+
 class Session(_Strict):
     """The séance of the council, as the registre shows it (CGCT L. 2121-10 to L. 2121-26)."""
 
     convocation_date: date | None = None
+    start_time: time | None = Field(
+        default=None, description="The hour the séance opened (e.g. `20:00`)."
+    )
     members_in_office: int | None = Field(default=None, ge=1, le=200)
     present: int | None = Field(default=None, ge=0, le=200)
     represented: int | None = Field(default=None, ge=0, le=200)
     secretary: ShortText | None = None
     vote_mode: Literal["main_levee", "scrutin_public", "scrutin_secret"] | None = None
+    proxies: list[Proxy] | None = Field(
+        default=None, max_length=100, description="The pouvoirs, one per member represented."
+    )
 
     @field_validator("present")
     @classmethod
@@ -94,6 +110,22 @@ class Session(_Strict):
     @classmethod
     def _secretary(cls, value: str | None) -> str | None:
         return _not_blank(value) if value is not None else None
+
+    @field_validator("proxies")
+    @classmethod
+    def _one_proxy_per_member_represented(
+        cls, value: list[Proxy] | None, info: ValidationInfo
+    ) -> list[Proxy] | None:
+        represented = info.data.get("represented")
+        if value is not None and represented is not None and len(value) != represented:
+            raise ValueError(
+                f"{len(value)} pouvoir(s) pour {represented} conseiller(s) représenté(s) : "
+                "indiquez un pouvoir par conseiller représenté."
+            )
+        holders = [proxy.holder.casefold() for proxy in value or []]
+        if len(holders) != len(set(holders)):
+            raise ValueError("Un conseiller présent ne peut détenir qu'un seul pouvoir.")
+        return value
 
 
 class _DraftBase(_Strict):

@@ -34,6 +34,27 @@ def _count(value: int | None) -> str:
     return TO_COMPLETE if value is None else str(value)
 
 
+def _hour(value: str | None) -> str:
+    """« 20 h 00 » from `20:00:00`; the hour of the séance belongs in the registre."""
+    if not value:
+        return TO_COMPLETE
+    hours, _, rest = value.partition(":")
+    return f"{int(hours)} h {rest[:2] or '00'}"
+
+
+def _proxies(seance: dict[str, Any]) -> list[str]:
+    """« Pouvoirs : Mme A à M. B ; … » (CGCT L. 2121-20): each pouvoir is named."""
+    represented, proxies = seance.get("represented"), seance.get("proxies")
+    if proxies:
+        named = " ; ".join(f"{p['grantor']} à {p['holder']}" for p in proxies)
+        return [f"Pouvoirs : {named}"]
+    if represented == 0:
+        return []
+    return [
+        f"Pouvoirs : {TO_COMPLETE} (le nom de chaque conseiller représenté et de son mandataire)"
+    ]
+
+
 def session_lines(data: dict[str, Any], commune: str, president: str) -> list[str]:
     """From « Séance du … » to the secrétaire de séance, one paragraph per line."""
     seance = data.get("session") or {}
@@ -59,10 +80,11 @@ def session_lines(data: dict[str, Any], commune: str, president: str) -> list[st
             "(CGCT, art. L. 2121-17)."
         )
     return [
-        f"Séance du {held}",
+        f"Séance du {held} à {_hour(seance.get('start_time'))}",
         f"Date de convocation : {convened}",
         f"Conseillers en exercice : {_count(in_office)} ; présents : {_count(present)} ; "
         f"représentés : {_count(represented)} ; votants : {_count(voting)}",
+        *_proxies(seance),
         quorum,
         f"Le conseil municipal de la commune de {commune}, convoqué le {convened}, s'est réuni "
         f"le {held} sous la présidence de {president}, Maire.",

@@ -26,7 +26,7 @@ Vu le Code de la route, notamment ses articles L. 325-1, R. 411-8 et R. 417-10 ;
 
 Vu la demande du Comité des fêtes du 2 mai 2027 ;
 
-Considérant que le Comité des fêtes organise son vide-greniers annuel le dimanche 6 juin 2027 sur la place de la Mairie ;
+Considérant que le Comité des fêtes organise son vide-greniers annuel le dimanche 6 juin 2027 sur la place de la Mairie, voie communale située en agglomération ;
 
 Considérant qu'il appartient au maire d'assurer la sécurité des exposants et des visiteurs ;
 

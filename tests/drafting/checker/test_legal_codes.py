@@ -26,7 +26,8 @@ COUNTS = (
 )
 SUBSIDY_VISAS = (
     "Vu le Code général des collectivités territoriales, notamment ses articles L. 2121-29 et "
-    "L. 2311-7 ;\n\nVu la loi n° 2000-321 du 12 avril 2000, notamment son article 10 ;\n\n"
+    "L. 2311-7 ;\n\nVu la loi n° 2000-321 du 12 avril 2000, notamment ses articles 10 et 10-1 ;"
+    "\n\nVu le contrat d'engagement républicain souscrit par le Comité des fêtes ;\n\n"
 )
 POST_VISAS = (
     "Vu le Code général des collectivités territoriales, notamment son article L. 2121-29 ;\n\n"
@@ -50,6 +51,11 @@ def _with_visas(text: str, visas: str) -> str:
 
 SUBSIDY_DELIBERATION = _with_visas(DELIBERATION, SUBSIDY_VISAS)
 POST_DELIBERATION = _with_visas(DELIBERATION, POST_VISAS)
+SUBSIDY_WITHOUT_INTEREST = replaced(
+    SUBSIDY_DELIBERATION,
+    "Votes :",
+    "M. Leroy, président du Comité des fêtes, n'a pas pris part au vote.\n\nVotes :",
+)
 SUBSIDY = {
     **DELIBERATION_FIELDS,
     "subject": "Subvention au Comité des fêtes",
@@ -104,6 +110,19 @@ J'ai l'honneur de solliciter une subvention au titre de la DETR pour la rénovat
 {point}
 
 Je vous prie d'agréer, Monsieur le Préfet, l'expression de ma haute considération.
+"""
+NOISE_FIELDS = {
+    "kind": "courrier",
+    "subject": "Réponse à une plainte pour les aboiements d'un chenil",
+    "recipient": {"name": "Mme Sophie Lefebvre"},
+    "points": ["J'ai rencontré le propriétaire des chiens."],
+}
+NOISE = """Madame,
+
+J'ai bien reçu votre courrier sur les aboiements du chenil voisin. J'ai rencontré son
+propriétaire ; {kennel}
+
+Je vous prie de croire, Madame, à l'assurance de mes sentiments les meilleurs.
 """
 BULLETIN_FIELDS = {"kind": "bulletin_article", "subject": "Repair café", "length_words": 100}
 
@@ -301,6 +320,52 @@ CASES: dict[str, Case] = {
         COURRIER.format(point="Joindre la délibération du 12 mars 2027."),
         COURRIER.format(point="Vous trouverez ci-joint la délibération du 12 mars 2027."),
         COURRIER_FIELDS,
+        {},
+    ),
+    "republican_commitment": (
+        "deliberation",
+        replaced(
+            SUBSIDY_WITHOUT_INTEREST,
+            "Vu le contrat d'engagement républicain souscrit par le Comité des fêtes ;\n\n",
+            "",
+        ),
+        SUBSIDY_WITHOUT_INTEREST,
+        SUBSIDY,
+        {},
+    ),
+    "canteen_tranches": (
+        "deliberation",
+        replaced(
+            DELIBERATION,
+            "selon trois tranches de quotient familial : 1 €, 2,50 € et 3,60 €.",
+            "à 3,60 €, et à 1 € pour les familles dont le quotient familial est inférieur à "
+            "700 €, dans le cadre de la cantine à 1 €.",
+        ),
+        replaced(
+            DELIBERATION,
+            "3,60 €.",
+            "3,60 €, dans le cadre de la cantine à 1 € ; le repas des adultes est à 6,20 €.",
+        ),
+        None,
+        {},
+    ),
+    "authority_competence": (
+        "courrier",
+        NOISE.format(kennel="il s'est engagé à faire cesser les aboiements."),
+        NOISE.format(
+            kennel="le chenil compte moins de dix chiens et ne relève donc pas des "
+            "installations classées."
+        ),
+        NOISE_FIELDS,
+        {},
+    ),
+    "salutation_mismatch": (
+        "courrier",
+        COURRIER.format(point="Vous trouverez ci-joint la délibération du 12 mars 2027.").replace(
+            "Monsieur le Préfet,\n", "Madame, Monsieur,\n", 1
+        ),
+        COURRIER.format(point="Vous trouverez ci-joint la délibération du 12 mars 2027."),
+        {**COURRIER_FIELDS, "recipient": {"name": "Monsieur le Préfet de la Seine-Maritime"}},
         {},
     ),
     "length_off_target": ("bulletin_article", _bulletin(40), _bulletin(100), BULLETIN_FIELDS, {}),

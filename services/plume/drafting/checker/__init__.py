@@ -1,6 +1,7 @@
 """Check a draft before a person signs it: the form of an act (form), its séance (seance), its
-life after signature (life), its visas (visas), its wording (wording), and the questions only
-the agent can answer (questions). Each warning has a stable code, a French message saying what
+life after signature (life), its visas (visas), its wording (wording), the questions only
+the agent can answer (questions), matters where money or competence is at stake (matters), and
+letters (letters). Each warning has a stable code, a French message saying what
 to do and, where it has one, its legal source."""
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 from plume.drafting.checker.codes import FORM_CODES, LEGAL_CODES, SOURCES
 from plume.drafting.checker.context import CheckContext
 from plume.drafting.checker.form import check_act
+from plume.drafting.checker.letters import check_letter
 from plume.drafting.checker.life import check_life
+from plume.drafting.checker.matters import check_matters
 from plume.drafting.checker.questions import check_actes, check_questions
 from plume.drafting.checker.seance import check_seance
 from plume.drafting.checker.visas import check_visas
@@ -37,6 +40,8 @@ def check_legality(ctx: CheckContext) -> list[DraftWarning]:
         *check_visas(ctx),
         *check_wording(ctx),
         *check_questions(ctx),
+        *check_matters(ctx),
+        *check_letter(ctx),
         *check_life(ctx),
         *check_actes(ctx),
     ]

@@ -45,6 +45,12 @@ SUBSIDY_AGREEMENT = "subsidy_agreement"
 COURRIER_INSTRUCTION_LEFT = "courrier_instruction_left"
 LENGTH_OFF_TARGET = "length_off_target"
 ACTES_LOW_CONFIDENCE = "actes_low_confidence"
+# Matters where a draft can lose money or rest on the wrong authority (checker.matters).
+CANTEEN_TRANCHES = "canteen_tranches"
+REPUBLICAN_COMMITMENT = "republican_commitment"
+AUTHORITY_COMPETENCE = "authority_competence"
+# Letters (checker.letters).
+SALUTATION_MISMATCH = "salutation_mismatch"
 
 # Every code check_act can return, in the order it reports them (the order of an act).
 FORM_CODES: tuple[str, ...] = (
@@ -79,11 +85,15 @@ LEGAL_CODES: tuple[str, ...] = (
     EMPLOYMENT_MENTIONS,
     COUNCILLOR_INTEREST,
     SUBSIDY_AGREEMENT,
+    REPUBLICAN_COMMITMENT,
+    CANTEEN_TRANCHES,
+    AUTHORITY_COMPETENCE,
     PUBLICITY_MODE,
     TRANSMISSION_REQUIRED,
     MISSING_EXECUTORY_MENTION,
     OBSOLETE_TITLE,
     COURRIER_INSTRUCTION_LEFT,
+    SALUTATION_MISMATCH,
     LENGTH_OFF_TARGET,
     ACTES_LOW_CONFIDENCE,
 )
@@ -114,6 +124,11 @@ SOURCES: dict[str, str] = {
     COUNCILLOR_INTEREST: "CGCT, art. L. 2131-11 ; Code pénal, art. 432-12",
     SUBSIDY_AGREEMENT: "Loi n° 2000-321 du 12 avril 2000, art. 10 ; décret n° 2001-495",
     OBSOLETE_TITLE: "CGCT, art. L. 2122-19-1",
+    REPUBLICAN_COMMITMENT: "Loi n° 2000-321 du 12 avril 2000, art. 10-1 ; décret n° 2021-1947",
+    AUTHORITY_COMPETENCE: "La règle de compétence de la matière (voirie, installations classées…)",
+    CANTEEN_TRANCHES: (
+        "Tarification sociale des cantines (« cantine à 1 € ») : conditions de l'aide de l'État"
+    ),
     LEGAL_BASIS_SUSPECT: "Le code qui régit la matière (CGPPP, Code rural, Code de la route…)",
 }
 

@@ -137,8 +137,8 @@ def check_act(
             warn(
                 MISSING_EXECUTION_ARTICLE,
                 "Aucun article ne charge quelqu'un de l'exécution de l'arrêté : ajoutez un "
-                "dernier article, par exemple « Le secrétaire de mairie et le commandant de la "
-                "brigade de gendarmerie sont chargés, chacun en ce qui le concerne, de "
+                "dernier article, par exemple « Le secrétaire général de mairie et le commandant "
+                "de la brigade de gendarmerie sont chargés, chacun en ce qui le concerne, de "
                 "l'exécution du présent arrêté. »",
             )
         published = [article.text for article in sections.articles] + list(sections.mentions)
@@ -146,8 +146,10 @@ def check_act(
             warn(
                 MISSING_PUBLICATION_MENTION,
                 "Rien n'indique comment l'arrêté sera porté à la connaissance du public : "
-                "précisez qu'il sera publié, affiché ou notifié (par exemple dans l'article "
-                "d'exécution : « … qui sera publié et affiché en mairie »).",
+                "précisez-le dans l'article d'exécution : « … qui sera notifié au bénéficiaire » "
+                "pour une décision individuelle, sinon « … qui sera publié sous forme "
+                "électronique sur le site internet de la commune » (l'affichage ou le papier "
+                "seulement si une commune de moins de 3 500 habitants l'a choisi).",
             )
 
     if parts is not None and not (parts.votes or any(_has_vote(m) for m in sections.mentions)):

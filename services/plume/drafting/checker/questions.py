@@ -25,8 +25,24 @@ _POST = re.compile(
     r"\b(?:cre(?:ation|er|e)|ouverture|ouvrir) (?:d'un |un |d'une |une |de |des )?"
     r"(?:\w{1,20} ){0,2}(?:postes?|emplois?)\b"
 )
+# The cadres d'emplois of the territorial civil service a commune recruts in most (folded):
+# naming one names the grade (« un emploi d'adjoint technique territorial »).
+_CADRES = (
+    r"adjoints? (?:techniques?|administratifs?|d'animation|du patrimoine)"
+    r"|agents? de maitrise|agents? sociaux|agents? social|atsem"
+    r"|agents? specialises? (?:principa(?:l|ux) )?(?:de \w+ classe )?des ecoles maternelles"
+    r"|auxiliaires? de (?:puericulture|soins)|redacteurs?|techniciens?|animateurs?"
+    r"|educateurs? (?:des activites physiques et sportives|de jeunes enfants)"
+    r"|assistants? (?:de conservation|d'enseignement artistique)|attaches?|ingenieurs?"
+    r"|bibliothecaires?|puericultrices?|infirmiers?|conseillers? des activites physiques"
+    r"|gardiens?-brigadiers?|brigadiers?-chefs?|chefs? de service de police municipale"
+    r"|gardes? champetres?"
+)
 _MENTIONS = {
-    "grade": (re.compile(r"\bgrade\b|cadre d'emplois"), "le grade ou le cadre d'emplois"),
+    "grade": (
+        re.compile(rf"\bgrade\b|cadre d'emplois|\b(?:{_CADRES})\b"),
+        "le grade ou le cadre d'emplois",
+    ),
     "motif": (
         re.compile(r"\bmotif|\ben raison\b|\bjustifie|\bbesoin\b|nature des fonctions"),
         "le motif du recours à un contractuel",
@@ -38,6 +54,7 @@ _MENTIONS = {
         "le niveau de rémunération",
     ),
 }
+_LABEL_TO_COMPLETE = re.compile(r"[\w' ]{1,40}:\s?\[a completer\]")
 _CONTRACT_BASE = re.compile(r"\bl\. ?332-8\b")
 _SUBSIDY = re.compile(r"\bsubvention")
 _INTEREST_HANDLED = re.compile(
@@ -108,7 +125,9 @@ def _employment(ctx: CheckContext) -> list[DraftWarning]:
     wanted = ["grade"]
     if _CONTRACT_BASE.search(ctx.folded):
         wanted += ["motif", "fonctions", "niveau", "remuneration"]
-    missing = [_MENTIONS[name][1] for name in wanted if not _MENTIONS[name][0].search(ctx.folded)]
+    # « motif : [À COMPLÉTER] » names the mention without stating it.
+    stated = _LABEL_TO_COMPLETE.sub(" ", ctx.folded)
+    missing = [_MENTIONS[name][1] for name in wanted if not _MENTIONS[name][0].search(stated)]
     if not missing:
         return []
     contract = (
