@@ -54,7 +54,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             r"audit\.(trail|refusals|chain|signing|service)",
             r"usage\.reports",
             r"routing\.(policy|router|attempts)",
-            r"drafting\.(prompts|offline|letters|seance|publicity|checker(\..+)?|actes|legal_bases|finishing|gauges|parsing(\..+)?|export(\..+)?)",
+            r"drafting\.(prompts|offline|letters|decisions|competence|seance|publicity|checker(\..+)?|actes|legal_bases|finishing|gauges|parsing(\..+)?|export(\..+)?)",
         ],
     ),
     (
