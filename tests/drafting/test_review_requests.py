@@ -220,6 +220,8 @@ async def test_every_deliberation_shows_its_seance_or_says_what_is_missing(
         assert code not in warnings, code
     cited = visas(text)
     assert len(cited) == len(set(cited))
+    # The visas came after the exposé: they now frame it.
+    assert text.index(cited[-1]) < text.index("### Exposé")
     assert all(re.match(r"(de |d'|Le |La |L'|Pour )", a) for a in articles(text)), articles(text)
 
 

@@ -368,11 +368,13 @@ def compose_deliberation(data: dict[str, Any], identity: dict[str, Any]) -> str:
     ]
     for line in session_lines(data, commune, president):
         lines += [line, ""]
+    # The visas first, in the order of the norms, then the exposé they frame (Guide de
+    # légistique: what the act rests on precedes why it is taken).
+    for visa in sorted(dict.fromkeys(visas), key=_visa_rank):
+        lines += [visa, ""]
     if data.get("rapporteur"):
         lines += [f"Rapporteur : {data['rapporteur']}", ""]
     lines += ["### Exposé", "", data["context"].strip(), ""]
-    for visa in sorted(dict.fromkeys(visas), key=_visa_rank):
-        lines += [visa, ""]
     lines += [
         "Considérant l'exposé qui précède et l'intérêt pour la commune de se prononcer sur "
         "cette question ;",
