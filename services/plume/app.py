@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import structlog
@@ -24,6 +25,7 @@ from plume.credentials import endpoints as credentials_endpoints
 from plume.dates import Clock, SystemClock
 from plume.db import create_engine, create_session_factory, system_sessions
 from plume.drafting import endpoints as drafting_endpoints
+from plume.drafting import retention
 from plume.drafting.finishing import offline_composer
 from plume.drafting.gauges import SyntheseBacklog
 from plume.drafting.jobs import SyntheseWorker
@@ -107,6 +109,12 @@ def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> No
         system_sessions(session_factory), settings.quota_gauge_interval_s
     )
     app.state.refusals = RefusalLog(session_factory, clock)
+    app.state.retention = Periodic(
+        "retention",
+        settings.retention_interval_s,
+        partial(retention.purge, session_factory),
+        first_after_s=settings.retention_first_run_s,
+    )
 
 
 def create_app(
@@ -147,6 +155,7 @@ def create_app(
             app.state.organization_info,
             app.state.synthese_backlog,
             app.state.refusals,
+            app.state.retention,
         ]
         worker.start()
         sweeper.start()

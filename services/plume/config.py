@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # The gauges (quota use, organisations, the synthèse queue) are refreshed from the
     # database this often, per process.
     quota_gauge_interval_s: float = Field(default=15.0, gt=0)
+    # Drafts past their organisation's retention_days are erased daily, the first time this
+    # long after start-up (a process restarted more often than daily still purges).
+    retention_interval_s: float = Field(default=86_400.0, gt=0)
+    retention_first_run_s: float = Field(default=600.0, ge=0)
     # Every provider call (its attempts, retries and fallbacks; a stream to its last word).
     provider_deadline_s: float = Field(default=300.0, gt=0, le=3600)
     # A comment line on every Server-Sent Events stream after this long without a byte.

@@ -285,7 +285,7 @@ class UsageOut(BaseModel):
 class DraftOut(BaseModel):
     id: uuid.UUID
     kind: str
-    status: Literal["draft", "processing", "approved", "rejected", "failed"]
+    status: Literal["draft", "processing", "approved", "rejected", "failed", "erased"]
     title: str | None
     text: str
     sections: Sections | None

@@ -160,6 +160,8 @@ class DraftingService:
                 f"Ce brouillon a déjà été {verdict} par {draft.reviewer_name} le {when} ; "
                 "un document relu ne peut plus être modifié."
             )
+        if draft.status is DraftStatus.ERASED:
+            raise Conflict("Ce brouillon a été effacé : il ne peut plus être relu.")
         if draft.status is not DraftStatus.DRAFT:
             raise Conflict(
                 "Ce brouillon n'est pas prêt à être relu "

@@ -33,6 +33,8 @@ class DraftStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     FAILED = "failed"
+    # Its texts forgotten for good (by request or by retention); its record kept.
+    ERASED = "erased"
 
 
 class Draft(TimestampedMixin, Base):
@@ -103,6 +105,9 @@ class Draft(TimestampedMixin, Base):
     reviewer_title: Mapped[str | None] = mapped_column(String(200))
     review_comment: Mapped[str | None] = mapped_column(Text)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # SHA-256 of the text it had, kept when the text is erased.
+    text_digest: Mapped[str | None] = mapped_column(String(64))
     reviewed_by_key_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL")
     )

@@ -28,11 +28,17 @@ ALL_KINDS: tuple[str, ...] = (
 )
 ALL_HOSTING: tuple[str, ...] = ("fr", "eu", "non_eu")
 
+# How long a draft's texts are kept (days), approved or not: the signed act is the commune's to
+# archive, not Plume's.
+DEFAULT_RETENTION_DAYS = 365
+MAX_RETENTION_DAYS = 3_650
+
 # The operator's defaults, in force where the operator's own policy sets nothing.
 DEFAULT_POLICY: dict[str, Any] = {
     "allowed_kinds": list(ALL_KINDS),
     "allowed_hosting": ["fr", "eu"],
     "tribunal_administratif": "Rouen",
+    "retention_days": DEFAULT_RETENTION_DAYS,
 }
 
 
@@ -65,6 +71,8 @@ class PolicyPatch(BaseModel):
     publication_mode: PublicationMode | None = None
     mayor: Officer | None = None
     secretary: Officer | None = None
+    # A lower level may only shorten it (the shortest in the chain is in force).
+    retention_days: StrictInt | None = Field(default=None, ge=1, le=MAX_RETENTION_DAYS)
 
     @field_validator("allowed_kinds", "allowed_hosting")
     @classmethod
@@ -85,6 +93,7 @@ class EffectivePolicy(BaseModel):
     allowed_kinds: list[DocumentKind]
     allowed_hosting: list[Hosting]
     tribunal_administratif: str
+    retention_days: int = DEFAULT_RETENTION_DAYS
     population: int | None = None
     publication_mode: PublicationMode = DEFAULT_PUBLICATION_MODE
     mayor: Officer | None = None
@@ -126,14 +135,17 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
     """Compute the policy in force at the end of `chain` (operator first, the tenant last).
 
     Lists are intersected, so a lower level can narrow but never widen; the tribunal is the
-    nearest level's choice; the acts' settings (population, publication mode, mayor,
-    secretary) are the organisation's own.
+    nearest level's choice; the retention the shortest in the chain; the acts' settings
+    (population, publication mode, mayor, secretary) are the organisation's own.
     """
     operator_level = {**DEFAULT_POLICY, **(chain[0] if chain else {})}
     kinds = set(operator_level["allowed_kinds"])
     hosting = set(operator_level["allowed_hosting"])
     tribunal = operator_level["tribunal_administratif"]
+    retention = operator_level["retention_days"]
     for level in chain[1:]:
+        if level.get("retention_days") is not None:
+            retention = min(retention, level["retention_days"])
         if level.get("allowed_kinds") is not None:
             kinds &= set(level["allowed_kinds"])
         if level.get("allowed_hosting") is not None:
@@ -145,5 +157,6 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
         allowed_kinds=[k for k in ALL_KINDS if k in kinds],
         allowed_hosting=[h for h in ALL_HOSTING if h in hosting],
         tribunal_administratif=tribunal,
+        retention_days=retention,
         **{key: own[key] for key in ACT_SETTINGS if own.get(key) is not None},
     )
