@@ -50,6 +50,7 @@ ROUTES: dict[tuple[str, str], str] = {
     # Operators protect it with PLUME_METRICS_TOKEN; its labels hold slugs, never ids or names.
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/v1/organization"): ANY_KEY,
+    ("GET", "/v1/organization/processing"): ANY_KEY,
     ("GET", "/v1/organization/api-keys"): TENANT_ADMIN,
     ("POST", "/v1/organization/api-keys"): TENANT_ADMIN,
     ("DELETE", "/v1/organization/api-keys/{api_key_id}"): TENANT_ADMIN,
@@ -81,6 +82,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/drafts/{draft_id}"): ANY_KEY,
     ("POST", "/v1/drafts/{draft_id}/review"): ANY_KEY,
     ("GET", "/v1/drafts/{draft_id}/export"): ANY_KEY,
+    ("DELETE", "/v1/drafts/{draft_id}"): ANY_KEY,
 }
 
 # Plume's documentation (plume.web.docs), out of the OpenAPI description: no key, no tenant.
@@ -1220,6 +1222,7 @@ DRAFT_ROUTES = [
     ("POST", "/v1/drafts/{draft_id}/review", REVIEW),
     ("GET", "/v1/drafts/{draft_id}/export?format=md", None),
     ("GET", "/v1/drafts/{draft_id}/export?format=docx", None),
+    ("DELETE", "/v1/drafts/{draft_id}", None),
 ]
 
 # (caller, organisation whose draft it must not reach)
@@ -1247,6 +1250,7 @@ async def assert_draft_untouched(client: AsyncClient, owner: Key, draft_id: str)
 @covers("GET", "/v1/drafts/{draft_id}")
 @covers("POST", "/v1/drafts/{draft_id}/review")
 @covers("GET", "/v1/drafts/{draft_id}/export")
+@covers("DELETE", "/v1/drafts/{draft_id}")
 async def test_another_tenants_draft_is_not_found(
     client: AsyncClient, world: World, subtests: pytest.Subtests
 ) -> None:
@@ -1273,6 +1277,28 @@ async def test_another_tenants_draft_is_not_found(
                 assert world.org(target).name not in response.text
     for name, key in owners.items():
         await assert_draft_untouched(client, key, drafts[name])
+
+
+async def _processing(client: AsyncClient, key: Key) -> dict[str, int]:
+    response = await call(client, "GET", "/v1/organization/processing", key)
+    assert response.status_code == 200, response.text
+    return {p["provider"]: p["requests"] for p in response.json()["processors"]}
+
+
+@covers("GET", "/v1/organization/processing")
+async def test_a_record_of_processing_counts_only_its_own_organisations_requests(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    """Neither a sibling, nor the parent EPCI, nor the operator counts a commune's requests."""
+    readers = ["commune_b.admin", "epci_a.admin", "epci_a.agent", "a2.admin", "operator"]
+    before = {name: await _processing(client, world.key(name)) for name in readers}
+    author = world.key("a1.agent")
+    own_before = await _processing(client, author)
+    await create_draft(client, author)
+    assert sum((await _processing(client, author)).values()) == sum(own_before.values()) + 1
+    for name in readers:
+        with subtests.test(reader=name):
+            assert await _processing(client, world.key(name)) == before[name]
 
 
 @covers("GET", "/v1/drafts")
