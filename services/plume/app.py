@@ -20,6 +20,7 @@ from plume.calls.unit import ProviderCalls
 from plume.chat import endpoints as chat_endpoints
 from plume.chat.service import ChatService
 from plume.config import Settings, get_settings
+from plume.credentials import client_endpoints, me, oauth
 from plume.credentials import endpoints as credentials_endpoints
 from plume.dates import Clock, SystemClock
 from plume.db import create_engine, create_session_factory, system_sessions
@@ -233,5 +234,9 @@ def create_app(
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)
     app.include_router(credentials_endpoints.tenant_router)
+    app.include_router(client_endpoints.admin_router)
+    app.include_router(client_endpoints.tenant_router)
+    app.include_router(me.router)
+    app.include_router(oauth.router)
     install_openapi(app)
     return app

@@ -1,0 +1,250 @@
+"""The OAuth2 authorization server, for the client credentials grant alone (RFC 6749,
+section 4.4): the token endpoint, the signing keys (JWKS) and the server's metadata
+(RFC 8414).
+
+The token endpoint answers RFC 6749's JSON (`{error, error_description}`, through Authlib's
+error classes), not problem details: OAuth2 client libraries read that shape. Authlib's
+AuthorizationServer is not used: it is synchronous and has no Starlette server integration,
+while finding a client is an asynchronous PostgreSQL call here; the grant is small enough to
+be read whole below.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from plume.config import Settings
+from plume.credentials.auth import hashers
+from plume.credentials.clients import authenticate_client
+from plume.credentials.schemas import OAuthError, TokenResponse
+from plume.credentials.tokens import (
+    ALGORITHM,
+    audience,
+    issue,
+    issuer,
+    scope_of,
+    signing_keys,
+)
+from plume.errors import PayloadTooLarge
+from plume.models import OrganizationStatus
+from plume.web.openapi import Responses, merge, raises
+from plume.web.transaction import DBSession
+
+router = APIRouter(tags=["oauth"])
+
+TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path)
+JWKS_PATH = "/oauth/jwks.json"
+METADATA_PATH = "/.well-known/oauth-authorization-server"
+GRANT_TYPE = "client_credentials"
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+FORM = "application/x-www-form-urlencoded"
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# The keys and the metadata change only with a deployment: a verifier that meets an unknown
+# `kid` fetches the keys again.
+_PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
+
+
+def _oauth_error(error: OAuth2Error) -> JSONResponse:
+    """An RFC 6749 error answer. Its description is ASCII, as RFC 6749 requires (French
+    without accents)."""
+    headers = dict(error.get_headers())
+    headers.pop("Content-Type", None)
+    return JSONResponse(dict(error.get_body()), status_code=error.status_code, headers=headers)
+
+
+class _Refused(Exception):
+    def __init__(self, error: OAuth2Error) -> None:
+        self.error = error
+
+
+def _form(request: Request, body: bytes) -> dict[str, str]:
+    """The form's parameters, each at most once (RFC 6749, section 3.2)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != FORM:
+        raise _Refused(InvalidRequestError(f"Le corps doit etre {FORM}."))
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        raise _Refused(InvalidRequestError("Le corps n'est pas un formulaire valide.")) from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise _Refused(InvalidRequestError(f"Le parametre {name} est repete."))
+        form[name] = value
+    return form
+
+
+def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
+    """The client's identifier and secret, from Basic authentication or from the form,
+    never both (RFC 6749, section 2.3.1)."""
+    basic_id, basic_secret = extract_basic_authorization(request.headers)
+    posted = "client_id" in form or "client_secret" in form
+    if basic_id is not None:
+        if "client_secret" in form:
+            raise _Refused(
+                InvalidRequestError("Une seule methode d'authentification du client a la fois.")
+            )
+        if basic_secret is None:
+            raise _Refused(_invalid_client())
+        return str(basic_id), str(basic_secret)
+    if request.headers.get("authorization"):
+        # Another scheme (Bearer…): not a client authentication this endpoint knows.
+        raise _Refused(_invalid_client())
+    if not posted or not form.get("client_id") or not form.get("client_secret"):
+        raise _Refused(_invalid_client())
+    return form["client_id"], form["client_secret"]
+
+
+def _invalid_client() -> InvalidClientError:
+    # 401 with a Basic challenge, whatever the method: Basic is the one every client knows.
+    return InvalidClientError("Client inconnu, revoque, ou secret incorrect.", status_code=401)
+
+
+def _token_responses() -> Responses:
+    return merge(
+        {
+            200: {
+                "description": "An access token",
+                "headers": {
+                    "Cache-Control": {
+                        "description": "`no-store`",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                },
+            },
+            400: {
+                "description": (
+                    "`invalid_request`, `unsupported_grant_type`, `invalid_scope`, "
+                    "`unauthorized_client` (the organisation is suspended): RFC 6749's error"
+                ),
+                "model": OAuthError,
+            },
+            401: {
+                "description": "`invalid_client`: RFC 6749's error, with a Basic challenge",
+                "headers": {"WWW-Authenticate": {"$ref": "#/components/headers/WWW-Authenticate"}},
+                "model": OAuthError,
+            },
+        },
+        raises(PayloadTooLarge),
+    )
+
+
+_TOKEN_REQUEST = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM: {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": [GRANT_TYPE]},
+                        "scope": {
+                            "type": "string",
+                            "description": "Optional: the client's role, or nothing",
+                        },
+                        "client_id": {
+                            "type": "string",
+                            "description": "client_secret_post (else Basic authentication)",
+                        },
+                        "client_secret": {"type": "string", "description": "client_secret_post"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    TOKEN_PATH,
+    summary="Get an access token (OAuth2 client credentials)",
+    description=(
+        "RFC 6749, section 4.4. The client authenticates with HTTP Basic "
+        "(`client_secret_basic`) or with `client_id` and `client_secret` in the form "
+        "(`client_secret_post`). The token is a JWT (ES256) to send as "
+        "`Authorization: Bearer …` on `/v1/…`; it acts as an API key of the client's role "
+        "and organisation, and stops working when the client is revoked. Errors are RFC "
+        "6749's JSON (`OAuthError`), not problem details."
+    ),
+    response_model=TokenResponse,
+    responses=_token_responses(),
+    openapi_extra=_TOKEN_REQUEST,
+)
+async def token(request: Request, session: DBSession) -> JSONResponse:
+    try:
+        answer = await _token(request, session)
+    except _Refused as refused:
+        return _oauth_error(refused.error)
+    return JSONResponse(answer.model_dump(), headers=_NO_STORE)
+
+
+async def _token(request: Request, session: DBSession) -> TokenResponse:
+    settings: Settings = request.app.state.settings
+    form = _form(request, await request.body())
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise _Refused(InvalidRequestError("Le parametre grant_type manque."))
+    if grant_type != GRANT_TYPE:
+        raise _Refused(UnsupportedGrantTypeError(f"Seul grant_type={GRANT_TYPE} est accepte."))
+    client_id, secret = _credentials(request, form)
+    found = await authenticate_client(session, client_id, secret, hashers(settings))
+    if found is None or found.client.revoked_at is not None:
+        raise _Refused(_invalid_client())
+    if any(level.status is OrganizationStatus.SUSPENDED for level in found.chain):
+        raise _Refused(UnauthorizedClientError("L'organisation de ce client est suspendue."))
+    granted = scope_of(found.client.role)
+    requested = form.get("scope", "").split()
+    if any(scope != granted for scope in requested):
+        raise _Refused(InvalidScopeError(f"Le seul scope de ce client est {granted}."))
+    issued = issue(settings, found.client)
+    return TokenResponse(
+        access_token=issued.access_token,
+        token_type="Bearer",  # noqa: S106 (a type)
+        expires_in=issued.expires_in,
+        scope=issued.scope,
+    )
+
+
+@router.get(
+    JWKS_PATH,
+    summary="The public keys that verify access tokens (JWK Set)",
+    description="During a rotation, the previous key too: its tokens verify until they expire.",
+)
+async def jwks(request: Request) -> JSONResponse:
+    keys = signing_keys(request.app.state.settings)
+    return JSONResponse(keys.jwks(), headers=_PUBLIC_CACHE)
+
+
+@router.get(METADATA_PATH, summary="The authorization server's metadata (RFC 8414)")
+async def metadata(request: Request) -> JSONResponse:
+    settings: Settings = request.app.state.settings
+    base = issuer(settings)
+    body = {
+        "issuer": base,
+        "token_endpoint": base + TOKEN_PATH,
+        "jwks_uri": base + JWKS_PATH,
+        "grant_types_supported": [GRANT_TYPE],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "response_types_supported": [],
+        "scopes_supported": ["agent", "tenant_admin"],
+        "service_documentation": base + "/docs",
+        "ui_locales_supported": ["fr"],
+        # Not RFC 8414's: what a resource server needs to check a token.
+        "access_token_signing_alg_values_supported": [ALGORITHM],
+        "access_token_audience": audience(settings),
+    }
+    return JSONResponse(body, headers=_PUBLIC_CACHE)
