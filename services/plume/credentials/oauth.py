@@ -199,7 +199,10 @@ async def _token(request: Request, session: DBSession) -> TokenResponse:
     if not grant_type:
         raise _Refused(InvalidRequestError("Le parametre grant_type manque."))
     if grant_type != GRANT_TYPE:
-        raise _Refused(UnsupportedGrantTypeError(f"Seul grant_type={GRANT_TYPE} est accepte."))
+        # Never the grant asked for in the answer: it may be anything.
+        unsupported = UnsupportedGrantTypeError(GRANT_TYPE)
+        unsupported.description = f"Seul grant_type={GRANT_TYPE} est accepte."
+        raise _Refused(unsupported)
     client_id, secret = _credentials(request, form)
     found = await authenticate_client(session, client_id, secret, hashers(settings))
     if found is None or found.client.revoked_at is not None:
