@@ -20,7 +20,6 @@ from plume.calls.unit import ProviderCalls
 from plume.chat import endpoints as chat_endpoints
 from plume.chat.service import ChatService
 from plume.config import Settings, get_settings
-from plume.credentials import client_endpoints, me, oauth
 from plume.credentials import endpoints as credentials_endpoints
 from plume.dates import Clock, SystemClock
 from plume.db import create_engine, create_session_factory, system_sessions
@@ -32,6 +31,7 @@ from plume.drafting.service import DraftingService
 from plume.errors import DEFAULT_PUBLIC_URL, set_public_url
 from plume.metrics import endpoints as metrics_endpoints
 from plume.metrics.observer import MetricsObserver
+from plume.oauth import endpoints as oauth_endpoints
 from plume.organizations import endpoints as organizations_endpoints
 from plume.organizations.gauges import OrganizationInfo
 from plume.quotas import endpoints as quota_endpoints
@@ -234,9 +234,9 @@ def create_app(
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)
     app.include_router(credentials_endpoints.tenant_router)
-    app.include_router(client_endpoints.admin_router)
-    app.include_router(client_endpoints.tenant_router)
-    app.include_router(me.router)
-    app.include_router(oauth.router)
+    app.include_router(credentials_endpoints.me_router)
+    app.include_router(oauth_endpoints.admin_router)
+    app.include_router(oauth_endpoints.tenant_router)
+    app.include_router(oauth_endpoints.server_router)
     install_openapi(app)
     return app

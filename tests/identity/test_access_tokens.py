@@ -19,8 +19,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 from pydantic import SecretStr
 
-from plume.credentials import tokens
-from plume.credentials.tokens import derived_private_key, signing_keys
+from plume.oauth import tokens
+from plume.oauth.tokens import derived_private_key, signing_keys
 from tests.credentials.helpers import Tenant
 from tests.identity.helpers import access_token, b64, create_client, unverified
 from tests.support.clients import AppFactory, bearer, client_for

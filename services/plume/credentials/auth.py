@@ -18,14 +18,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityS
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.config import Settings
-from plume.credentials.clients import OAuthClientRepository
 from plume.credentials.repository import ApiKeyRepository, FoundKey
 from plume.credentials.secrets import KeyHasher, is_well_formed
 from plume.credentials.service import ROLE_RANK
-from plume.credentials.tokens import looks_like_jwt
 from plume.db import TenantScope, enter_tenant_context
 from plume.errors import Forbidden, OrganizationSuspended, Unauthenticated
 from plume.models import ApiKeyRole, Organization, OrganizationKind, OrganizationStatus
+from plume.oauth.service import find_client
+from plume.oauth.tokens import looks_like_jwt
 from plume.organizations.policy import EffectivePolicy, effective_policy
 from plume.organizations.schemas import OrganizationOut
 from plume.organizations.service import OrganizationService, organization_out
@@ -111,7 +111,7 @@ async def authenticate_token(
     contract says."""
     if token and looks_like_jwt(token):
         # Imported here: it builds its Principal with this module's helpers.
-        from plume.credentials.bearer import authenticate_access_token
+        from plume.oauth.bearer import authenticate_access_token
 
         return await authenticate_access_token(session, settings, token)
     if not token or not is_well_formed(token):
@@ -224,7 +224,7 @@ async def principal_for_background_work(
         if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
             raise Unauthenticated("La clé d'API qui a demandé ce travail a expiré.")
     if client_id is not None:
-        client = await OAuthClientRepository(session, system).get(client_id)
+        client = await find_client(session, system, client_id)
         if client is None or client.revoked_at is not None:
             raise Unauthenticated("Le client OAuth2 qui a demandé ce travail a été révoqué.")
     chain = await organizations.chain(organization)

@@ -34,6 +34,9 @@ from plume.config import Settings
 from plume.errors import DEFAULT_PUBLIC_URL
 from plume.models import ApiKeyRole, OAuthClient
 
+TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path)
+JWKS_PATH = "/oauth/jwks.json"
+METADATA_PATH = "/.well-known/oauth-authorization-server"
 ALGORITHM = "ES256"
 # RFC 9068: the header's `typ`, which tells an access token from any other JWT (an OpenID
 # Connect ID token, say) signed by a key Plume trusts.

@@ -1,6 +1,8 @@
-"""The OAuth2 authorization server, for the client credentials grant alone (RFC 6749,
-section 4.4): the token endpoint, the signing keys (JWKS) and the server's metadata
-(RFC 8414).
+"""HTTP routes for OAuth2: the authorization server, for the client credentials grant
+alone (RFC 6749, section 4.4: the token endpoint, the signing keys as a JWKS, the server's
+metadata as RFC 8414 says), and the clients' management, as for API keys
+(plume.credentials.endpoints): the operator's for every tenant, a tenant admin's for its
+own organisation (or, for an EPCI's, one of its communes).
 
 The token endpoint answers RFC 6749's JSON (`{error, error_description}`, through Authlib's
 error classes), not problem details: OAuth2 client libraries read that shape. Authlib's
@@ -11,6 +13,8 @@ be read whole below.
 
 from __future__ import annotations
 
+import uuid
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749.errors import (
@@ -22,31 +26,41 @@ from authlib.oauth2.rfc6749.errors import (
     UnsupportedGrantTypeError,
 )
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from plume.audit.trail import Audit, AuditTrail
 from plume.config import Settings
-from plume.credentials.auth import hashers
-from plume.credentials.clients import authenticate_client
-from plume.credentials.schemas import OAuthError, TokenResponse
-from plume.credentials.tokens import (
+from plume.credentials.auth import OperatorAdmin, Principal, TenantAdmin, hashers
+from plume.credentials.secrets import KeyHasher
+from plume.errors import NotFound, PayloadTooLarge
+from plume.models import ApiKeyRole, Organization, OrganizationStatus
+from plume.oauth.schemas import (
+    OAuthClientCreate,
+    OAuthClientCreated,
+    OAuthClientOut,
+    OAuthError,
+    TokenResponse,
+)
+from plume.oauth.service import OAuthClientService, authenticate_client, client_out
+from plume.oauth.tokens import (
     ALGORITHM,
+    JWKS_PATH,
+    METADATA_PATH,
+    TOKEN_PATH,
     audience,
     issue,
     issuer,
     scope_of,
     signing_keys,
 )
-from plume.errors import PayloadTooLarge
-from plume.models import OrganizationStatus
+from plume.organizations.service import OrganizationService
 from plume.web.openapi import Responses, merge, raises
+from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
 
-router = APIRouter(tags=["oauth"])
+server_router = APIRouter(tags=["oauth"])
 
-TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path)
-JWKS_PATH = "/oauth/jwks.json"
-METADATA_PATH = "/.well-known/oauth-authorization-server"
 GRANT_TYPE = "client_credentials"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 FORM = "application/x-www-form-urlencoded"
@@ -169,7 +183,7 @@ _TOKEN_REQUEST = {
 }
 
 
-@router.post(
+@server_router.post(
     TOKEN_PATH,
     summary="Get an access token (OAuth2 client credentials)",
     description=(
@@ -222,7 +236,7 @@ async def _token(request: Request, session: DBSession) -> TokenResponse:
     )
 
 
-@router.get(
+@server_router.get(
     JWKS_PATH,
     summary="The public keys that verify access tokens (JWK Set)",
     description="During a rotation, the previous key too: its tokens verify until they expire.",
@@ -232,7 +246,7 @@ async def jwks(request: Request) -> JSONResponse:
     return JSONResponse(keys.jwks(), headers=_PUBLIC_CACHE)
 
 
-@router.get(METADATA_PATH, summary="The authorization server's metadata (RFC 8414)")
+@server_router.get(METADATA_PATH, summary="The authorization server's metadata (RFC 8414)")
 async def metadata(request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
     base = issuer(settings)
@@ -251,3 +265,184 @@ async def metadata(request: Request) -> JSONResponse:
         "access_token_audience": audience(settings),
     }
     return JSONResponse(body, headers=_PUBLIC_CACHE)
+
+
+# --- the clients, managed by the operator and by tenant admins --------------------------
+
+admin_router = APIRouter(prefix="/v1/admin", tags=["operator"])
+tenant_router = APIRouter(prefix="/v1/organization/oauth-clients", tags=["tenant"])
+
+
+OrganizationParam = Annotated[
+    uuid.UUID | None,
+    Query(description="An EPCI admin may name one of its communes; default: its own"),
+]
+
+
+async def _target(
+    session: DBSession, principal: Principal, organization_id: uuid.UUID | None
+) -> Organization:
+    """The caller's organisation, or one of its communes for an EPCI's admin (as for keys)."""
+    target = organization_id or principal.organization_id
+    if not principal.scope.includes(target):
+        raise NotFound("Aucune organisation ne porte cet identifiant.")
+    return await OrganizationService(session, principal.scope).get(target)
+
+
+def client_details(name: str, role: str, client_id: str) -> dict[str, Any]:
+    """What the trail says of a client: never its secret."""
+    return {"name": name, "role": role, "client_id": client_id}
+
+
+def _service(request: Request, session: DBSession, principal: Principal) -> OAuthClientService:
+    hasher = KeyHasher.from_secret(request.app.state.settings.require_secret_key())
+    return OAuthClientService(session, principal.scope, hasher)
+
+
+async def _list(
+    service: OAuthClientService,
+    organization_id: uuid.UUID,
+    page: PageParams,
+    principal: Principal,
+) -> Page[OAuthClientOut]:
+    # The clients the caller manages: none above its own role.
+    clients = await service.list_page(organization_id, page, caller_role=principal.role)
+    rows, cursor = next_cursor(list(clients), page, lambda c: (c.created_at, c.id))
+    return Page(items=[client_out(c) for c in rows], next_cursor=cursor)
+
+
+async def _create(
+    service: OAuthClientService,
+    organization: Organization,
+    payload: OAuthClientCreate,
+    principal: Principal,
+    response: Response,
+    audit: AuditTrail,
+) -> OAuthClientCreated:
+    response.headers["Cache-Control"] = "no-store"
+    created = await service.create(
+        organization,
+        name=payload.name,
+        role=ApiKeyRole(payload.role),
+        created_by=principal.key_id,
+        caller_role=principal.role,
+    )
+    await audit.record(
+        organization.id,
+        "oauth_client.create",
+        target=("oauth_client", str(created.id)),
+        details=client_details(created.name, created.role, created.client_id),
+    )
+    return created
+
+
+async def _revoke(
+    service: OAuthClientService, client_uuid: uuid.UUID, principal: Principal, audit: AuditTrail
+) -> None:
+    client = await service.revoke(client_uuid, caller_role=principal.role)
+    await audit.record(
+        client.organization_id,
+        "oauth_client.revoke",
+        target=("oauth_client", str(client.id)),
+        details=client_details(client.name, client.role.value, client.client_id),
+    )
+
+
+@admin_router.get(
+    "/organizations/{organization_id}/oauth-clients", summary="List a tenant's OAuth2 clients"
+)
+async def admin_list_clients(
+    organization_id: uuid.UUID,
+    request: Request,
+    session: DBSession,
+    principal: OperatorAdmin,
+    page: PageParams,
+) -> Page[OAuthClientOut]:
+    organization = await OrganizationService(session, principal.scope).get(organization_id)
+    return await _list(_service(request, session, principal), organization.id, page, principal)
+
+
+@admin_router.post(
+    "/organizations/{organization_id}/oauth-clients",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an OAuth2 client for a tenant; the secret is shown once",
+)
+async def admin_create_client(
+    organization_id: uuid.UUID,
+    payload: OAuthClientCreate,
+    request: Request,
+    response: Response,
+    session: DBSession,
+    principal: OperatorAdmin,
+    audit: Audit,
+) -> OAuthClientCreated:
+    organization = await OrganizationService(session, principal.scope).get(organization_id)
+    service = _service(request, session, principal)
+    return await _create(service, organization, payload, principal, response, audit)
+
+
+@admin_router.delete(
+    "/oauth-clients/{oauth_client_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke an OAuth2 client: its tokens stop working at once, in every process",
+)
+async def admin_revoke_client(
+    oauth_client_id: uuid.UUID,
+    request: Request,
+    session: DBSession,
+    principal: OperatorAdmin,
+    audit: Audit,
+) -> None:
+    await _revoke(_service(request, session, principal), oauth_client_id, principal, audit)
+
+
+@tenant_router.get(
+    "",
+    summary="List the OAuth2 clients of your organisation (or of one of your communes)",
+    responses=raises(NotFound),
+)
+async def list_clients(
+    request: Request,
+    session: DBSession,
+    principal: TenantAdmin,
+    page: PageParams,
+    organization_id: OrganizationParam = None,
+) -> Page[OAuthClientOut]:
+    organization = await _target(session, principal, organization_id)
+    return await _list(_service(request, session, principal), organization.id, page, principal)
+
+
+@tenant_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an OAuth2 client for your organisation (or one of your communes); "
+    "the secret is shown once",
+    responses=raises(NotFound),
+)
+async def create_client(
+    payload: OAuthClientCreate,
+    request: Request,
+    response: Response,
+    session: DBSession,
+    principal: TenantAdmin,
+    audit: Audit,
+    organization_id: OrganizationParam = None,
+) -> OAuthClientCreated:
+    organization = await _target(session, principal, organization_id)
+    service = _service(request, session, principal)
+    return await _create(service, organization, payload, principal, response, audit)
+
+
+@tenant_router.delete(
+    "/{oauth_client_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke one of your OAuth2 clients: its tokens stop working at once",
+)
+async def revoke_client(
+    oauth_client_id: uuid.UUID,
+    request: Request,
+    session: DBSession,
+    principal: TenantAdmin,
+    audit: Audit,
+) -> None:
+    await _revoke(_service(request, session, principal), oauth_client_id, principal, audit)

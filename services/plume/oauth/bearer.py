@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.config import Settings
 from plume.credentials.auth import Principal, _levels, _scope_for
-from plume.credentials.clients import OAuthClientRepository
-from plume.credentials.tokens import InvalidToken, verify
 from plume.db import TenantScope
 from plume.errors import OrganizationSuspended, Unauthenticated
 from plume.models import OrganizationKind, OrganizationStatus
+from plume.oauth.repository import OAuthClientRepository
+from plume.oauth.tokens import InvalidToken, verify
 from plume.organizations.policy import effective_policy
 from plume.organizations.service import organization_out
 
