@@ -4,6 +4,7 @@ client_secret_basic and client_secret_post, and the token endpoint's RFC 6749 er
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 from httpx import AsyncClient
@@ -252,6 +253,19 @@ async def test_the_grant_and_the_request_are_checked(client: AsyncClient, tenant
         headers=auth,
     )
     assert_oauth_error(repeated, 400, "invalid_request")
+    # Nothing the client sends is echoed, whatever its characters.
+    odd = await client.post(
+        "/oauth/token",
+        content="grant_type=client_credentials&%22%C3%A9=1&%22%C3%A9=2",
+        headers=auth,
+    )
+    assert_oauth_error(odd, 400, "invalid_request")
+    not_utf8 = await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={**FORM, "Authorization": "Basic " + base64.b64encode(b"\xff\xfe:x").decode()},
+    )
+    assert_oauth_error(not_utf8, 401, "invalid_client")
 
 
 async def test_a_revoked_client_gets_no_token_and_its_token_stops_working_at_once(

@@ -95,7 +95,8 @@ def _form(request: Request, body: bytes) -> dict[str, str]:
     form: dict[str, str] = {}
     for name, value in pairs:
         if name in form:
-            raise _Refused(InvalidRequestError(f"Le parametre {name} est repete."))
+            # Never the name itself: an error description is ASCII, without quotes.
+            raise _Refused(InvalidRequestError("Un parametre du formulaire est repete."))
         form[name] = value
     return form
 
@@ -103,8 +104,10 @@ def _form(request: Request, body: bytes) -> dict[str, str]:
 def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
     """The client's identifier and secret, from Basic authentication or from the form,
     never both (RFC 6749, section 2.3.1)."""
-    basic_id, basic_secret = extract_basic_authorization(request.headers)
-    posted = "client_id" in form or "client_secret" in form
+    try:
+        basic_id, basic_secret = extract_basic_authorization(request.headers)
+    except UnicodeDecodeError:
+        raise _Refused(_invalid_client()) from None
     if basic_id is not None:
         if "client_secret" in form:
             raise _Refused(
@@ -116,7 +119,7 @@ def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
     if request.headers.get("authorization"):
         # Another scheme (Bearer…): not a client authentication this endpoint knows.
         raise _Refused(_invalid_client())
-    if not posted or not form.get("client_id") or not form.get("client_secret"):
+    if not form.get("client_id") or not form.get("client_secret"):
         raise _Refused(_invalid_client())
     return form["client_id"], form["client_secret"]
 
