@@ -64,6 +64,7 @@ server_router = APIRouter(tags=["oauth"])
 GRANT_TYPE = "client_credentials"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 FORM = "application/x-www-form-urlencoded"
+_PARAMETERS = frozenset({"grant_type", "scope", "client_id", "client_secret"})
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # The keys and the metadata change only with a deployment: a verifier that meets an unknown
 # `kid` fetches the keys again.
@@ -84,7 +85,8 @@ class _Refused(Exception):
 
 
 def _form(request: Request, body: bytes) -> dict[str, str]:
-    """The form's parameters, each at most once (RFC 6749, section 3.2)."""
+    """The parameters this endpoint knows, each at most once; the others are ignored
+    (RFC 6749, section 3.2)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != FORM:
         raise _Refused(InvalidRequestError(f"Le corps doit etre {FORM}."))
@@ -94,6 +96,8 @@ def _form(request: Request, body: bytes) -> dict[str, str]:
         raise _Refused(InvalidRequestError("Le corps n'est pas un formulaire valide.")) from None
     form: dict[str, str] = {}
     for name, value in pairs:
+        if name not in _PARAMETERS:
+            continue
         if name in form:
             # Never the name itself: an error description is ASCII, without quotes.
             raise _Refused(InvalidRequestError("Un parametre du formulaire est repete."))
