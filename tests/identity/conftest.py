@@ -1,5 +1,5 @@
-"""`tenant`: a commune with its tenant admin and agent keys, and the operator's key (as in
-tests/credentials)."""
+"""The OAuth2 client tests' `tenant`: a commune with its tenant admin and agent keys, and
+the operator's key (as in tests/credentials)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,12 @@ from pydantic import SecretStr
 from plume.oauth import tokens
 from plume.oauth.tokens import derived_private_key, signing_keys
 from tests.credentials.helpers import Tenant
-from tests.identity.helpers import access_token, b64, create_client, unverified
+from tests.identity.oauth_helpers import (
+    access_token,
+    b64,
+    create_client,
+    unverified,
+)
 from tests.support.clients import AppFactory, bearer, client_for
 from tests.support.problems import assert_problem
 from tests.support.settings import TEST_SECRET, make_settings

@@ -19,7 +19,10 @@ from plume.db import TenantScope, enter_tenant_context
 from plume.models import ApiKeyRole, OAuthClient
 from plume.oauth.service import OAuthClientService
 from tests.credentials.helpers import Tenant, hmac_sha256
-from tests.identity.helpers import access_token, create_client
+from tests.identity.oauth_helpers import (
+    access_token,
+    create_client,
+)
 from tests.support.clients import AppFactory, client_for
 from tests.support.factories import Factory
 from tests.support.settings import TEST_SECRET, make_settings, random_secret

@@ -18,7 +18,10 @@ from plume.models import Draft
 from tests.audit.helpers import body, entries
 from tests.credentials.helpers import Tenant
 from tests.drafting.helpers import EXAMPLES, created, post_draft
-from tests.identity.helpers import as_key, create_client
+from tests.identity.oauth_helpers import (
+    as_key,
+    create_client,
+)
 from tests.support.factories import Factory
 from tests.support.problems import assert_problem
 

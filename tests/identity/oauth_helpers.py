@@ -1,5 +1,6 @@
 """What the OAuth2 client tests share: creating a client, asking for a token, and a `Key`
-whose secret is an access token (so that the drafting helpers take it as they take a key)."""
+whose secret is an access token (so that the drafting helpers take it as they take a key).
+Named apart from the agents' sign-in helpers, which share this directory."""
 
 from __future__ import annotations
 
