@@ -60,11 +60,13 @@ DESCRIPTION = """
 Plume aide les communes à rédiger leurs écrits administratifs (arrêtés, délibérations,
 courriers, articles de bulletin, synthèses) avec l'IA générative, sous le contrôle d'un agent.
 
-Authentication: `Authorization: Bearer plm_…`. Each operation lists the roles it accepts
-in its security requirement. Errors are `application/problem+json` (RFC 9457, schema
-`Problem`; its `type` links to the code's page under `/problems/`), except on the
-OpenAI-compatible routes (`/v1/chat/completions`, `/v1/models`), which answer OpenAI's error
-object (`OpenAIError`). Every operation lists the statuses it may answer. Text fields refuse
+Authentication: `Authorization: Bearer plm_…` (an API key), or an OAuth2 client's access
+token from `POST /oauth/token` (client credentials), which acts as a key of the client's role.
+Each operation lists the roles it accepts in its security requirement. Errors are
+`application/problem+json` (RFC 9457, schema `Problem`; its `type` links to the code's page
+under `/problems/`), except on the OpenAI-compatible routes (`/v1/chat/completions`,
+`/v1/models`), which answer OpenAI's error object (`OpenAIError`), and on `POST /oauth/token`,
+which answers RFC 6749's (`OAuthError`) for the client's mistakes. Every operation lists the statuses it may answer. Text fields refuse
 the NUL character (`\\u0000`: 422).
 """
 OPENAPI_URL = "/openapi.json"
