@@ -61,7 +61,7 @@ Plume aide les communes à rédiger leurs écrits administratifs (arrêtés, dé
 courriers, articles de bulletin, synthèses) avec l'IA générative, sous le contrôle d'un agent.
 
 Authentication: `Authorization: Bearer plm_…` (an API key), or an OAuth2 client's access
-token from `POST /oauth/token` (client credentials), which acts as a key of the client's role.
+token from `POST /oauth/token` (client credentials), acting as a key of the client's role.
 Each operation lists the roles it accepts in its security requirement. Errors are
 `application/problem+json` (RFC 9457, schema `Problem`; its `type` links to the code's page
 under `/problems/`), except on the OpenAI-compatible routes (`/v1/chat/completions`,
