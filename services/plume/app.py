@@ -66,8 +66,8 @@ Each operation lists the roles it accepts in its security requirement. Errors ar
 `application/problem+json` (RFC 9457, schema `Problem`; its `type` links to the code's page
 under `/problems/`), except on the OpenAI-compatible routes (`/v1/chat/completions`,
 `/v1/models`), which answer OpenAI's error object (`OpenAIError`), and on `POST /oauth/token`,
-which answers RFC 6749's (`OAuthError`) for the client's mistakes. Every operation lists the statuses it may answer. Text fields refuse
-the NUL character (`\\u0000`: 422).
+which answers RFC 6749's (`OAuthError`) for the client's mistakes. Every operation lists
+the statuses it may answer. Text fields refuse the NUL character (`\\u0000`: 422).
 """
 OPENAPI_URL = "/openapi.json"
 
