@@ -142,3 +142,34 @@ async def test_a_synthese_queued_by_a_client_names_it(
     row = await db.scalar(select(Draft).where(Draft.id == uuid.UUID(response.json()["id"])))
     assert row is not None
     assert row.created_by_client_id == uuid.UUID(machine.id)
+
+
+async def test_an_epci_admin_clients_token_reaches_its_communes_as_its_key_would(
+    client: AsyncClient, factory: Factory
+) -> None:
+    epci = await factory.epci()
+    commune = await factory.commune("Valliquerville", parent=epci)
+    elsewhere = await factory.commune("Bolbec")
+    admin = await factory.key(epci, "tenant_admin")
+    machine = await as_key(client, await create_client(client, admin, "tenant_admin"))
+    own = await client.get(
+        "/v1/organization/api-keys",
+        headers=machine.headers,
+        params={"organization_id": str(commune.id)},
+    )
+    assert own.status_code == 200, own.text
+    other = await client.get(
+        "/v1/organization/api-keys",
+        headers=machine.headers,
+        params={"organization_id": str(elsewhere.id)},
+    )
+    assert_problem(other, 404, "not_found")
+
+
+async def test_a_clients_use_is_recorded(client: AsyncClient, tenant: Tenant) -> None:
+    created = await create_client(client, tenant.admin)
+    machine = await as_key(client, created)
+    assert (await client.get("/v1/drafts", headers=machine.headers)).status_code == 200
+    listing = await client.get("/v1/organization/oauth-clients", headers=tenant.admin.headers)
+    [item] = [i for i in listing.json()["items"] if i["id"] == created.id]
+    assert item["last_used_at"] is not None
