@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from plume.db import APP_ROLE, TenantScope, enter_tenant_context
-from plume.models import ApiKey, Organization, OrganizationStatus
+from plume.models import ApiKey, OAuthClient, Organization, OrganizationStatus
 from tests.support.clients import AppFactory, client_for
 from tests.support.database import reset_tenant_context
 from tests.support.factories import Factory, Key, fresh_insee
@@ -43,6 +43,7 @@ PUBLIC = "public"  # no key
 ANY_KEY = "any_key"  # every role, its own organisation
 TENANT_ADMIN = "tenant_admin"  # tenant_admin (and operator_admin)
 OPERATOR = "operator"  # operator_admin only
+CLIENT = "client"  # no key: an OAuth2 client's own authentication (RFC 6749's errors)
 
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): PUBLIC,
@@ -83,6 +84,17 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/drafts/{draft_id}/review"): ANY_KEY,
     ("GET", "/v1/drafts/{draft_id}/export"): ANY_KEY,
     ("DELETE", "/v1/drafts/{draft_id}"): ANY_KEY,
+    ("GET", "/v1/me"): ANY_KEY,
+    ("GET", "/v1/organization/oauth-clients"): TENANT_ADMIN,
+    ("POST", "/v1/organization/oauth-clients"): TENANT_ADMIN,
+    ("DELETE", "/v1/organization/oauth-clients/{oauth_client_id}"): TENANT_ADMIN,
+    ("GET", "/v1/admin/organizations/{organization_id}/oauth-clients"): OPERATOR,
+    ("POST", "/v1/admin/organizations/{organization_id}/oauth-clients"): OPERATOR,
+    ("DELETE", "/v1/admin/oauth-clients/{oauth_client_id}"): OPERATOR,
+    ("POST", "/oauth/token"): CLIENT,
+    # The keys that verify access tokens and the server's metadata: public by design.
+    ("GET", "/oauth/jwks.json"): PUBLIC,
+    ("GET", "/.well-known/oauth-authorization-server"): PUBLIC,
 }
 
 # Plume's documentation (plume.web.docs), out of the OpenAPI description: no key, no tenant.
@@ -139,6 +151,7 @@ def fill(
         {
             "organization_id": organization_id,
             "api_key_id": key_id,
+            "oauth_client_id": key_id,
             "draft_id": draft_id or uuid.uuid4(),
         }
     )
@@ -152,6 +165,8 @@ def body_for(method: str, path: str) -> Any:
         return {"status": "suspended", "name": "Renommée par un intrus"}
     if method == "POST" and path.endswith("/api-keys"):
         return {"name": "Clé intruse", "role": "tenant_admin"}
+    if method == "POST" and path.endswith("/oauth-clients"):
+        return {"name": "Client intrus", "role": "tenant_admin"}
     if (method, path) == ("POST", "/v1/chat/completions"):
         return {"messages": [{"role": "user", "content": "Bonjour"}]}
     if (method, path) == ("POST", "/v1/drafts"):
@@ -311,7 +326,7 @@ def test_the_openapi_declares_the_roles_of_each_route(app: FastAPI) -> None:
         scopes = {
             scope for requirement in security for names in requirement.values() for scope in names
         }
-        if category == PUBLIC:
+        if category in (PUBLIC, CLIENT):
             assert not scopes, (method, path)
         elif category == OPERATOR:
             assert scopes == {"operator_admin"}, (method, path, scopes)
@@ -1530,3 +1545,155 @@ async def test_another_tenants_usage_is_not_found(
     assert own.status_code == 200, own.text
     allowed = {world.epci_a.slug, world.a1.slug, world.a2.slug}
     assert {row["key"] for row in own.json()["rows"]} <= allowed
+
+
+# --------------------------------------------------------------------------------------
+# OAuth2 clients: managed as keys are, and their tokens confined as keys are
+# --------------------------------------------------------------------------------------
+
+
+async def client_state(db: AsyncSession) -> dict[uuid.UUID, tuple[uuid.UUID, Any]]:
+    rows = await db.execute(
+        select(OAuthClient.id, OAuthClient.organization_id, OAuthClient.revoked_at)
+    )
+    return {row.id: (row.organization_id, row.revoked_at) for row in rows}
+
+
+async def new_client(client: AsyncClient, admin: Key, **params: str) -> dict[str, Any]:
+    response = await call(
+        client,
+        "POST",
+        "/v1/organization/oauth-clients",
+        admin,
+        json={"name": "Logiciel", "role": "agent"},
+        params=params or None,
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+@covers("GET", "/v1/organization/oauth-clients")
+@covers("POST", "/v1/organization/oauth-clients")
+async def test_another_tenants_clients_are_out_of_reach(
+    client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
+) -> None:
+    for organization_name in {victim for _, victim in FOREIGN_ORGANIZATIONS} - {"operator"}:
+        admin = next(
+            k
+            for k in world.keys.values()
+            if k.organization == world.org(organization_name) and k.role == "tenant_admin"
+        )
+        await new_client(client, admin)
+    before = await client_state(db)
+    for caller_name, victim_name in FOREIGN_ORGANIZATIONS:
+        caller, victim = world.key(caller_name), world.org(victim_name)
+        params = {"organization_id": str(victim.id)}
+        with subtests.test(caller=caller_name, victim=victim_name):
+            for method in ("GET", "POST"):
+                response = await call(
+                    client,
+                    method,
+                    "/v1/organization/oauth-clients",
+                    caller,
+                    json=body_for(method, "/v1/organization/oauth-clients"),
+                    params=params,
+                )
+                assert_problem(response, 404, "not_found")
+            own = await call(client, "GET", "/v1/organization/oauth-clients", caller)
+            assert own.status_code == 200, own.text
+            assert all(
+                item["organization_id"] == str(caller.organization.id)
+                for item in own.json()["items"]
+            )
+    assert await client_state(db) == before
+
+
+@covers("GET", "/v1/organization/oauth-clients")
+@covers("POST", "/v1/organization/oauth-clients")
+async def test_epci_admin_manages_its_communes_clients(client: AsyncClient, world: World) -> None:
+    caller = world.key("epci_a.admin")
+    created = await new_client(client, caller, organization_id=str(world.a1.id))
+    assert created["organization_id"] == str(world.a1.id)
+    listing = await call(
+        client,
+        "GET",
+        "/v1/organization/oauth-clients",
+        caller,
+        params={"organization_id": str(world.a1.id)},
+    )
+    assert [item["id"] for item in listing.json()["items"]] == [created["id"]]
+    revoked = await call(
+        client, "DELETE", f"/v1/organization/oauth-clients/{created['id']}", caller
+    )
+    assert revoked.status_code == 204, revoked.text
+
+
+@covers("DELETE", "/v1/organization/oauth-clients/{oauth_client_id}")
+async def test_revoking_another_tenants_client_is_not_found(
+    client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
+) -> None:
+    victims = {
+        name: await new_client(client, world.key(name))
+        for name in ("commune_a.admin", "a1.admin", "epci_a.admin")
+    }
+    before = await client_state(db)
+    for caller_name, victim_name in [
+        ("commune_b.admin", "commune_a.admin"),
+        ("epci_b.admin", "a1.admin"),
+        ("a1.admin", "epci_a.admin"),
+        ("epci_a.admin", "commune_a.admin"),
+    ]:
+        caller, victim = world.key(caller_name), victims[victim_name]
+        with subtests.test(caller=caller_name, victim=victim_name):
+            response = await call(
+                client, "DELETE", f"/v1/organization/oauth-clients/{victim['id']}", caller
+            )
+            assert_problem(response, 404, "not_found")
+    assert await client_state(db) == before
+
+
+@covers("GET", "/v1/me")
+async def test_me_is_always_the_callers_own(client: AsyncClient, world: World) -> None:
+    for name in ("commune_b.admin", "epci_b.agent", "a1.admin"):
+        caller = world.key(name)
+        response = await client.get(
+            "/v1/me",
+            params={"organization_id": str(world.commune_a.id), "id": world.key("operator").id},
+            headers={**caller.headers, "X-Organization-Id": str(world.commune_a.id)},
+        )
+        assert response.status_code == 200, response.text
+        me = response.json()
+        assert me["id"] == caller.id
+        assert me["organization"]["id"] == str(caller.organization.id)
+        assert str(world.commune_a.id) not in response.text
+
+
+async def test_a_clients_token_is_confined_to_its_tenant(client: AsyncClient, world: World) -> None:
+    created = await new_client(client, world.key("epci_b.admin"))
+    token = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": created["client_id"],
+            "client_secret": created["client_secret"],
+        },
+    )
+    assert token.status_code == 200, token.text
+    machine = Key(
+        created["id"], token.json()["access_token"], world.epci_b, world.key("epci_b.agent").role
+    )
+    theirs = await call(
+        client, "POST", "/v1/drafts", world.key("commune_a.agent"), json=dict(DRAFT_REQUEST)
+    )
+    assert theirs.status_code == 201, theirs.text
+    response = await call(client, "GET", f"/v1/drafts/{theirs.json()['id']}", machine)
+    assert_problem(response, 404, "not_found")
+    for path in (
+        "/v1/organization/api-keys",
+        "/v1/organization/oauth-clients",
+        "/v1/admin/organizations",
+    ):
+        assert_problem(await call(client, "GET", path, machine), 403, "forbidden")
+    mine = await call(client, "GET", "/v1/organization", machine)
+    assert mine.json()["id"] == str(world.epci_b.id)

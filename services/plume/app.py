@@ -33,6 +33,7 @@ from plume.drafting.service import DraftingService
 from plume.errors import DEFAULT_PUBLIC_URL, set_public_url
 from plume.metrics import endpoints as metrics_endpoints
 from plume.metrics.observer import MetricsObserver
+from plume.oauth import endpoints as oauth_endpoints
 from plume.organizations import endpoints as organizations_endpoints
 from plume.organizations.gauges import OrganizationInfo
 from plume.quotas import endpoints as quota_endpoints
@@ -61,12 +62,14 @@ DESCRIPTION = """
 Plume aide les communes à rédiger leurs écrits administratifs (arrêtés, délibérations,
 courriers, articles de bulletin, synthèses) avec l'IA générative, sous le contrôle d'un agent.
 
-Authentication: `Authorization: Bearer plm_…`. Each operation lists the roles it accepts
-in its security requirement. Errors are `application/problem+json` (RFC 9457, schema
-`Problem`; its `type` links to the code's page under `/problems/`), except on the
-OpenAI-compatible routes (`/v1/chat/completions`, `/v1/models`), which answer OpenAI's error
-object (`OpenAIError`). Every operation lists the statuses it may answer. Text fields refuse
-the NUL character (`\\u0000`: 422).
+Authentication: `Authorization: Bearer plm_…` (an API key), or an OAuth2 client's access
+token from `POST /oauth/token` (client credentials), acting as a key of the client's role.
+Each operation lists the roles it accepts in its security requirement. Errors are
+`application/problem+json` (RFC 9457, schema `Problem`; its `type` links to the code's page
+under `/problems/`), except on the OpenAI-compatible routes (`/v1/chat/completions`,
+`/v1/models`), which answer OpenAI's error object (`OpenAIError`), and on `POST /oauth/token`,
+which answers RFC 6749's (`OAuthError`) for the client's mistakes. Every operation lists
+the statuses it may answer. Text fields refuse the NUL character (`\\u0000`: 422).
 """
 OPENAPI_URL = "/openapi.json"
 
@@ -242,5 +245,9 @@ def create_app(
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)
     app.include_router(credentials_endpoints.tenant_router)
+    app.include_router(credentials_endpoints.me_router)
+    app.include_router(oauth_endpoints.admin_router)
+    app.include_router(oauth_endpoints.tenant_router)
+    app.include_router(oauth_endpoints.server_router)
     install_openapi(app)
     return app

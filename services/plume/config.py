@@ -11,10 +11,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Self
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
+_PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.DOTALL)
 _WEAK_SECRETS = {"changethis", "changeme", "secret", "password", "plume"}
 
 
@@ -80,6 +83,14 @@ class Settings(BaseSettings):
     # The longest life of a key minted through the API (days); a key asked without an expiry
     # gets this one. None: keys may live until revoked.
     api_key_max_days: int | None = Field(default=None, ge=1, le=3650)
+    # The private key OAuth2 access tokens are signed with (PEM, EC P-256; a secret), the
+    # same in every process; unset, it is derived from PLUME_SECRET_KEY. The previous keys
+    # (PEM blocks, newest first) still verify the tokens they signed during a rotation and
+    # are published with it (docs/identity.md, docs/decisions/0010).
+    oauth_signing_key: SecretStr | None = None
+    oauth_previous_signing_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # An access token's life (seconds): ten minutes at most.
+    oauth_token_ttl_s: int = Field(default=600, ge=30, le=600)
     log_level: str = "INFO"
 
     @field_validator("cors_origins", mode="before")
@@ -122,6 +133,24 @@ class Settings(BaseSettings):
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("oauth_previous_signing_keys", mode="before")
+    @classmethod
+    def _split_pem_blocks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return _PEM_BLOCK.findall(value)
+        return value
+
+    @field_validator("oauth_signing_key", "oauth_previous_signing_keys")
+    @classmethod
+    def _check_signing_keys(
+        cls, value: SecretStr | list[SecretStr] | None
+    ) -> SecretStr | list[SecretStr] | None:
+        for key in value if isinstance(value, list) else [value] if value else []:
+            if not is_p256_private_key(key.get_secret_value()):
+                # Never the value itself: it is a secret.
+                raise ValueError("must be an EC P-256 private key in PEM")
         return value
 
     @field_validator("database_url")
@@ -181,6 +210,15 @@ class Settings(BaseSettings):
         if self.secret_key is None:
             raise ConfigurationError("PLUME_SECRET_KEY: is required")
         return self.secret_key.get_secret_value()
+
+
+def is_p256_private_key(pem: str) -> bool:
+    """Whether `pem` is an unencrypted EC P-256 private key (ES256's)."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return False
+    return isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
 
 
 def normalize_database_url(url: str) -> str:

@@ -43,6 +43,7 @@ from tests.support.settings import make_settings
 TENANT_TABLES = {
     "organizations",
     "api_keys",
+    "oauth_clients",
     "drafts",
     "idempotency_keys",
     "quotas",

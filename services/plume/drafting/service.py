@@ -203,6 +203,7 @@ def new_row(principal: Principal, kind: str, fields: dict[str, Any], route: Rout
         id=uuid.uuid4(),
         organization_id=principal.organization_id,
         created_by_key_id=principal.key_id,
+        created_by_client_id=principal.client_id,
         kind=kind,
         status=DraftStatus.DRAFT,
         title=fields.get("subject"),

@@ -5,6 +5,7 @@ from plume.models.audit_entry import AuditEntry, AuditHead
 from plume.models.default_quota import DEFAULT_QUOTA_KINDS, DefaultQuota
 from plume.models.draft import Draft, DraftStatus
 from plume.models.idempotency_key import IdempotencyKey
+from plume.models.oauth_client import OAuthClient
 from plume.models.organization import Organization, OrganizationKind, OrganizationStatus
 from plume.models.quota import Quota, QuotaCounter, QuotaLedger, QuotaReservation
 from plume.models.usage_record import UsageRecord
@@ -19,6 +20,7 @@ __all__ = [
     "Draft",
     "DraftStatus",
     "IdempotencyKey",
+    "OAuthClient",
     "Organization",
     "OrganizationKind",
     "OrganizationStatus",

@@ -63,6 +63,10 @@ class Draft(TimestampedMixin, Base):
     created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL")
     )
+    # Or the OAuth2 client whose token asked for it (a synthèse job acts for it).
+    created_by_client_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="SET NULL")
+    )
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     status: Mapped[DraftStatus] = mapped_column(
         Enum(DraftStatus, name="draft_status", values_callable=lambda m: [s.value for s in m]),
