@@ -115,7 +115,7 @@ def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> No
     app.state.retention = Periodic(
         "retention",
         settings.retention_interval_s,
-        partial(retention.purge, session_factory),
+        partial(retention.purge, session_factory, address_days=settings.audit_address_days),
         first_after_s=settings.retention_first_run_s,
     )
 

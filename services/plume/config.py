@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # long after start-up (a process restarted more often than daily still purges).
     retention_interval_s: float = Field(default=86_400.0, gt=0)
     retention_first_run_s: float = Field(default=600.0, ge=0)
+    # The audit trail keeps a caller's full IP address this long (for investigations); its
+    # network (/24, /48) stays in the hashed entry.
+    audit_address_days: int = Field(default=30, ge=1, le=3650)
     # Every provider call (its attempts, retries and fallbacks; a stream to its last word).
     provider_deadline_s: float = Field(default=300.0, gt=0, le=3600)
     # A comment line on every Server-Sent Events stream after this long without a byte.

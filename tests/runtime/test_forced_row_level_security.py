@@ -52,6 +52,7 @@ TENANT_TABLES = {
     "usage_records",
     "audit_entries",
     "audit_heads",
+    "audit_client_addresses",
     # The operator's, no tenant's: only the system's scope reads or writes it.
     "default_quotas",
 }

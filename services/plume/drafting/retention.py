@@ -3,7 +3,8 @@ erased (plume.drafting.erasure), approved or not — the signed act is the commu
 archive, not Plume's. Each organisation's purge is recorded in its audit trail
 (`retention.purge`, with how many drafts and the cut-off, never a text). Runs in every API
 process (`Periodic`, daily) and by hand (`plume retention run [--at]`); two runs at once
-skip each other's locked rows, and a run that finds nothing records nothing."""
+skip each other's locked rows, and a run that finds nothing records nothing. The same run
+forgets the audit trail's full client addresses older than `PLUME_AUDIT_ADDRESS_DAYS`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from plume.audit.service import forget_client_addresses
 from plume.audit.trail import Actor, record
 from plume.config import Settings
 from plume.db import TenantScope, create_engine, create_session_factory, system_sessions
@@ -24,6 +26,7 @@ from plume.organizations.service import OrganizationService
 logger = structlog.get_logger("plume.retention")
 
 BATCH = 200
+DEFAULT_ADDRESS_DAYS = 30
 DAY_S = 24 * 3600.0
 
 
@@ -50,12 +53,26 @@ async def _cut_offs(
         return cut_offs
 
 
+async def forget_addresses(
+    session_factory: async_sessionmaker[AsyncSession], before: datetime
+) -> int:
+    """Forget the audit trail's full client addresses recorded before `before`."""
+    async with system_sessions(session_factory)() as session, session.begin():
+        return await forget_client_addresses(session, before)
+
+
 async def purge(
-    session_factory: async_sessionmaker[AsyncSession], at: datetime | None = None
+    session_factory: async_sessionmaker[AsyncSession],
+    at: datetime | None = None,
+    address_days: int = DEFAULT_ADDRESS_DAYS,
 ) -> list[Purged]:
     """Erase, organisation by organisation and in batches (one transaction each), the drafts
-    created before `at` minus the organisation's retention; returns what was erased."""
+    created before `at` minus the organisation's retention; returns what was erased. The
+    audit trail's full client addresses older than `address_days` are forgotten too."""
     at = at or datetime.now(UTC)
+    forgotten = await forget_addresses(session_factory, at - timedelta(days=address_days))
+    if forgotten:
+        logger.info("audit_addresses_forgotten", count=forgotten)
     sessions = system_sessions(session_factory)
     done: list[Purged] = []
     for organization_id, slug, days, before in await _cut_offs(sessions, at):
@@ -91,7 +108,7 @@ async def run_once(settings: Settings, at: datetime | None) -> list[str]:
     """`plume retention run`: one purge, one line per organisation that had drafts to erase."""
     engine = create_engine(settings.require_database_url(), pool_size=1)
     try:
-        purged = await purge(create_session_factory(engine), at)
+        purged = await purge(create_session_factory(engine), at, settings.audit_address_days)
     finally:
         await engine.dispose()
     return [

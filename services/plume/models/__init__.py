@@ -1,7 +1,7 @@
 """Every ORM table, one module per table; importing this package registers them all."""
 
 from plume.models.api_key import ApiKey, ApiKeyRole
-from plume.models.audit_entry import AuditEntry, AuditHead
+from plume.models.audit_entry import AuditClientAddress, AuditEntry, AuditHead
 from plume.models.default_quota import DEFAULT_QUOTA_KINDS, DefaultQuota
 from plume.models.draft import Draft, DraftStatus
 from plume.models.idempotency_key import IdempotencyKey
@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_QUOTA_KINDS",
     "ApiKey",
     "ApiKeyRole",
+    "AuditClientAddress",
     "AuditEntry",
     "AuditHead",
     "DefaultQuota",
