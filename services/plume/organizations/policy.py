@@ -65,8 +65,13 @@ class PolicyPatch(BaseModel):
     publication_mode: PublicationMode | None = None
     mayor: Officer | None = None
     secretary: Officer | None = None
+    # The kinds of documents whose review needs a signed-in agent (identity verified by
+    # ProConnect); a key's or a client's declared reviewer is refused for them.
+    verified_review_required: list[DocumentKind] | None = Field(
+        default=None, max_length=len(ALL_KINDS)
+    )
 
-    @field_validator("allowed_kinds", "allowed_hosting")
+    @field_validator("allowed_kinds", "allowed_hosting", "verified_review_required")
     @classmethod
     def _no_duplicates(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and len(set(value)) != len(value):
@@ -89,6 +94,7 @@ class EffectivePolicy(BaseModel):
     publication_mode: PublicationMode = DEFAULT_PUBLICATION_MODE
     mayor: Officer | None = None
     secretary: Officer | None = None
+    verified_review_required: list[DocumentKind] = Field(default_factory=list)
 
 
 def publication_mode_problem(policy: dict[str, Any]) -> str | None:
@@ -125,14 +131,16 @@ def merge_patch(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
     """Compute the policy in force at the end of `chain` (operator first, the tenant last).
 
-    Lists are intersected, so a lower level can narrow but never widen; the tribunal is the
-    nearest level's choice; the acts' settings (population, publication mode, mayor,
+    Lists are intersected, so a lower level can narrow but never widen; the kinds whose
+    review needs a verified identity add up (a level may require more, never less); the
+    tribunal is the nearest level's choice; the acts' settings (population, publication mode, mayor,
     secretary) are the organisation's own.
     """
     operator_level = {**DEFAULT_POLICY, **(chain[0] if chain else {})}
     kinds = set(operator_level["allowed_kinds"])
     hosting = set(operator_level["allowed_hosting"])
     tribunal = operator_level["tribunal_administratif"]
+    verified = {k for level in chain for k in level.get("verified_review_required") or []}
     for level in chain[1:]:
         if level.get("allowed_kinds") is not None:
             kinds &= set(level["allowed_kinds"])
@@ -145,5 +153,6 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
         allowed_kinds=[k for k in ALL_KINDS if k in kinds],
         allowed_hosting=[h for h in ALL_HOSTING if h in hosting],
         tribunal_administratif=tribunal,
+        verified_review_required=[k for k in ALL_KINDS if k in verified],
         **{key: own[key] for key in ACT_SETTINGS if own.get(key) is not None},
     )

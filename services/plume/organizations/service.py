@@ -46,6 +46,7 @@ def organization_out(organization: Organization, policy: EffectivePolicy) -> Org
         parent_id=organization.parent_id,
         insee_code=organization.insee_code,
         siren=organization.siren,
+        siret=organization.siret,
         policy=policy,
         created_at=organization.created_at,
     )
@@ -132,6 +133,7 @@ class OrganizationService:
             parent_id=parent.id,
             insee_code=insee_code,
             siren=siren,
+            siret=payload.siret,
             status=OrganizationStatus.ACTIVE,
             policy=policy,
         )
