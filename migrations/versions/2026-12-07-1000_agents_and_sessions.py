@@ -45,8 +45,7 @@ _DEFINER = "(current_user = 'plume_definer')"
 
 # What the application role may change of an agent: never its organisation.
 _AGENT_UPDATABLE = (
-    "email, subject, issuer, given_name, usual_name, title, role, status, last_login_at,"
-    " updated_at"
+    "email, subject, issuer, given_name, usual_name, title, role, status, last_login_at, updated_at"
 )
 # Every column of agent_sessions but token_hash.
 _SESSION_COLUMNS = (
@@ -182,7 +181,10 @@ $$;
 def _timestamps() -> list[sa.Column[object]]:
     return [
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
     ]
 
@@ -232,12 +234,13 @@ def upgrade() -> None:
         sa.Column("invited_by_agent_id", sa.Uuid(), nullable=True),
         sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         *_timestamps(),
-        sa.CheckConstraint(
-            "(issuer IS NULL) = (subject IS NULL)", name=op.f("agents_bound_check")
-        ),
+        sa.CheckConstraint("(issuer IS NULL) = (subject IS NULL)", name=op.f("agents_bound_check")),
         sa.CheckConstraint(
             "status <> 'active' OR subject IS NOT NULL", name=op.f("agents_active_bound_check")
         ),
@@ -338,9 +341,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for signature in _FUNCTIONS:
         op.execute(f"DROP FUNCTION {signature}")
-    op.drop_constraint(
-        op.f("drafts_reviewed_by_agent_id_fkey"), "drafts", type_="foreignkey"
-    )
+    op.drop_constraint(op.f("drafts_reviewed_by_agent_id_fkey"), "drafts", type_="foreignkey")
     op.drop_column("drafts", "reviewed_by_agent_id")
     op.execute("REVOKE ALL ON agent_sessions FROM plume_definer")
     op.execute("REVOKE ALL ON agents FROM plume_definer")

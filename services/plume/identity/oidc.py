@@ -94,7 +94,7 @@ class OidcProvider:
             scope=self.scopes,
             redirect_uri=self.redirect_uri,
             code_challenge_method="S256",
-            token_endpoint_auth_method="client_secret_post",
+            token_endpoint_auth_method="client_secret_post",  # noqa: S106 (a method's name)
             timeout=HTTP_TIMEOUT_S,
             **kwargs,
         )

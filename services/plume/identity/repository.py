@@ -139,7 +139,9 @@ class AgentRepository:
     # -- agents, within the scope -------------------------------------------------------------
 
     async def get(self, agent_id: uuid.UUID) -> Agent | None:
-        statement = select(Agent).where(Agent.id == agent_id, self.scope.clause(Agent.organization_id))
+        statement = select(Agent).where(
+            Agent.id == agent_id, self.scope.clause(Agent.organization_id)
+        )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def find_by_email(self, organization_id: uuid.UUID, email: str) -> Agent | None:
@@ -209,9 +211,7 @@ class AgentRepository:
         )
         return (await self.session.execute(statement)).scalars().all()
 
-    async def revoke_sessions(
-        self, agent_id: uuid.UUID, *, only: uuid.UUID | None = None
-    ) -> int:
+    async def revoke_sessions(self, agent_id: uuid.UUID, *, only: uuid.UUID | None = None) -> int:
         """Revoke the agent's sessions still open (or only one of them); how many were."""
         statement = (
             update(AgentSession)
@@ -226,4 +226,3 @@ class AgentRepository:
         if only is not None:
             statement = statement.where(AgentSession.id == only)
         return len((await self.session.execute(statement)).all())
-

@@ -43,7 +43,9 @@ class Agent(TimestampedMixin, Base):
     __table_args__ = (
         CheckConstraint("(issuer IS NULL) = (subject IS NULL)", name="bound"),
         CheckConstraint("status <> 'active' OR subject IS NOT NULL", name="active_bound"),
-        Index("agents_organization_email_idx", "organization_id", text("lower(email)"), unique=True),
+        Index(
+            "agents_organization_email_idx", "organization_id", text("lower(email)"), unique=True
+        ),
         Index("agents_email_idx", text("lower(email)")),
         UniqueConstraint("issuer", "subject", name="agents_issuer_subject_key"),
     )
