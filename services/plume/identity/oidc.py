@@ -18,7 +18,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
@@ -136,8 +136,19 @@ class OidcProvider:
         once if none fits (a rotation)."""
         registry = JWSRegistry(algorithms=algorithms, strict_check_header=False)
         for refresh in (False, True):
+            keys = await self._keys(refresh=refresh)
             try:
-                return jwt.decode(token, await self._keys(refresh=refresh), registry=registry)
+                return jwt.decode(token, keys, registry=registry)
+            except InvalidKeyIdError as exc:
+                # A token without a key id, when the provider publishes several keys: the
+                # one whose signature holds.
+                for key in keys.keys:
+                    try:
+                        return jwt.decode(token, key, registry=registry)
+                    except JoseError:
+                        continue
+                if refresh:
+                    raise ProviderError(f"signature refused ({exc.error})") from exc
             except JoseError as exc:
                 if refresh:
                     raise ProviderError(f"signature refused ({exc.error})") from exc
