@@ -25,7 +25,8 @@ async def test_a_tenant_admin_invites_lists_and_changes_agents(
     created = await browser.post("/v1/organization/agents", headers=admin.headers, json=body)
     assert created.status_code == 201, created.text
     agent = created.json()
-    assert agent["status"] == "invited" and agent["organization_id"] == str(commune.id)
+    assert agent["status"] == "invited"
+    assert agent["organization_id"] == str(commune.id)
     again = await browser.post(
         "/v1/organization/agents", headers=admin.headers, json={**body, "email": email.upper()}
     )

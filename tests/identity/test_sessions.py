@@ -58,7 +58,8 @@ async def test_a_bearer_request_ignores_the_cookies(
     await _signed_in(browser, provider, factory, db, organization=commune)
     key = await factory.key(await factory.commune(), "agent")
     me = await browser.get("/v1/me", headers=key.headers)
-    assert me.json()["kind"] == "api_key" and me.json()["id"] == key.id
+    assert me.json()["kind"] == "api_key"
+    assert me.json()["id"] == key.id
     # No CSRF token needed with a key, whatever the cookies.
     response = await browser.post(
         "/v1/drafts", headers=key.headers, json={"kind": "courrier", "recipient": "x"}

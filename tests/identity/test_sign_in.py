@@ -39,9 +39,11 @@ async def test_an_invited_agent_signs_in_and_is_known_by_v1_me(
     cookies = response.headers.get_list("set-cookie")
     session_cookie = next(c for c in cookies if c.startswith("plume_session="))
     csrf_cookie = next(c for c in cookies if c.startswith("plume_csrf="))
-    assert "HttpOnly" in session_cookie and "Secure" in session_cookie
+    assert "HttpOnly" in session_cookie
+    assert "Secure" in session_cookie
     assert "samesite=lax" in session_cookie.lower()
-    assert "HttpOnly" not in csrf_cookie and "Secure" in csrf_cookie
+    assert "HttpOnly" not in csrf_cookie
+    assert "Secure" in csrf_cookie
 
     me = await browser.get("/v1/me")
     assert me.status_code == 200, me.text
@@ -61,7 +63,8 @@ async def test_an_invited_agent_signs_in_and_is_known_by_v1_me(
     }
     await db.refresh(agent)
     assert agent.status is AgentStatus.ACTIVE
-    assert agent.subject is not None and agent.issuer == provider.issuer
+    assert agent.subject is not None
+    assert agent.issuer == provider.issuer
     assert agent.last_login_at is not None
     stored = (
         await db.execute(select(AgentSession).where(AgentSession.agent_id == agent.id))
@@ -78,7 +81,8 @@ async def test_an_invited_agent_signs_in_and_is_known_by_v1_me(
         .scalars()
         .all()
     )
-    assert token not in hashes and len(hashes[0]) == 64
+    assert token not in hashes
+    assert len(hashes[0]) == 64
 
 
 async def test_the_authorization_request_uses_pkce_s256_state_and_nonce(
@@ -93,13 +97,15 @@ async def test_the_authorization_request_uses_pkce_s256_state_and_nonce(
     assert query["redirect_uri"] == f"{PUBLIC_URL}/auth/callback"
     assert query["code_challenge_method"] == "S256"
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", query["code_challenge"])
-    assert len(query["state"]) >= 32 and len(query["nonce"]) >= 32
+    assert len(query["state"]) >= 32
+    assert len(query["nonce"]) >= 32
     assert query["state"] != query["nonce"]
     assert set(query["scope"].split()) >= {"openid", "email", "given_name", "usual_name", "siret"}
     # The verifier stays with the browser's signed login cookie, never in the URL.
     assert "code_verifier" not in query
     login_cookie = response.headers["set-cookie"]
-    assert login_cookie.startswith("plume_login=") and "HttpOnly" in login_cookie
+    assert login_cookie.startswith("plume_login=")
+    assert "HttpOnly" in login_cookie
     assert "Path=/auth" in login_cookie
 
 
@@ -177,9 +183,11 @@ async def test_a_siret_that_is_not_the_organisations_is_refused(
 
     refused = await sign_in(browser, provider, email, siret="13002526500013")
     assert refused.status_code == 403
-    assert "SIRET" in refused.text and "Commune de Saint-Siret" in refused.text
+    assert "SIRET" in refused.text
+    assert "Commune de Saint-Siret" in refused.text
     await db.refresh(agent)
-    assert agent.status is AgentStatus.INVITED and agent.subject is None
+    assert agent.status is AgentStatus.INVITED
+    assert agent.subject is None
 
     admitted = await sign_in(browser, provider, email, siret="21760349400019")
     assert admitted.status_code == 302, admitted.text

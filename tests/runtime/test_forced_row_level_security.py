@@ -51,6 +51,8 @@ TENANT_TABLES = {
     "usage_records",
     "audit_entries",
     "audit_heads",
+    "agents",
+    "agent_sessions",
     # The operator's, no tenant's: only the system's scope reads or writes it.
     "default_quotas",
 }
