@@ -176,7 +176,8 @@ class OidcProvider:
                     code_verifier=code_verifier,
                 )
             except Exception as exc:  # Authlib's OAuth errors and httpx's, alike
-                raise ProviderError("the code exchange failed") from exc
+                # The error's kind only: its text may quote the provider's answer.
+                raise ProviderError(f"the code exchange failed ({type(exc).__name__})") from exc
             id_token = token.get("id_token")
             if not isinstance(id_token, str):
                 raise ProviderError("the token answer has no id_token")
