@@ -10,12 +10,12 @@ Nothing here is logged: codes, tokens and claims are secrets or personal data.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
@@ -23,6 +23,12 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
 from plume.config import Settings
+
+with warnings.catch_warnings():
+    # Authlib 1.9 deprecates this integration in favour of httpx2, which Plume does not use;
+    # the warning would otherwise open the output of every `plume` command.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 CALLBACK_PATH = "/auth/callback"
 # How long the discovery document and the keys are kept before being read again; an
