@@ -1081,6 +1081,8 @@ ORGANIZATION_CHANGES = {
     "policy": "UPDATE organizations SET policy = '{}'::jsonb WHERE id = :own",
     "name": "UPDATE organizations SET name = 'Renommée' WHERE id = :own",
     "organization_update": ("SELECT organization_update(:own, 'Renommée', 'active', '{}'::jsonb)"),
+    "siret": "UPDATE organizations SET siret = '21760349400019' WHERE id = :own",
+    "organization_set_siret": "SELECT organization_set_siret(:own, '21760349400019')",
 }
 
 

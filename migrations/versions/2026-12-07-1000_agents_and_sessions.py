@@ -16,9 +16,12 @@ server-side sessions; the review's verified signer; an organisation's SIRET.
 * `drafts.reviewed_by_agent_id`: the signed-in agent who reviewed a draft (the reviewer's
   identity is then verified); earlier reviews have none.
 * `organizations.siret`: the establishment's SIRET, checked against the one ProConnect
-  sends at sign-in.
+  sends at sign-in; set at creation, or by the operator through `organization_set_siret`
+  (SECURITY DEFINER, the system's scope only, owned by the migrating role like
+  `organization_update`): the application role updates no organisation's column.
 
-The functions' sources are services/plume/identity/sql/*.sql; this revision holds frozen
+The functions' sources are services/plume/identity/sql/*.sql and
+services/plume/organizations/sql/organization_set_siret.sql; this revision holds frozen
 copies of them.
 
 Revision ID: 3737e1016ffc
@@ -173,6 +176,40 @@ BEGIN
                CASE WHEN level2.id IS NULL THEN NULL ELSE level2 END,
                CASE WHEN level3.id IS NULL THEN NULL ELSE level3 END;
     END LOOP;
+END
+$$;
+"""
+
+
+# services/plume/organizations/sql/organization_set_siret.sql
+ORGANIZATION_SET_SIRET = r"""
+-- organization_set_siret: the operator sets (or, with NULL, clears) an organisation's SIRET
+-- (PATCH /v1/admin/organizations/{id}), which ProConnect's `siret` claim must match when an
+-- agent of the organisation signs in (docs/identity.md). Only with the system's scope (an
+-- operator admin, the command line); answers whether the organisation was found. A SIRET
+-- belongs to one organisation at most (unique constraint).
+--
+-- The application role may not UPDATE an organisation's columns: a tenant's transaction
+-- cannot choose which establishment's agents it admits.
+--
+-- The source of the function: tests/runtime/test_sql_sources.py checks that the migrated
+-- database's function is this text. A change takes a new migration holding a frozen copy.
+CREATE OR REPLACE FUNCTION organization_set_siret(p_id uuid, p_siret text)
+RETURNS boolean
+LANGUAGE plpgsql
+-- Runs as its owner, with the system's scope only.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF current_setting('plume.all_organizations', true) IS DISTINCT FROM 'on' THEN
+        RAISE EXCEPTION 'only the operator changes an organisation'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    UPDATE public.organizations AS o
+    SET siret = p_siret, updated_at = now()
+    WHERE o.id = p_id;
+    RETURN FOUND;
 END
 $$;
 """
@@ -336,9 +373,13 @@ def upgrade() -> None:
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
         op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO plume_app")
         op.execute(f"ALTER FUNCTION {signature} OWNER TO plume_definer")
+    op.execute(ORGANIZATION_SET_SIRET)
+    op.execute("REVOKE ALL ON FUNCTION organization_set_siret(uuid, text) FROM PUBLIC")
+    op.execute("GRANT EXECUTE ON FUNCTION organization_set_siret(uuid, text) TO plume_app")
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION organization_set_siret(uuid, text)")
     for signature in _FUNCTIONS:
         op.execute(f"DROP FUNCTION {signature}")
     op.drop_constraint(op.f("drafts_reviewed_by_agent_id_fkey"), "drafts", type_="foreignkey")

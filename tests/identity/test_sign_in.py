@@ -258,3 +258,26 @@ def test_the_pkce_challenge_is_the_s256_of_a_verifier() -> None:
     verifier = "v" * 64
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
     assert len(challenge) == 43
+
+
+async def test_the_operator_sets_an_organisations_siret(
+    browser: AsyncClient, factory: Factory
+) -> None:
+    operator = await factory.operator_key()
+    commune, other = await factory.commune(), await factory.commune()
+    url = f"/v1/admin/organizations/{commune.id}"
+    response = await browser.patch(
+        url, headers=operator.headers, json={"siret": "217 603 494 00019"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["siret"] == "21760349400019"
+    taken = await browser.patch(
+        f"/v1/admin/organizations/{other.id}",
+        headers=operator.headers,
+        json={"siret": "21760349400019"},
+    )
+    assert taken.status_code == 409, taken.text
+    invalid = await browser.patch(url, headers=operator.headers, json={"siret": "2176"})
+    assert invalid.status_code == 422, invalid.text
+    cleared = await browser.patch(url, headers=operator.headers, json={"siret": None})
+    assert cleared.json()["siret"] is None

@@ -54,7 +54,14 @@ class OrganizationUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     status: Literal["active", "suspended"] | None = None
+    # null clears it; ProConnect's `siret` claim must match it when agents sign in.
+    siret: str | None = Field(default=None, max_length=20)
     policy: PolicyPatch | None = None
+
+    @field_validator("siret")
+    @classmethod
+    def _siret(cls, value: str | None) -> str | None:
+        return normalize_siret(value) if value is not None else None
 
     @field_validator("name")
     @classmethod
