@@ -133,8 +133,8 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
 
     Lists are intersected, so a lower level can narrow but never widen; the kinds whose
     review needs a verified identity add up (a level may require more, never less); the
-    tribunal is the nearest level's choice; the acts' settings (population, publication mode, mayor,
-    secretary) are the organisation's own.
+    tribunal is the nearest level's choice; the acts' settings (population, publication
+    mode, mayor, secretary) are the organisation's own.
     """
     operator_level = {**DEFAULT_POLICY, **(chain[0] if chain else {})}
     kinds = set(operator_level["allowed_kinds"])
