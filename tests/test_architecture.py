@@ -51,6 +51,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             r"organizations\.(service|gauges)",
             r"credentials\.(auth|service)",
             r"oauth\.(service|tokens|bearer)",
+            r"identity\.(oidc|state|sessions|service|pages)",
             r"quotas\.(guard|service|wording|gauges|defaults)",
             r"audit\.(trail|refusals|chain|signing|service)",
             r"usage\.(reports|processing)",

@@ -13,6 +13,7 @@ OpenAI's shape rather than as problem details.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +29,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from plume.db import APP_ROLE, TenantScope, enter_tenant_context
-from plume.models import ApiKey, OAuthClient, Organization, OrganizationStatus
+from plume.models import (
+    Agent,
+    AgentRole,
+    AgentStatus,
+    ApiKey,
+    OAuthClient,
+    Organization,
+    OrganizationStatus,
+)
 from tests.support.clients import AppFactory, client_for
 from tests.support.database import reset_tenant_context
 from tests.support.factories import Factory, Key, fresh_insee
@@ -44,6 +53,7 @@ ANY_KEY = "any_key"  # every role, its own organisation
 TENANT_ADMIN = "tenant_admin"  # tenant_admin (and operator_admin)
 OPERATOR = "operator"  # operator_admin only
 CLIENT = "client"  # no key: an OAuth2 client's own authentication (RFC 6749's errors)
+SIGN_IN = "sign_in"  # the browser's sign-in (ProConnect): no key, no tenant
 
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): PUBLIC,
@@ -95,6 +105,15 @@ ROUTES: dict[tuple[str, str], str] = {
     # The keys that verify access tokens and the server's metadata: public by design.
     ("GET", "/oauth/jwks.json"): PUBLIC,
     ("GET", "/.well-known/oauth-authorization-server"): PUBLIC,
+    ("GET", "/v1/organization/agents"): TENANT_ADMIN,
+    ("POST", "/v1/organization/agents"): TENANT_ADMIN,
+    ("PATCH", "/v1/organization/agents/{agent_id}"): TENANT_ADMIN,
+    ("GET", "/v1/me/sessions"): ANY_KEY,
+    ("DELETE", "/v1/me/sessions/{session_id}"): ANY_KEY,
+    ("GET", "/auth/login"): SIGN_IN,
+    ("GET", "/auth/callback"): SIGN_IN,
+    ("POST", "/auth/logout"): SIGN_IN,
+    ("GET", "/auth/logged-out"): SIGN_IN,
 }
 
 # Plume's documentation (plume.web.docs), out of the OpenAPI description: no key, no tenant.
@@ -153,6 +172,8 @@ def fill(
             "api_key_id": key_id,
             "oauth_client_id": key_id,
             "draft_id": draft_id or uuid.uuid4(),
+            "agent_id": uuid.uuid4(),
+            "session_id": uuid.uuid4(),
         }
     )
 
@@ -173,6 +194,10 @@ def body_for(method: str, path: str) -> Any:
         return dict(DRAFT_REQUEST)
     if (method, path) == ("POST", "/v1/drafts/{draft_id}/review"):
         return dict(REVIEW)
+    if (method, path) == ("POST", "/v1/organization/agents"):
+        return {"email": "intrus@example.fr", "role": "tenant_admin", "title": "Maire"}
+    if (method, path) == ("PATCH", "/v1/organization/agents/{agent_id}"):
+        return {"status": "suspended"}
     if (method, path) == ("PUT", "/v1/admin/default-quotas"):
         return [{"kind": "commune", "metric": "requests", "period": "day", "limit": 1_000_000}]
     if method == "PUT" and path.endswith("/quotas"):
@@ -322,6 +347,9 @@ def test_the_openapi_declares_the_roles_of_each_route(app: FastAPI) -> None:
     """Operator routes require operator_admin only; tenant key routes refuse agents."""
     paths = app.openapi()["paths"]
     for (method, path), category in ROUTES.items():
+        if category == SIGN_IN:
+            assert path not in paths, path  # a browser's pages, out of the API's description
+            continue
         security = paths[path][method.lower()].get("security", [])
         scopes = {
             scope for requirement in security for names in requirement.values() for scope in names
@@ -1077,6 +1105,8 @@ ORGANIZATION_CHANGES = {
     "policy": "UPDATE organizations SET policy = '{}'::jsonb WHERE id = :own",
     "name": "UPDATE organizations SET name = 'Renommée' WHERE id = :own",
     "organization_update": ("SELECT organization_update(:own, 'Renommée', 'active', '{}'::jsonb)"),
+    "siret": "UPDATE organizations SET siret = '21760349400019' WHERE id = :own",
+    "organization_set_siret": "SELECT organization_set_siret(:own, '21760349400019')",
 }
 
 
@@ -1697,3 +1727,101 @@ async def test_a_clients_token_is_confined_to_its_tenant(client: AsyncClient, wo
         assert_problem(await call(client, "GET", path, machine), 403, "forbidden")
     mine = await call(client, "GET", "/v1/organization", machine)
     assert mine.json()["id"] == str(world.epci_b.id)
+
+
+# Agents (ProConnect): /v1/organization/agents, /v1/me, and the sign-in pages
+# --------------------------------------------------------------------------------------
+
+
+async def _invited_agent(db: AsyncSession, organization: Organization) -> Agent:
+    agent = Agent(
+        organization_id=organization.id,
+        email=f"agent.{uuid.uuid4().hex[:8]}@mairie.fr",
+        role=AgentRole.AGENT,
+        status=AgentStatus.INVITED,
+    )
+    db.add(agent)
+    await db.flush()
+    return agent
+
+
+@covers("GET", "/v1/organization/agents")
+@covers("POST", "/v1/organization/agents")
+async def test_another_tenants_agents_are_not_found(
+    client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
+) -> None:
+    path = "/v1/organization/agents"
+    for caller_name, target in FOREIGN_ORGANIZATIONS:
+        caller, target_id = world.key(caller_name), world.org(target).id
+        with subtests.test(caller=caller_name, target=target):
+            listed = await call(
+                client, "GET", path, caller, params={"organization_id": str(target_id)}
+            )
+            assert_problem(listed, 404, "not_found")
+            body = body_for("POST", path)
+            invited = await call(
+                client, "POST", path, caller, json=body, params={"organization_id": str(target_id)}
+            )
+            assert_problem(invited, 404, "not_found")
+    assert (
+        await db.execute(select(Agent).where(Agent.email == "intrus@example.fr"))
+    ).first() is None
+    # Without organization_id, only the caller's own agents.
+    mine = await _invited_agent(db, world.commune_a)
+    await _invited_agent(db, world.commune_b)
+    own = await call(client, "GET", path, world.key("commune_a.admin"))
+    assert [item["id"] for item in own.json()["items"]] == [str(mine.id)]
+
+
+@covers("PATCH", "/v1/organization/agents/{agent_id}")
+async def test_another_tenants_agent_cannot_be_changed(
+    client: AsyncClient, db: AsyncSession, world: World
+) -> None:
+    theirs = await _invited_agent(db, world.commune_a)
+    for caller_name in ("commune_b.admin", "epci_b.admin", "a1.admin", "epci_a.admin"):
+        response = await call(
+            client,
+            "PATCH",
+            f"/v1/organization/agents/{theirs.id}",
+            world.key(caller_name),
+            json={"status": "suspended"},
+        )
+        assert_problem(response, 404, "not_found")
+    await db.refresh(theirs)
+    assert theirs.status is AgentStatus.INVITED
+
+
+@covers("GET", "/v1/me")
+@covers("GET", "/v1/me/sessions")
+@covers("DELETE", "/v1/me/sessions/{session_id}")
+async def test_who_am_i_answers_the_callers_own_organisation(
+    client: AsyncClient, world: World
+) -> None:
+    for name in ("commune_b.admin", "a1.agent", "epci_a.admin"):
+        caller = world.key(name)
+        me = await call(
+            client, "GET", "/v1/me", caller, params={"organization_id": str(world.commune_a.id)}
+        )
+        assert me.json()["organization"]["id"] == str(caller.organization.id)
+        # Keys have no sessions: nothing to list or end, whoever's they are.
+        assert_problem(await call(client, "GET", "/v1/me/sessions", caller), 403, "forbidden")
+        ended = await call(client, "DELETE", f"/v1/me/sessions/{uuid.uuid4()}", caller)
+        assert_problem(ended, 403, "forbidden")
+
+
+@pytest.mark.parametrize("route", routes_of(SIGN_IN), ids=route_id)
+async def test_sign_in_pages_without_a_provider_reveal_no_tenant(
+    client: AsyncClient, world: World, route: tuple[str, str]
+) -> None:
+    """Without PLUME_OIDC_ISSUER sign-in is off: French pages, no tenant, no cookie."""
+    method, path = route
+    response = await call(client, method, path)
+    assert response.status_code in (200, 303, 404), response.text
+    # No session opened (logout clears the cookies: empty values).
+    assert re.search(r"plume_session=[^\";]", response.headers.get("set-cookie", "")) is None
+    for organization in (world.commune_a, world.epci_a, world.commune_b):
+        assert str(organization.id) not in response.text
+        assert organization.name not in response.text
+    if path in ("/auth/login", "/auth/callback"):
+        assert response.status_code == 404
+        assert "n'est pas activée" in response.text.replace("&#x27;", "'")

@@ -31,6 +31,8 @@ from plume.drafting.gauges import SyntheseBacklog
 from plume.drafting.jobs import SyntheseWorker
 from plume.drafting.service import DraftingService
 from plume.errors import DEFAULT_PUBLIC_URL, set_public_url
+from plume.identity import endpoints as identity_endpoints
+from plume.identity.oidc import OidcProvider
 from plume.metrics import endpoints as metrics_endpoints
 from plume.metrics.observer import MetricsObserver
 from plume.oauth import endpoints as oauth_endpoints
@@ -199,6 +201,12 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.drafting = DraftingService(router)
     app.state.chat = ChatService(router)
+    # Agents' sign-in (ProConnect): off without an issuer.
+    app.state.oidc = (
+        OidcProvider(settings, public_url=settings.public_url or DEFAULT_PUBLIC_URL)
+        if settings.sign_in_enabled
+        else None
+    )
     factory = session_factory or (create_session_factory(engine) if engine is not None else None)
     if factory is not None:
         _wire(app, factory)
@@ -209,7 +217,13 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "X-CSRF-Token",
+            ],
             expose_headers=[
                 "X-Request-ID",
                 "Retry-After",
@@ -235,6 +249,9 @@ def create_app(
     app.include_router(problems_router)
     app.include_router(chat_endpoints.router)
     app.include_router(drafting_endpoints.router)
+    app.include_router(identity_endpoints.auth_router)
+    app.include_router(identity_endpoints.agents_router)
+    app.include_router(identity_endpoints.me_router)
     app.include_router(organizations_endpoints.admin_router)
     app.include_router(quota_endpoints.admin_router)
     app.include_router(quota_endpoints.defaults_router)
@@ -245,7 +262,6 @@ def create_app(
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)
     app.include_router(credentials_endpoints.tenant_router)
-    app.include_router(credentials_endpoints.me_router)
     app.include_router(oauth_endpoints.admin_router)
     app.include_router(oauth_endpoints.tenant_router)
     app.include_router(oauth_endpoints.server_router)

@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     # An access token's life (seconds): ten minutes at most.
     oauth_token_ttl_s: int = Field(default=600, ge=30, le=600)
     log_level: str = "INFO"
+    # ProConnect (or any OpenID Connect provider) for agents: without an issuer, sign-in is
+    # off and everything else works (docs/identity.md).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    # ProConnect's scopes; names come from given_name and usual_name (family_name elsewhere).
+    oidc_scopes: str = "openid email given_name usual_name siret"
+    # An agent's session ends after this long without a request, and this long after sign-in.
+    session_idle_s: int = Field(default=8 * 3600, ge=60)
+    session_max_s: int = Field(default=12 * 3600, ge=60)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -130,6 +140,29 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _check_issuer(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.fullmatch(r"https?://[^\s?#]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _check_scopes(cls, value: str) -> str:
+        scopes = value.replace(",", " ").split()
+        if "openid" not in scopes:
+            raise ValueError("must include openid")
+        return " ".join(scopes)
+
+    @model_validator(mode="after")
+    def _check_oidc_client(self) -> Self:
+        if self.oidc_issuer is not None and not self.oidc_client_id:
+            raise ValueError("PLUME_OIDC_CLIENT_ID: is required with PLUME_OIDC_ISSUER")
+        return self
 
     @field_validator("previous_secret_keys", mode="before")
     @classmethod
@@ -183,6 +216,14 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def is_development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+    @property
+    def sign_in_enabled(self) -> bool:
+        return self.oidc_issuer is not None
+
+    @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
 
@@ -201,6 +242,12 @@ class Settings(BaseSettings):
             gaps.append("PLUME_SECRET_KEY")
         if serving and self.metrics_token is None and self.metrics_port is None:
             gaps.append("PLUME_METRICS_TOKEN (or PLUME_METRICS_PORT)")
+        if serving and self.sign_in_enabled:
+            # The provider's redirect URIs are registered at this address.
+            if self.public_url is None:
+                gaps.append("PLUME_PUBLIC_URL (with PLUME_OIDC_ISSUER)")
+            if self.oidc_client_secret is None:
+                gaps.append("PLUME_OIDC_CLIENT_SECRET (with PLUME_OIDC_ISSUER)")
         return gaps
 
     def require_production_settings(self, *, serving: bool) -> None:

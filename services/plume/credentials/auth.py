@@ -146,20 +146,40 @@ async def authenticate_token(
     )
 
 
+# The same rules for a signed-in agent's session (plume.identity.sessions).
+scope_for = _scope_for
+levels_of = _levels
+
+
 async def _authenticated(
     request: Request,
     security_scopes: SecurityScopes,
     session: AsyncSession,
     credentials: HTTPAuthorizationCredentials | None,
 ) -> Principal:
+    settings = request.app.state.settings
+    if credentials is None and "authorization" not in request.headers:
+        # No Authorization header: a signed-in agent's session cookie, if any. Imported
+        # here: plume.identity builds on this module.
+        from plume.identity.sessions import SESSION_COOKIE, authenticate_session
+
+        if SESSION_COOKIE in request.cookies:
+            principal = await authenticate_session(request, session, settings)
+            request.state.principal = principal
+            _check_role(principal, security_scopes)
+            return principal
     token = credentials.credentials if credentials is not None else None
-    principal = await authenticate_token(session, request.app.state.settings, token)
+    principal = await authenticate_token(session, settings, token)
     # Known before the role check, so that a refusal is audited as this caller's.
     request.state.principal = principal
+    _check_role(principal, security_scopes)
+    return principal
+
+
+def _check_role(principal: Principal, security_scopes: SecurityScopes) -> None:
     required = [ApiKeyRole(role) for role in security_scopes.scopes]
     if required and ROLE_RANK[principal.role] < min(ROLE_RANK[r] for r in required):
         raise Forbidden()
-    return principal
 
 
 async def authenticate(

@@ -1,5 +1,4 @@
-"""HTTP routes for API keys: the operator's for every tenant, a tenant admin's for its own;
-and GET /v1/me, who is calling."""
+"""HTTP routes for API keys: the operator's for every tenant, a tenant admin's for its own;"""
 
 from __future__ import annotations
 
@@ -10,14 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from plume.audit.trail import Audit, AuditTrail, key_details
-from plume.credentials.auth import AnyKey, OperatorAdmin, Principal, TenantAdmin
-from plume.credentials.repository import ApiKeyRepository
-from plume.credentials.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Me, MeOrganization
+from plume.credentials.auth import OperatorAdmin, Principal, TenantAdmin
+from plume.credentials.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService, key_out
-from plume.errors import NotFound, Unauthenticated
+from plume.errors import NotFound
 from plume.models import ApiKeyRole, Organization
-from plume.oauth.service import find_client
 from plume.organizations.service import OrganizationService
 from plume.web.openapi import raises
 from plume.web.pagination import Page, PageParams, next_cursor
@@ -194,38 +191,3 @@ async def revoke_key(
     audit: Audit,
 ) -> None:
     await _revoke(_service(request, session, principal), api_key_id, principal, audit)
-
-
-# --- who is calling: a key or an OAuth2 client (a signed-in agent's variant comes with the
-# agents' sign-in) ------------------------------------------------------------------------
-
-me_router = APIRouter(prefix="/v1", tags=["tenant"])
-
-
-async def _credential(session: DBSession, principal: Principal) -> tuple[uuid.UUID, str]:
-    """The id and name of the key or client calling, read within the caller's scope."""
-    if principal.client_id is not None:
-        client = await find_client(session, principal.scope, principal.client_id)
-        if client is not None:
-            return client.id, client.name
-    elif principal.key_id is not None:
-        key = await ApiKeyRepository(session, principal.scope).get(principal.key_id)
-        if key is not None:
-            return key.id, key.name
-    raise Unauthenticated()
-
-
-@me_router.get("/me", summary="Who is calling: the key or OAuth2 client, its role and organisation")
-async def me(session: DBSession, principal: AnyKey) -> Me:
-    credential_id, name = await _credential(session, principal)
-    organization = principal.organization
-    return Me(
-        id=credential_id,
-        name=name,
-        email=None,
-        title=None,
-        role=principal.role.value,
-        organization=MeOrganization(
-            id=organization.id, name=organization.name, kind=organization.kind
-        ),
-    )

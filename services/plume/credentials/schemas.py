@@ -43,20 +43,3 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The secret, shown this once: it is stored only as an HMAC")
-
-
-class MeOrganization(BaseModel):
-    id: uuid.UUID
-    name: str
-    kind: Literal["operator", "epci", "commune"]
-
-
-class Me(BaseModel):
-    """Who is calling: a key, an OAuth2 client (or, later, a signed-in agent)."""
-
-    id: uuid.UUID = Field(description="The key's or the client's id")
-    name: str = Field(description="The key's or the client's name")
-    email: str | None = Field(description="A signed-in agent's; null for a key or a client")
-    title: str | None = Field(description="A signed-in agent's; null for a key or a client")
-    role: Literal["operator_admin", "tenant_admin", "agent"]
-    organization: MeOrganization

@@ -174,8 +174,8 @@ async def get_draft(
 
 @router.post(
     "/{draft_id}/review",
-    summary="Approve or reject a draft, as a named person",
-    responses=raises(Conflict),
+    summary="Approve or reject a draft, as a named person (verified when signed in)",
+    responses=raises(Conflict, Forbidden),
 )
 async def review_draft(
     draft_id: uuid.UUID,
@@ -193,7 +193,11 @@ async def review_draft(
         target=("draft", str(draft.id)),
         details={
             "decision": payload.decision,
-            "reviewer": {"name": payload.reviewer.name, "title": payload.reviewer.title},
+            "reviewer": {
+                "name": draft.reviewer_name,
+                "title": draft.reviewer_title,
+                "verified": draft.reviewed_by_agent_id is not None,
+            },
             "kind": draft.kind,
             "text": digest(draft.text),
         },
@@ -236,6 +240,7 @@ async def export_draft(
         created_at=out.created_at,
         reviewer_name=out.review.reviewer.name if out.review else None,
         reviewer_title=out.review.reviewer.title if out.review else None,
+        reviewer_verified=out.review.reviewer.verified if out.review else False,
         reviewed_at=out.review.reviewed_at if out.review else None,
         acte_nature=out.acte_nature,
     )

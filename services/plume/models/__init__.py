@@ -1,5 +1,7 @@
 """Every ORM table, one module per table; importing this package registers them all."""
 
+from plume.models.agent import Agent, AgentRole, AgentStatus
+from plume.models.agent_session import AgentSession
 from plume.models.api_key import ApiKey, ApiKeyRole
 from plume.models.audit_entry import AuditClientAddress, AuditEntry, AuditHead
 from plume.models.default_quota import DEFAULT_QUOTA_KINDS, DefaultQuota
@@ -12,6 +14,10 @@ from plume.models.usage_record import UsageRecord
 
 __all__ = [
     "DEFAULT_QUOTA_KINDS",
+    "Agent",
+    "AgentRole",
+    "AgentSession",
+    "AgentStatus",
     "ApiKey",
     "ApiKeyRole",
     "AuditClientAddress",

@@ -115,6 +115,10 @@ class Draft(TimestampedMixin, Base):
     reviewed_by_key_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL")
     )
+    # The signed-in agent who reviewed it: the reviewer's identity is then verified.
+    reviewed_by_agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
+    )
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )

@@ -73,8 +73,13 @@ class PolicyPatch(BaseModel):
     secretary: Officer | None = None
     # A lower level may only shorten it (the shortest in the chain is in force).
     retention_days: StrictInt | None = Field(default=None, ge=1, le=MAX_RETENTION_DAYS)
+    # The kinds of documents whose review needs a signed-in agent (identity verified by
+    # ProConnect); a key's or a client's declared reviewer is refused for them.
+    verified_review_required: list[DocumentKind] | None = Field(
+        default=None, max_length=len(ALL_KINDS)
+    )
 
-    @field_validator("allowed_kinds", "allowed_hosting")
+    @field_validator("allowed_kinds", "allowed_hosting", "verified_review_required")
     @classmethod
     def _no_duplicates(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and len(set(value)) != len(value):
@@ -98,6 +103,7 @@ class EffectivePolicy(BaseModel):
     publication_mode: PublicationMode = DEFAULT_PUBLICATION_MODE
     mayor: Officer | None = None
     secretary: Officer | None = None
+    verified_review_required: list[DocumentKind] = Field(default_factory=list)
 
 
 def publication_mode_problem(policy: dict[str, Any]) -> str | None:
@@ -134,15 +140,18 @@ def merge_patch(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
     """Compute the policy in force at the end of `chain` (operator first, the tenant last).
 
-    Lists are intersected, so a lower level can narrow but never widen; the tribunal is the
-    nearest level's choice; the retention the shortest in the chain; the acts' settings
-    (population, publication mode, mayor, secretary) are the organisation's own.
+    Lists are intersected, so a lower level can narrow but never widen; the kinds whose
+    review needs a verified identity add up (a level may require more, never less); the
+    retention is the shortest in the chain; the tribunal is the nearest level's choice; the
+    acts' settings (population, publication mode, mayor, secretary) are the organisation's
+    own.
     """
     operator_level = {**DEFAULT_POLICY, **(chain[0] if chain else {})}
     kinds = set(operator_level["allowed_kinds"])
     hosting = set(operator_level["allowed_hosting"])
     tribunal = operator_level["tribunal_administratif"]
     retention = operator_level["retention_days"]
+    verified = {k for level in chain for k in level.get("verified_review_required") or []}
     for level in chain[1:]:
         if level.get("retention_days") is not None:
             retention = min(retention, level["retention_days"])
@@ -158,5 +167,6 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
         allowed_hosting=[h for h in ALL_HOSTING if h in hosting],
         tribunal_administratif=tribunal,
         retention_days=retention,
+        verified_review_required=[k for k in ALL_KINDS if k in verified],
         **{key: own[key] for key in ACT_SETTINGS if own.get(key) is not None},
     )

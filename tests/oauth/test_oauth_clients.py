@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from plume.models import OAuthClient
 from tests.audit.helpers import body, entries
 from tests.credentials.helpers import Tenant, hmac_sha256
-from tests.identity.oauth_helpers import (
+from tests.oauth.helpers import (
     FORM,
     Client,
     as_key,

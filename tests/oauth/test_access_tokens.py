@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from plume.oauth import tokens
 from plume.oauth.tokens import derived_private_key, signing_keys
 from tests.credentials.helpers import Tenant
-from tests.identity.oauth_helpers import (
+from tests.oauth.helpers import (
     access_token,
     b64,
     create_client,

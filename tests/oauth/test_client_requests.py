@@ -18,7 +18,7 @@ from plume.models import Draft
 from tests.audit.helpers import body, entries
 from tests.credentials.helpers import Tenant
 from tests.drafting.helpers import EXAMPLES, created, post_draft
-from tests.identity.oauth_helpers import (
+from tests.oauth.helpers import (
     as_key,
     create_client,
 )
@@ -93,6 +93,8 @@ async def test_me_for_a_key_and_for_a_client(client: AsyncClient, tenant: Tenant
     by_key = await client.get("/v1/me", headers=tenant.agent.headers)
     assert by_key.status_code == 200, by_key.text
     assert by_key.json() == {
+        "kind": "api_key",
+        "acr": None,
         "id": tenant.agent.id,
         "name": "test agent",
         "email": None,
@@ -105,6 +107,8 @@ async def test_me_for_a_key_and_for_a_client(client: AsyncClient, tenant: Tenant
     by_client = await client.get("/v1/me", headers=machine.headers)
     assert by_client.status_code == 200, by_client.text
     assert by_client.json() == {
+        "kind": "oauth_client",
+        "acr": None,
         "id": machine_client.id,
         "name": "Portail",
         "email": None,

@@ -19,7 +19,7 @@ from plume.db import TenantScope, enter_tenant_context
 from plume.models import ApiKeyRole, OAuthClient
 from plume.oauth.service import OAuthClientService
 from tests.credentials.helpers import Tenant, hmac_sha256
-from tests.identity.oauth_helpers import (
+from tests.oauth.helpers import (
     access_token,
     create_client,
 )

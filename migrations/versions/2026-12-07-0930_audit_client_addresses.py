@@ -12,7 +12,7 @@ within its scope (the daily purge deletes with the system's scope), never update
 
 Revision ID: a73964f8148f
 Revises: d4011fff0f73
-Create Date: 2026-12-07 11:00:00.000000+00:00
+Create Date: 2026-12-07 09:30:00.000000+00:00
 """
 
 from collections.abc import Sequence
