@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from plume.drafting.retention import purge
 from plume.models import Agent, AgentSession, OrganizationStatus
 from tests.identity.helpers import csrf, fresh_email, invited, sign_in
 from tests.identity.provider import MockProvider, query_of
@@ -189,3 +190,55 @@ async def test_logout_from_an_html_form_carries_the_token_as_a_field(
     response = await browser.post("/auth/logout", data={"csrf_token": token})
     assert response.status_code == 303, response.text
     assert (await browser.get("/v1/me")).status_code == 401
+
+
+async def test_a_signed_in_agent_erases_its_own_draft_not_a_colleagues(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    commune = await factory.commune()
+    await _signed_in(browser, provider, factory, db, organization=commune)
+    request = {
+        "kind": "courrier",
+        "subject": "Réponse à une demande de salle",
+        "recipient": {"name": "M. Paul Renard"},
+        "points": ["Confirmer la réservation de la salle des fêtes le 3 avril 2027."],
+    }
+    mine = await browser.post("/v1/drafts", json=request, headers=csrf(browser))
+    assert mine.status_code == 201, mine.text
+    colleague = await factory.key(commune, "agent")
+    theirs = await browser.post("/v1/drafts", json=request, headers=colleague.headers)
+    refused = await browser.delete(f"/v1/drafts/{theirs.json()['id']}", headers=csrf(browser))
+    assert_problem(refused, 403, "forbidden")
+    erased = await browser.delete(f"/v1/drafts/{mine.json()['id']}", headers=csrf(browser))
+    assert erased.status_code == 204, erased.text
+    assert (await browser.get(f"/v1/drafts/{mine.json()['id']}")).json()["status"] == "erased"
+
+
+async def test_ended_sessions_are_purged_after_a_week(
+    browser: AsyncClient,
+    provider: MockProvider,
+    factory: Factory,
+    db: AsyncSession,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    agent = await _signed_in(browser, provider, factory, db)
+    await _again(browser, provider, agent)
+    [old, current] = (
+        await db.execute(
+            select(AgentSession.id)
+            .where(AgentSession.agent_id == agent.id)
+            .order_by(AgentSession.created_at)
+        )
+    ).scalars()
+    await db.execute(
+        update(AgentSession)
+        .where(AgentSession.id == old)
+        .values(revoked_at=datetime.now(UTC) - timedelta(days=8))
+    )
+    await db.flush()
+    await purge(session_factory)
+    left = (
+        await db.execute(select(AgentSession.id).where(AgentSession.agent_id == agent.id))
+    ).scalars()
+    assert list(left) == [current]
+    assert (await browser.get("/v1/me")).status_code == 200

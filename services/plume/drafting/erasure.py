@@ -32,10 +32,18 @@ class Erased:
 
 
 def may_erase(principal: Principal, draft: Draft) -> bool:
-    """Its author, or an administrator of its organisation."""
+    """Its author (the key, OAuth2 client or signed-in agent that asked for it), or an
+    administrator of its organisation."""
     if ROLE_RANK[principal.role] >= ROLE_RANK[ApiKeyRole.TENANT_ADMIN]:
         return True
-    return principal.key_id is not None and draft.created_by_key_id == principal.key_id
+    return any(
+        mine is not None and mine == theirs
+        for mine, theirs in (
+            (principal.key_id, draft.created_by_key_id),
+            (principal.client_id, draft.created_by_client_id),
+            (principal.agent_id, draft.created_by_agent_id),
+        )
+    )
 
 
 def forget(draft: Draft, now: datetime) -> str:

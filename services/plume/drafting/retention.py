@@ -4,7 +4,8 @@ archive, not Plume's. Each organisation's purge is recorded in its audit trail
 (`retention.purge`, with how many drafts and the cut-off, never a text). Runs in every API
 process (`Periodic`, daily) and by hand (`plume retention run [--at]`); two runs at once
 skip each other's locked rows, and a run that finds nothing records nothing. The same run
-forgets the audit trail's full client addresses older than `PLUME_AUDIT_ADDRESS_DAYS`."""
+forgets the audit trail's full client addresses older than `PLUME_AUDIT_ADDRESS_DAYS`, and
+deletes agents' sessions that ended more than a week before."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from plume.audit.trail import Actor, record
 from plume.config import Settings
 from plume.db import TenantScope, create_engine, create_session_factory, system_sessions
 from plume.drafting.erasure import erase_expired
+from plume.identity.service import purge_sessions
 from plume.organizations.policy import effective_policy
 from plume.organizations.service import OrganizationService
 
@@ -27,6 +29,8 @@ logger = structlog.get_logger("plume.retention")
 
 BATCH = 200
 DEFAULT_ADDRESS_DAYS = 30
+# An ended session (expired or revoked) is kept a week, for the agent's list, then deleted.
+SESSIONS_KEPT_DAYS = 7
 DAY_S = 24 * 3600.0
 
 
@@ -73,6 +77,10 @@ async def purge(
     forgotten = await forget_addresses(session_factory, at - timedelta(days=address_days))
     if forgotten:
         logger.info("audit_addresses_forgotten", count=forgotten)
+    async with system_sessions(session_factory)() as session, session.begin():
+        ended = await purge_sessions(session, at - timedelta(days=SESSIONS_KEPT_DAYS))
+    if ended:
+        logger.info("agent_sessions_purged", count=ended)
     sessions = system_sessions(session_factory)
     done: list[Purged] = []
     for organization_id, slug, days, before in await _cut_offs(sessions, at):

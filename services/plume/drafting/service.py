@@ -237,6 +237,7 @@ def new_row(principal: Principal, kind: str, fields: dict[str, Any], route: Rout
         organization_id=principal.organization_id,
         created_by_key_id=principal.key_id,
         created_by_client_id=principal.client_id,
+        created_by_agent_id=principal.agent_id,
         kind=kind,
         status=DraftStatus.DRAFT,
         title=fields.get("subject"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Uuid, column, func, select, text, update
+from sqlalchemy import Uuid, column, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause, KeyedColumnElement
@@ -210,6 +210,16 @@ class AgentRepository:
             .limit(100)
         )
         return (await self.session.execute(statement)).scalars().all()
+
+    async def purge_sessions(self, before: datetime) -> int:
+        """Delete the sessions of the scope that expired or were revoked before `before`."""
+        result = await self.session.execute(
+            delete(AgentSession).where(
+                self.scope.clause(AgentSession.organization_id),
+                or_(AgentSession.expires_at < before, AgentSession.revoked_at < before),
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def revoke_sessions(self, agent_id: uuid.UUID, *, only: uuid.UUID | None = None) -> int:
         """Revoke the agent's sessions still open (or only one of them); how many were."""

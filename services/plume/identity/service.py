@@ -197,3 +197,9 @@ class AgentService:
     async def revoke_session(self, agent_id: uuid.UUID, session_id: uuid.UUID) -> None:
         if await self.repository.revoke_sessions(agent_id, only=session_id) == 0:
             raise NotFound("Aucune session ouverte ne porte cet identifiant.")
+
+
+async def purge_sessions(session: AsyncSession, before: datetime) -> int:
+    """Delete, in every organisation (the system's scope), the sessions that ended before
+    `before`: a session is a cookie's server side, not a record to keep."""
+    return await AgentRepository(session, TenantScope.everything()).purge_sessions(before)

@@ -67,6 +67,10 @@ class Draft(TimestampedMixin, Base):
     created_by_client_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("oauth_clients.id", ondelete="SET NULL")
     )
+    # Or the agent signed in with ProConnect who asked for it.
+    created_by_agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
+    )
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     status: Mapped[DraftStatus] = mapped_column(
         Enum(DraftStatus, name="draft_status", values_callable=lambda m: [s.value for s in m]),
