@@ -6,13 +6,12 @@
 # The base is pinned by exact tag, not by digest: the digest could not be looked up where this
 # file was written (no registry access). Pin it when building: resolve the digest once
 #   docker buildx imagetools inspect python:3.11.14-slim-bookworm
-# and build with --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest>.
-# Both stages must use the same image: the virtualenv built in the first is copied into the
-# second and points at its interpreter (/usr/local/bin/python3.11).
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# and append @sha256:<digest> to both FROM lines. Both stages must use the same image (a
+# test checks it): the virtualenv built in the first is copied into the second and points at
+# its interpreter (/usr/local/bin/python3.11).
 
 # ------------------------------------------------------------------------------ builder
-FROM ${PYTHON_IMAGE} AS builder
+FROM python:3.11.14-slim-bookworm AS builder
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -46,7 +45,7 @@ RUN uv pip install --python /opt/plume/bin/python --no-deps --no-build-isolation
  && /opt/plume/bin/python -m compileall -q /opt/plume/lib /app/services /app/migrations
 
 # ------------------------------------------------------------------------------ runtime
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:3.11.14-slim-bookworm AS runtime
 
 LABEL org.opencontainers.image.title="plume" \
       org.opencontainers.image.description="Plume: generative-AI drafting API for the communes of Seine-Maritime" \

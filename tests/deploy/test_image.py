@@ -152,3 +152,12 @@ def test_the_build_context_leaves_out_local_state_and_the_dev_lock() -> None:
     assert "!requirements/dev.lock" not in patterns
     assert "!.plume/" not in patterns and "!.venv/" not in patterns
     assert "!requirements/main.lock" in patterns
+
+
+def test_both_stages_use_the_same_exactly_tagged_base() -> None:
+    bases = [i.arguments.split()[0] for i in instructions() if i.keyword == "FROM"]
+    assert len(bases) == 2 and bases[0] == bases[1], bases
+    image, _, tag = bases[0].partition("@")[0].partition(":")
+    assert image == "python"
+    # An exact patch release, never a moving tag such as 3.11-slim or latest.
+    assert re.fullmatch(r"3\.11\.\d+-slim(-\w+)?", tag), tag
