@@ -67,7 +67,8 @@ def test_the_default_rendering_has_plume_and_its_cloudnativepg_database() -> Non
 def test_an_external_database_makes_no_postgresql_objects() -> None:
     kinds = {o["kind"] for o in render(EXTERNAL)}
     assert not kinds & {"Cluster", "Pooler", "ScheduledBackup"}
-    assert "Deployment" in kinds and "Job" in kinds
+    assert "Deployment" in kinds
+    assert "Job" in kinds
 
 
 def test_every_object_is_namespaced_in_the_release_namespace(objects: list[dict[str, Any]]) -> None:
@@ -114,13 +115,13 @@ def test_the_chart_renders_with_a_routing_file_and_mounts_it() -> None:
         ]
     }
     rendered = render({"routing": {"models": models}})
-    config_map = next(o for o in by_kind(rendered, "ConfigMap") if "routing" in o["metadata"]["name"])
+    config_map = next(
+        o for o in by_kind(rendered, "ConfigMap") if "routing" in o["metadata"]["name"]
+    )
     assert yaml.safe_load(config_map["data"]["models.yaml"]) == models
     plume = container(rendered)
     assert env_of(plume)["PLUME_MODELS_FILE"]["value"] == "/etc/plume/models.yaml"
-    assert {"name": "routing", "mountPath": "/etc/plume", "readOnly": True} in plume[
-        "volumeMounts"
-    ]
+    assert {"name": "routing", "mountPath": "/etc/plume", "readOnly": True} in plume["volumeMounts"]
     # A new routing file rolls the pods (Plume reads it at start-up only).
     before = one(render(), "Deployment")["spec"]["template"]["metadata"]["annotations"]
     after = one(rendered, "Deployment")["spec"]["template"]["metadata"]["annotations"]
@@ -167,7 +168,7 @@ def test_a_longer_drain_lengthens_the_grace_period() -> None:
 def test_the_api_serves_on_every_address_of_the_pod(objects: list[dict[str, Any]]) -> None:
     args = container(objects)["args"]
     assert args[0] == "serve"
-    assert args[args.index("--host") + 1] == "0.0.0.0"
+    assert args[args.index("--host") + 1] == "0.0.0.0"  # noqa: S104 (the pod's own addresses)
     assert args[args.index("--port") + 1] == "8000"
 
 
@@ -189,12 +190,13 @@ def test_pods_are_hardened(objects: list[dict[str, Any]], kind: str) -> None:
         assert context["capabilities"]["drop"] == ["ALL"]
         assert "add" not in context["capabilities"]
         assert context["seccompProfile"]["type"] == "RuntimeDefault"
-        assert spec["resources"]["requests"] and spec["resources"]["limits"]
+        assert spec["resources"]["requests"]
+        assert spec["resources"]["limits"]
         # The root filesystem is read-only: /tmp, an emptyDir, is where Plume writes.
-        tmp = next(m for m in spec["volumeMounts"] if m["mountPath"] == "/tmp")
+        tmp = next(m for m in spec["volumeMounts"] if m["mountPath"] == "/tmp")  # noqa: S108
         volume = next(v for v in pod["volumes"] if v["name"] == tmp["name"])
         assert "emptyDir" in volume
-        assert env_of(spec)["PLUME_STATE_DIR"]["value"].startswith("/tmp/")
+        assert env_of(spec)["PLUME_STATE_DIR"]["value"].startswith("/tmp/")  # noqa: S108
     account = one(objects, "ServiceAccount")
     assert account["automountServiceAccountToken"] is False
 
@@ -235,7 +237,8 @@ def test_production_settings_are_complete_for_plume_serve(objects: list[dict[str
     /metrics: both are given."""
     api = env_of(container(objects))
     assert api["PLUME_ENV"]["value"] == "production"
-    assert "PLUME_SECRET_KEY" in api and "PLUME_METRICS_TOKEN" in api
+    assert "PLUME_SECRET_KEY" in api
+    assert "PLUME_METRICS_TOKEN" in api
     assert api["PLUME_PUBLIC_URL"]["value"].startswith("https://")
 
 
@@ -255,8 +258,8 @@ def test_migrations_run_before_every_upgrade_and_at_install() -> None:
     # CloudNativePG: the cluster is made by the install itself, so the Job runs after it.
     bundled = one(render(), "Job")["metadata"]["annotations"]
     assert bundled["helm.sh/hook"] == "post-install,pre-upgrade"
-    for annotations in (external, bundled):
-        assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    for hook in (external, bundled):
+        assert "before-hook-creation" in hook["helm.sh/hook-delete-policy"]
     assert one(render(), "Job")["spec"]["backoffLimit"] >= 6
 
 
@@ -302,7 +305,8 @@ def test_network_policy_egress_is_dns_postgresql_and_the_providers_only() -> Non
         assert egress_ports(provider) == {("TCP", 443)}
         block = provider["to"][0]["ipBlock"]
         # The providers' range leaves out the private networks and the metadata endpoint.
-        assert "169.254.0.0/16" in block["except"] and "10.0.0.0/8" in block["except"]
+        assert "169.254.0.0/16" in block["except"]
+        assert "10.0.0.0/8" in block["except"]
 
 
 def test_network_policy_egress_follows_the_providers_listed() -> None:
@@ -373,7 +377,8 @@ def test_the_service_monitor_scrapes_with_plumes_metrics_token() -> None:
     rendered = render()
     monitor = one(rendered, "ServiceMonitor")["spec"]
     (endpoint,) = monitor["endpoints"]
-    assert endpoint["path"] == "/metrics" and endpoint["port"] == "http"
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["port"] == "http"
     token = env_of(container(rendered))["PLUME_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert endpoint["authorization"]["credentials"] == {"name": token["name"], "key": token["key"]}
     # The alert rules expect job="plume": the Service's app.kubernetes.io/name.
@@ -391,7 +396,8 @@ def test_the_cloudnativepg_cluster_has_what_the_operator_requires() -> None:
     assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
     assert spec["instances"] == 3
     assert spec["postgresql"]["synchronous"] == {"method": "any", "number": 1}
-    assert spec["storage"]["size"] and spec["walStorage"]["size"]
+    assert spec["storage"]["size"]
+    assert spec["walStorage"]["size"]
     assert spec["enableSuperuserAccess"] is False
     initdb = spec["bootstrap"]["initdb"]
     assert (initdb["database"], initdb["owner"]) == ("plume", "plume_owner")

