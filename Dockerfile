@@ -31,6 +31,8 @@ RUN python -m pip install --require-hashes --no-deps -r requirements/bootstrap.l
 # distribution of the set (odfpy) and Plume itself without fetching anything unpinned
 # (--no-build-isolation), then removed.
 RUN uv venv /opt/plume \
+ && uv pip install --python /opt/plume/bin/python --require-hashes --no-deps \
+        -r requirements/build.lock \
  && uv pip sync --python /opt/plume/bin/python --require-hashes --no-build-isolation \
         requirements/main.lock requirements/build.lock
 
