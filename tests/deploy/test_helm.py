@@ -436,3 +436,8 @@ def test_every_template_is_rendered_by_some_test() -> None:
     seen = {o["_template"].rsplit("/", 1)[1] for o in render()}
     seen |= {o["_template"].rsplit("/", 1)[1] for o in render({"routing": {"models": {"a": 1}}})}
     assert templates == seen
+
+
+def test_the_autoscaler_scales_on_cpu_only() -> None:
+    metrics = one(render(), "HorizontalPodAutoscaler")["spec"]["metrics"]
+    assert [m["resource"]["name"] for m in metrics] == ["cpu"]
