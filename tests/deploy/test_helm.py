@@ -441,3 +441,21 @@ def test_every_template_is_rendered_by_some_test() -> None:
 def test_the_autoscaler_scales_on_cpu_only() -> None:
     metrics = one(render(), "HorizontalPodAutoscaler")["spec"]["metrics"]
     assert [m["resource"]["name"] for m in metrics] == ["cpu"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"postgresql": {"mode": "rds"}},
+        # A secret's value in the values file: refused, only a reference is accepted.
+        {"secrets": {"secretKey": {"name": "plume-app", "key": "secret-key", "value": "x" * 40}}},
+        {"image": {"digest": "latest"}},
+        {"networkPolicy": {"providers": [{"name": "albert", "cidr": "0.0.0.0/0"}]}},
+    ],
+    ids=["unknown-mode", "secret-value", "digest", "provider-without-ports"],
+)
+def test_values_that_would_deploy_something_wrong_are_refused(values: dict[str, Any]) -> None:
+    import helm_python
+
+    with pytest.raises(helm_python.HelmValuesError):
+        render(values)
