@@ -459,3 +459,13 @@ def test_values_that_would_deploy_something_wrong_are_refused(values: dict[str, 
 
     with pytest.raises(helm_python.HelmValuesError):
         render(values)
+
+
+def test_only_the_proxies_the_network_policy_admits_are_trusted() -> None:
+    """X-Forwarded-For is believed from the trusted range; the NetworkPolicy is what keeps
+    any other pod of that range from connecting and claiming an address."""
+    rendered = render()
+    proxies = env_of(container(rendered))["PLUME_TRUSTED_PROXIES"]["value"].split(",")
+    assert proxies
+    assert "*" not in proxies
+    assert one(rendered, "NetworkPolicy")["spec"]["ingress"][0]["from"]
