@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -30,6 +31,21 @@ CHAT_ANSWER = (
 
 # Given the messages, the document text, or None if the composer does not recognise them.
 Composer = Callable[[list[dict[str, Any]]], str | None]
+
+# Set by a provider call around each request to the Router (plume.calls.privacy): what puts a
+# pseudonymised request back in clear. The offline provider runs in the process, which holds
+# the request in clear anyway: it reads it as it was written, and its answer needs no
+# restoring (restoring a text without placeholders leaves it as it is).
+REVEAL: ContextVar[Callable[[str], str] | None] = ContextVar("plume_offline_reveal", default=None)
+
+
+def _revealed(messages: list[dict[str, Any]], reveal: Callable[[str], str] | None) -> list[Any]:
+    if reveal is None:
+        return messages
+    return [
+        {**m, "content": reveal(m["content"])} if isinstance(m.get("content"), str) else m
+        for m in messages
+    ]
 
 
 class OfflineProvider(CustomLLM):
@@ -56,7 +72,8 @@ class OfflineProvider(CustomLLM):
     async def _answer_off_the_loop(self, messages: list[dict[str, Any]]) -> tuple[str, Usage]:
         # Composing a document and counting a long prompt take CPU time: in a worker thread,
         # the event loop goes on serving other requests meanwhile.
-        return await anyio.to_thread.run_sync(self._answer_with_usage, messages)
+        clear = _revealed(messages, REVEAL.get())
+        return await anyio.to_thread.run_sync(self._answer_with_usage, clear)
 
     async def acompletion(
         self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any
