@@ -36,9 +36,10 @@ from plume.routing.offline import REVEAL
 PSEUDONYMISED_HEADER = "X-Plume-Pseudonymised"
 
 
-def protected_names(principal: Principal) -> list[str]:
+def protected_names(principal: Principal, fields: Mapping[str, Any] | None = None) -> list[str]:
     """The commune's own identity, which is not a resident's: its name, its EPCI's and the
-    levels above, its mayor's and secretary's names and titles, its tribunal."""
+    levels above, its mayor's and secretary's names and titles, its tribunal, and the
+    signatory a request names (the commune's officer, who signs in its name)."""
     policy = principal.policy
     names = [principal.organization.name, policy.tribunal_administratif]
     names += [level.name for level in principal.chain]
@@ -47,16 +48,29 @@ def protected_names(principal: Principal) -> list[str]:
     for officer in (policy.mayor, policy.secretary):
         if officer is not None:
             names += [officer.name, officer.title]
+    signatory = (fields or {}).get("signatory")
+    if isinstance(signatory, Mapping):
+        names += [str(signatory.get(key) or "") for key in ("name", "title")]
+    # The secrétaire de séance of a délibération: an elected member, named by the act.
+    session = (fields or {}).get("session")
+    if isinstance(session, Mapping) and isinstance(session.get("secretary"), str):
+        names.append(session["secretary"])
     return names
 
 
 class CallPrivacy:
     """One call's pseudonyms (or none), by its organisation's policy and its route."""
 
-    def __init__(self, principal: Principal, *, leaves_the_process: bool) -> None:
+    def __init__(
+        self,
+        principal: Principal,
+        *,
+        leaves_the_process: bool,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
         mode = principal.policy.personal_data if leaves_the_process else "allow"
         self.mode = mode
-        self._protected = protected_names(principal)
+        self._protected = protected_names(principal, fields)
         self.pseudonyms = Pseudonyms(self._protected) if mode == "pseudonymise" else None
 
     @property

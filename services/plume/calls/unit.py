@@ -103,7 +103,7 @@ class ProviderCall:
         # What the provider may read of residents (docs/privacy.md); `fields`, the request's,
         # are refused before anything is reserved when the policy says `refuse`.
         self.privacy = CallPrivacy(
-            principal, leaves_the_process=calls.router.leaves_the_process(route)
+            principal, leaves_the_process=calls.router.leaves_the_process(route), fields=fields
         )
         self._fields = fields
         # Held by the first transaction; None when no quota applies at any level.

@@ -230,6 +230,7 @@ _CIVILITY_LOWER = re.compile(
     r"\b(?:m\.|mme|madame|monsieur|mademoiselle)\s+"
     rf"(?P<name>(?:(?:de|du|le)\s+)?{_LOWER_WORD})"
 )
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n«\"]\s*|^\s+)$")
 _LEGAL = re.compile(r"\b(?:articles?|art\.|loi|décret|arrêté|L\.|R\.|D\.)\s", re.IGNORECASE)
 
 
@@ -309,6 +310,8 @@ def _model_found_people(text: str) -> Iterator[Entity]:
             continue
         if not any(ch.isupper() for ch in value):
             continue
+        if len(words) == 1 and _SENTENCE_START.search(text[max(0, start - 4) : start]):
+            continue  # « Rédige une réponse… »: a capital that starts a sentence, alone
         if _VOIE_BEFORE.search(text[max(0, start - 40) : start]):
             continue  # « rue Victor Hugo »: a street's name
         if _LEGAL.search(text[max(0, start - 12) : start]):
