@@ -316,7 +316,9 @@ async def test_chat_completions_are_pseudonymised_and_restored(
         text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     else:
         text = response.json()["choices"][0]["message"]["content"]
-    assert "Jean Dupont" in text and "12 rue Jean Jaurès" in text and "AB-123-CD" in text
+    assert "Jean Dupont" in text
+    assert "12 rue Jean Jaurès" in text
+    assert "AB-123-CD" in text
     assert INVENTED in text
     assert response.headers["X-Plume-Pseudonymised"] == "4"
 
@@ -335,7 +337,8 @@ async def test_refuse_names_the_fields_and_charges_nothing(
     fields = {e["field"] for e in problem["errors"]}
     assert {"recipient.name", "recipient.address", "points[0]", "points[2]"} <= fields
     assert "points[1]" not in fields or "AB-123-CD" in COURRIER["points"][1]
-    assert "subject" not in fields and "signatory.name" not in fields
+    assert "subject" not in fields
+    assert "signatory.name" not in fields
     assert len(echo.received) == before
     items = (await echo_client.get("/v1/quotas", headers=key.headers)).json()["items"]
     assert [(i["limit"], i["used"]) for i in items] == [(5, 0)]
@@ -373,7 +376,8 @@ async def test_allow_set_by_the_operator_sends_clear_text(
     before = len(echo.received)
     draft = (await post_draft(echo_client, key, ARRETE)).json()
     sent = sent_text([r.body for r in echo.received[before:]])
-    assert "Jean Dupont" in sent and "12 rue Jean Jaurès" in sent
+    assert "Jean Dupont" in sent
+    assert "12 rue Jean Jaurès" in sent
     assert draft["usage"]["pseudonymised"] == 0
     # A commune below may narrow again.
     narrowed = await factory.key(
