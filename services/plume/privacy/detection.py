@@ -195,20 +195,23 @@ _NOT_PEOPLE = {
 }
 
 _VOIE = (
-    r"(?:rue|avenue|av\.|boulevard|bd|place|chemin|impasse|allée|allées|route|quai|cours|"
+    r"(?i:rue|avenue|av\.|boulevard|bd|place|chemin|impasse|allée|allées|route|quai|cours|"
     r"square|lotissement|résidence|hameau|sentier|voie|passage|ruelle|faubourg|cité|clos|"
     r"rond-point|esplanade|parvis|promenade|traverse|venelle|lieu-dit)"
 )
-_LINK = r"(?:de|du|des|la|le|les|d'|d’|l'|l’|et|sur|sous|en|aux|à)"
+_LINK = r"(?:de la|de l['’]|des|du|de|la|le|les|d['’]|l['’]|aux|à la|sur|en)"
+_STREET_WORD = rf"(?:[{_UPPER}0-9][\w'’]*(?:-[\w'’]+)*)"
+# A number, a kind of street, its name — capitalised words and the links between them, or
+# one lowercase word when the request is typed in lowercase —, then maybe a postcode and city.
 _ADDRESS = re.compile(
     rf"\b\d{{1,4}}(?:\s?(?:bis|ter|quater|[A-Da-d]))?,?\s+{_VOIE}\s+"
-    rf"(?:(?:d'|d’|l'|l’|de la |de l'|du |des |de |la |le |les )?[\w'’-]+)"
-    rf"(?:[ \t]+(?:{_LINK}[ \t]+)?[\w'’-]+){{0,5}}?"
-    rf"(?=\s*(?:[,.;:)\n]|$|\s\d{{5}}|\s(?:est|sont|a|ont|et|à|au|pour|depuis|qui|dont|où)\b))"
-    rf"(?:,?\s+\d{{5}}\s+[{_UPPER}][\w'’-]*(?:[ -][\w'’-]+){{0,3}})?",
-    re.IGNORECASE,
+    rf"(?:{_LINK}\s*)?"
+    rf"(?:{_STREET_WORD}(?:[ -](?:{_LINK}\s*)?{_STREET_WORD}){{0,5}}|[{_LOWER}][\w'’-]*)"
+    rf"(?:,?\s+\d{{5}}\s+[{_UPPER}][\w'’]*(?:-[\w'’]+)*(?:\s[{_UPPER}][\w'’-]*){{0,2}})?",
 )
-_VOIE_BEFORE = re.compile(rf"\b{_VOIE}\s+(?:(?:de|du|des|la|le|l'|d')\s+)*$", re.IGNORECASE)
+_VOIE_BEFORE = re.compile(
+    rf"\b{_VOIE}\s+(?:(?:de|du|des|la|le|les|l'|d'|l’|d’)\s*)*$", re.IGNORECASE
+)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
 _NIR = re.compile(r"\b[12]\s?\d{2}\s?\d{2}\s?(?:\d{2}|2[AB])\s?\d{3}\s?\d{3}\s?\d{2}\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
@@ -298,8 +301,8 @@ def _civility_people(text: str) -> Iterator[Entity]:
 def _model_found_people(text: str) -> Iterator[Entity]:
     for start, end in _model_people(text):
         value = text[start:end]
-        # Trim civilities the model took in, keep the name.
-        trimmed = re.sub(rf"^{_CIVILITY}\s+", "", value)
+        # Trim civilities the model took in, and what it took before them; keep the name.
+        trimmed = re.sub(rf"^.*?{_CIVILITY}\s+", "", value)
         start += len(value) - len(trimmed)
         value = trimmed.strip(" ,.;:»«\"'")
         if not value:
@@ -308,8 +311,8 @@ def _model_found_people(text: str) -> Iterator[Entity]:
         words = [fold(w) for w in re.split(r"[\s-]+", value) if w]
         if not words or any(w in _NOT_PEOPLE for w in words) or len(value) < 3:
             continue
-        if not any(ch.isupper() for ch in value):
-            continue
+        if not any(ch.isupper() for ch in value) or all(w in _FUNCTIONS for w in words):
+            continue  # « la Présidente »: a function, not a name
         if len(words) == 1 and _SENTENCE_START.search(text[max(0, start - 4) : start]):
             continue  # « Rédige une réponse… »: a capital that starts a sentence, alone
         if _VOIE_BEFORE.search(text[max(0, start - 40) : start]):
