@@ -243,6 +243,11 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).strip()
 
 
+# Compared folded, as names are.
+_FUNCTION_WORDS = frozenset(fold(word) for word in _FUNCTIONS)
+_NOT_PEOPLE_WORDS = frozenset(fold(word) for word in _NOT_PEOPLE)
+
+
 # -- recognisers -------------------------------------------------------------------------
 
 
@@ -282,7 +287,7 @@ def _addresses(text: str) -> Iterator[Entity]:
 
 def _is_function(name: str) -> bool:
     first = fold(name.split()[0]).rstrip("'’")
-    return first in _FUNCTIONS
+    return first in _FUNCTION_WORDS
 
 
 def _civility_people(text: str) -> Iterator[Entity]:
@@ -309,9 +314,9 @@ def _model_found_people(text: str) -> Iterator[Entity]:
             continue
         start = text.find(value, start)
         words = [fold(w) for w in re.split(r"[\s-]+", value) if w]
-        if not words or any(w in _NOT_PEOPLE for w in words) or len(value) < 3:
+        if not words or any(w in _NOT_PEOPLE_WORDS for w in words) or len(value) < 3:
             continue
-        if not any(ch.isupper() for ch in value) or all(w in _FUNCTIONS for w in words):
+        if not any(ch.isupper() for ch in value) or all(w in _FUNCTION_WORDS for w in words):
             continue  # « la Présidente »: a function, not a name
         if len(words) == 1 and _SENTENCE_START.search(text[max(0, start - 4) : start]):
             continue  # « Rédige une réponse… »: a capital that starts a sentence, alone
