@@ -14,6 +14,7 @@ Detection is CPU work: callers run it in a worker thread (`plume.privacy.pseudon
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 import unicodedata
@@ -49,8 +50,10 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     "PLAQUE",
 )
 MODEL_NAME = "fr_core_news_sm"
-# The model reads at most this many characters at once; a longer text is cut on paragraphs.
-_MODEL_CHUNK = 100_000
+# The model reads at most this many characters at once; a longer text is cut after a line, a
+# sentence or a word. Measured on a 466 KB source: 8.7 s in pieces of 100,000 characters,
+# 7.1 s of 20,000, 5.6 s of 5,000, 6.0 s of 2,000.
+_MODEL_CHUNK = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +91,11 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
     while start < len(text):
         end = min(len(text), start + _MODEL_CHUNK)
         if end < len(text):
-            cut = text.rfind("\n", start + _MODEL_CHUNK // 2, end)
-            end = cut + 1 if cut > 0 else end
+            for separator in ("\n", ". ", " "):
+                cut = text.rfind(separator, start + _MODEL_CHUNK // 2, end)
+                if cut > 0:
+                    end = cut + len(separator)
+                    break
         yield start, text[start:end]
         start = end
 
@@ -367,13 +373,23 @@ def detect(text: str, *, protected: Iterable[str] = (), use_model: bool = True) 
 
 
 def _without_overlaps(found: list[Entity]) -> list[Entity]:
+    """Keep the findings by priority, each only if it overlaps none kept before (kept in
+    order of start, so that a 900 KB source's thousands of findings are checked by bisection,
+    not against one another)."""
     ordered = sorted(found, key=lambda e: (_PRIORITY[e.type], -(e.end - e.start), e.start))
+    starts: list[int] = []
     kept: list[Entity] = []
     for entity in ordered:
-        if any(entity.start < k.end and k.start < entity.end for k in kept):
+        index = bisect.bisect_left(starts, entity.start)
+        before = kept[index - 1] if index > 0 else None
+        after = kept[index] if index < len(kept) else None
+        if (before is not None and before.end > entity.start) or (
+            after is not None and after.start < entity.end
+        ):
             continue
-        kept.append(entity)
-    return sorted(kept, key=lambda e: e.start)
+        starts.insert(index, entity.start)
+        kept.insert(index, entity)
+    return kept
 
 
 def _protected_forms(protected: Iterable[str]) -> set[str]:
