@@ -115,6 +115,12 @@ SHORT_SYNTHESE = {
 KINDS = [COURRIER, ARRETE, DELIBERATION, BULLETIN, SHORT_SYNTHESE]
 
 
+def echo_answer(body: dict[str, Any]) -> str:
+    sent = " ".join(str(m.get("content") or "") for m in body["messages"])
+    seen = list(dict.fromkeys(PLACEHOLDER.findall(sent)))
+    return "Réponse : " + " ; ".join([*seen, INVENTED]) + f". {COMMUNE}."
+
+
 class EchoProvider(RecordingProvider):
     """Answers with the placeholders it was sent (each once, in order) and one it invents;
     streams three characters at a time."""
@@ -125,9 +131,7 @@ class EchoProvider(RecordingProvider):
         if not model.startswith("echo"):
             return await super().chat(request)
         self.received.append(Received(body, request.headers.get("authorization")))
-        sent = " ".join(str(m.get("content") or "") for m in body["messages"])
-        seen = list(dict.fromkeys(PLACEHOLDER.findall(sent)))
-        text = "Réponse : " + " ; ".join([*seen, INVENTED]) + f". {COMMUNE}."
+        text = echo_answer(body)
         usage = {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
         if body.get("stream"):
             return StreamingResponse(
@@ -251,6 +255,11 @@ async def test_no_planted_identifier_reaches_the_provider_and_the_draft_has_them
     assert not re.search(r"\[(ADRESSE|TELEPHONE|EMAIL|PERSONNE)_[1-9]\]", draft["text"])
     assert draft["usage"]["pseudonymised"] >= 4
     assert await read(echo_client, commune_key, draft["id"]) == draft
+    if body["kind"] == "courrier" and not stream:  # shown with `pytest -s` (docs/privacy.md)
+        print("\nREQUEST", json.dumps(body, ensure_ascii=False, indent=1))
+        print("PROVIDER RECEIVED (user message)", bodies[0]["messages"][-1]["content"])
+        print("PROVIDER ANSWERED", echo_answer(bodies[0]))
+        print("RESTORED DRAFT", draft["text"])
 
 
 async def test_every_part_of_a_long_synthese_and_its_merge_are_pseudonymised(

@@ -52,9 +52,9 @@ def protected_names(principal: Principal, fields: Mapping[str, Any] | None = Non
     if isinstance(signatory, Mapping):
         names += [str(signatory.get(key) or "") for key in ("name", "title")]
     # The secrétaire de séance of a délibération: an elected member, named by the act.
-    session = (fields or {}).get("session")
-    if isinstance(session, Mapping) and isinstance(session.get("secretary"), str):
-        names.append(session["secretary"])
+    seance = (fields or {}).get("session")
+    if isinstance(seance, Mapping) and isinstance(seance.get("secretary"), str):
+        names.append(seance["secretary"])
     return names
 
 
