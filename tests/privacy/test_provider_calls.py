@@ -291,6 +291,29 @@ async def test_every_part_of_a_long_synthese_and_its_merge_are_pseudonymised(
     assert "Jean Dupont" in draft["text"]
 
 
+async def test_a_synthese_job_pseudonymises_its_parts_and_its_merge(
+    echo_app: FastAPI, echo_client: AsyncClient, echo: EchoProvider, commune_key: Key
+) -> None:
+    planted = " M. Jean Dupont, 12 rue Jean Jaurès, tél. 06.12.34.56.78, a pris la parole. "
+    source = "\n\n".join(french_source(6_000, seed=seed) + planted for seed in range(1, 8))
+    before = len(echo.received)
+    response = await post_draft(
+        echo_client,
+        commune_key,
+        {"kind": "synthese", "source_text": source, "model_group": "petit"},
+    )
+    assert response.status_code == 202, response.text[:500]
+    assert await echo_app.state.synthese_worker.run_once() is True
+    done = await read(echo_client, commune_key, response.json()["id"])
+    assert done["status"] == "draft", done
+    bodies = [r.body for r in echo.received[before:]]
+    assert len(bodies) > 2
+    for body in bodies:
+        assert_nothing_planted(sent_text([body]))
+    assert "Jean Dupont" in done["text"]
+    assert done["usage"]["pseudonymised"] >= 3
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 async def test_chat_completions_are_pseudonymised_and_restored(
     echo_client: AsyncClient, echo: EchoProvider, commune_key: Key, stream: bool
