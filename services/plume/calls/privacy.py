@@ -15,7 +15,7 @@ same placeholder in every message of it, and nothing of the mapping outlives it.
 - `allow` (the operator's alone): messages go as they are.
 
 A route that reaches only the offline provider (in the process) is left alone, and the
-offline provider reads a pseudonymised request in clear (`routing.offline.REVEAL`) when it
+offline provider reads a pseudonymised request in clear (`routing.types.REVEAL`) when it
 answers as a fallback.
 """
 
@@ -30,7 +30,7 @@ import anyio
 from plume.credentials.auth import Principal
 from plume.errors import PersonalDataRefused
 from plume.privacy.pseudonyms import Pseudonyms, fields_with_personal_data
-from plume.routing.offline import REVEAL
+from plume.routing.types import REVEAL
 
 # The chat completion's answer says how many identifiers the provider saw as placeholders.
 PSEUDONYMISED_HEADER = "X-Plume-Pseudonymised"

@@ -20,6 +20,8 @@ PLACEHOLDER = re.compile(r"\[([A-Z]+(?:_[A-Z]+)*)_(\d{1,4})\]")
 # The longest placeholder (« [DATE_NAISSANCE_9999] »): a stream holds back at most this much.
 _LONGEST = len("[DATE_NAISSANCE_9999]")
 _PARTIAL = re.compile(r"\[[A-Z_]*\d*$")
+# How many texts a request remembers having protected (its repeated instructions).
+_REMEMBERED = 64
 
 
 def _key(entity: Entity) -> str:
@@ -39,6 +41,8 @@ class Pseudonyms:
         self._counters: dict[EntityType, int] = {}
         # The people named so far, by surname: « M. Dupont » after « Jean Dupont ».
         self._surnames: dict[str, set[str]] = {}
+        # Texts already protected: a synthèse sends the same instructions with every part.
+        self._done: dict[str, str] = {}
 
     def __repr__(self) -> str:  # never the mapping, whatever prints this object
         return f"Pseudonyms({len(self._originals)} items)"
@@ -52,6 +56,15 @@ class Pseudonyms:
 
     def protect(self, text: str) -> str:
         """`text` with every resident's identifier replaced (CPU work: call it off the loop)."""
+        done = self._done.get(text)
+        if done is not None:
+            return done
+        protected = self._protect(text)
+        if len(self._done) < _REMEMBERED:
+            self._done[text] = protected
+        return protected
+
+    def _protect(self, text: str) -> str:
         entities = detect(text, protected=self.protected)
         if not entities:
             return text

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -18,6 +17,7 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
 
 from plume.routing.tokens import count_message_tokens, count_text_tokens
+from plume.routing.types import REVEAL
 
 PROVIDER_NAME = "plume_offline"
 
@@ -31,12 +31,6 @@ CHAT_ANSWER = (
 
 # Given the messages, the document text, or None if the composer does not recognise them.
 Composer = Callable[[list[dict[str, Any]]], str | None]
-
-# Set by a provider call around each request to the Router (plume.calls.privacy): what puts a
-# pseudonymised request back in clear. The offline provider runs in the process, which holds
-# the request in clear anyway: it reads it as it was written, and its answer needs no
-# restoring (restoring a text without placeholders leaves it as it is).
-REVEAL: ContextVar[Callable[[str], str] | None] = ContextVar("plume_offline_reveal", default=None)
 
 
 def _revealed(messages: list[dict[str, Any]], reveal: Callable[[str], str] | None) -> list[Any]:
