@@ -13,6 +13,7 @@ OpenAI's shape rather than as problem details.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +29,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from plume.db import APP_ROLE, TenantScope, enter_tenant_context
-from plume.models import ApiKey, Organization, OrganizationStatus
+from plume.models import (
+    Agent,
+    AgentRole,
+    AgentStatus,
+    ApiKey,
+    OAuthClient,
+    Organization,
+    OrganizationStatus,
+)
 from tests.support.clients import AppFactory, client_for
 from tests.support.database import reset_tenant_context
 from tests.support.factories import Factory, Key, fresh_insee
@@ -43,6 +52,8 @@ PUBLIC = "public"  # no key
 ANY_KEY = "any_key"  # every role, its own organisation
 TENANT_ADMIN = "tenant_admin"  # tenant_admin (and operator_admin)
 OPERATOR = "operator"  # operator_admin only
+CLIENT = "client"  # no key: an OAuth2 client's own authentication (RFC 6749's errors)
+SIGN_IN = "sign_in"  # the browser's sign-in (ProConnect): no key, no tenant
 
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): PUBLIC,
@@ -50,6 +61,7 @@ ROUTES: dict[tuple[str, str], str] = {
     # Operators protect it with PLUME_METRICS_TOKEN; its labels hold slugs, never ids or names.
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/v1/organization"): ANY_KEY,
+    ("GET", "/v1/organization/processing"): ANY_KEY,
     ("GET", "/v1/organization/api-keys"): TENANT_ADMIN,
     ("POST", "/v1/organization/api-keys"): TENANT_ADMIN,
     ("DELETE", "/v1/organization/api-keys/{api_key_id}"): TENANT_ADMIN,
@@ -81,6 +93,27 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/drafts/{draft_id}"): ANY_KEY,
     ("POST", "/v1/drafts/{draft_id}/review"): ANY_KEY,
     ("GET", "/v1/drafts/{draft_id}/export"): ANY_KEY,
+    ("DELETE", "/v1/drafts/{draft_id}"): ANY_KEY,
+    ("GET", "/v1/me"): ANY_KEY,
+    ("GET", "/v1/organization/oauth-clients"): TENANT_ADMIN,
+    ("POST", "/v1/organization/oauth-clients"): TENANT_ADMIN,
+    ("DELETE", "/v1/organization/oauth-clients/{oauth_client_id}"): TENANT_ADMIN,
+    ("GET", "/v1/admin/organizations/{organization_id}/oauth-clients"): OPERATOR,
+    ("POST", "/v1/admin/organizations/{organization_id}/oauth-clients"): OPERATOR,
+    ("DELETE", "/v1/admin/oauth-clients/{oauth_client_id}"): OPERATOR,
+    ("POST", "/oauth/token"): CLIENT,
+    # The keys that verify access tokens and the server's metadata: public by design.
+    ("GET", "/oauth/jwks.json"): PUBLIC,
+    ("GET", "/.well-known/oauth-authorization-server"): PUBLIC,
+    ("GET", "/v1/organization/agents"): TENANT_ADMIN,
+    ("POST", "/v1/organization/agents"): TENANT_ADMIN,
+    ("PATCH", "/v1/organization/agents/{agent_id}"): TENANT_ADMIN,
+    ("GET", "/v1/me/sessions"): ANY_KEY,
+    ("DELETE", "/v1/me/sessions/{session_id}"): ANY_KEY,
+    ("GET", "/auth/login"): SIGN_IN,
+    ("GET", "/auth/callback"): SIGN_IN,
+    ("POST", "/auth/logout"): SIGN_IN,
+    ("GET", "/auth/logged-out"): SIGN_IN,
 }
 
 # Plume's documentation (plume.web.docs), out of the OpenAPI description: no key, no tenant.
@@ -137,7 +170,10 @@ def fill(
         {
             "organization_id": organization_id,
             "api_key_id": key_id,
+            "oauth_client_id": key_id,
             "draft_id": draft_id or uuid.uuid4(),
+            "agent_id": uuid.uuid4(),
+            "session_id": uuid.uuid4(),
         }
     )
 
@@ -150,12 +186,18 @@ def body_for(method: str, path: str) -> Any:
         return {"status": "suspended", "name": "Renommée par un intrus"}
     if method == "POST" and path.endswith("/api-keys"):
         return {"name": "Clé intruse", "role": "tenant_admin"}
+    if method == "POST" and path.endswith("/oauth-clients"):
+        return {"name": "Client intrus", "role": "tenant_admin"}
     if (method, path) == ("POST", "/v1/chat/completions"):
         return {"messages": [{"role": "user", "content": "Bonjour"}]}
     if (method, path) == ("POST", "/v1/drafts"):
         return dict(DRAFT_REQUEST)
     if (method, path) == ("POST", "/v1/drafts/{draft_id}/review"):
         return dict(REVIEW)
+    if (method, path) == ("POST", "/v1/organization/agents"):
+        return {"email": "intrus@example.fr", "role": "tenant_admin", "title": "Maire"}
+    if (method, path) == ("PATCH", "/v1/organization/agents/{agent_id}"):
+        return {"status": "suspended"}
     if (method, path) == ("PUT", "/v1/admin/default-quotas"):
         return [{"kind": "commune", "metric": "requests", "period": "day", "limit": 1_000_000}]
     if method == "PUT" and path.endswith("/quotas"):
@@ -305,11 +347,14 @@ def test_the_openapi_declares_the_roles_of_each_route(app: FastAPI) -> None:
     """Operator routes require operator_admin only; tenant key routes refuse agents."""
     paths = app.openapi()["paths"]
     for (method, path), category in ROUTES.items():
+        if category == SIGN_IN:
+            assert path not in paths, path  # a browser's pages, out of the API's description
+            continue
         security = paths[path][method.lower()].get("security", [])
         scopes = {
             scope for requirement in security for names in requirement.values() for scope in names
         }
-        if category == PUBLIC:
+        if category in (PUBLIC, CLIENT):
             assert not scopes, (method, path)
         elif category == OPERATOR:
             assert scopes == {"operator_admin"}, (method, path, scopes)
@@ -1060,6 +1105,8 @@ ORGANIZATION_CHANGES = {
     "policy": "UPDATE organizations SET policy = '{}'::jsonb WHERE id = :own",
     "name": "UPDATE organizations SET name = 'Renommée' WHERE id = :own",
     "organization_update": ("SELECT organization_update(:own, 'Renommée', 'active', '{}'::jsonb)"),
+    "siret": "UPDATE organizations SET siret = '21760349400019' WHERE id = :own",
+    "organization_set_siret": "SELECT organization_set_siret(:own, '21760349400019')",
 }
 
 
@@ -1220,6 +1267,7 @@ DRAFT_ROUTES = [
     ("POST", "/v1/drafts/{draft_id}/review", REVIEW),
     ("GET", "/v1/drafts/{draft_id}/export?format=md", None),
     ("GET", "/v1/drafts/{draft_id}/export?format=docx", None),
+    ("DELETE", "/v1/drafts/{draft_id}", None),
 ]
 
 # (caller, organisation whose draft it must not reach)
@@ -1247,6 +1295,7 @@ async def assert_draft_untouched(client: AsyncClient, owner: Key, draft_id: str)
 @covers("GET", "/v1/drafts/{draft_id}")
 @covers("POST", "/v1/drafts/{draft_id}/review")
 @covers("GET", "/v1/drafts/{draft_id}/export")
+@covers("DELETE", "/v1/drafts/{draft_id}")
 async def test_another_tenants_draft_is_not_found(
     client: AsyncClient, world: World, subtests: pytest.Subtests
 ) -> None:
@@ -1273,6 +1322,28 @@ async def test_another_tenants_draft_is_not_found(
                 assert world.org(target).name not in response.text
     for name, key in owners.items():
         await assert_draft_untouched(client, key, drafts[name])
+
+
+async def _processing(client: AsyncClient, key: Key) -> dict[str, int]:
+    response = await call(client, "GET", "/v1/organization/processing", key)
+    assert response.status_code == 200, response.text
+    return {p["provider"]: p["requests"] for p in response.json()["processors"]}
+
+
+@covers("GET", "/v1/organization/processing")
+async def test_a_record_of_processing_counts_only_its_own_organisations_requests(
+    client: AsyncClient, world: World, subtests: pytest.Subtests
+) -> None:
+    """Neither a sibling, nor the parent EPCI, nor the operator counts a commune's requests."""
+    readers = ["commune_b.admin", "epci_a.admin", "epci_a.agent", "a2.admin", "operator"]
+    before = {name: await _processing(client, world.key(name)) for name in readers}
+    author = world.key("a1.agent")
+    own_before = await _processing(client, author)
+    await create_draft(client, author)
+    assert sum((await _processing(client, author)).values()) == sum(own_before.values()) + 1
+    for name in readers:
+        with subtests.test(reader=name):
+            assert await _processing(client, world.key(name)) == before[name]
 
 
 @covers("GET", "/v1/drafts")
@@ -1504,3 +1575,253 @@ async def test_another_tenants_usage_is_not_found(
     assert own.status_code == 200, own.text
     allowed = {world.epci_a.slug, world.a1.slug, world.a2.slug}
     assert {row["key"] for row in own.json()["rows"]} <= allowed
+
+
+# --------------------------------------------------------------------------------------
+# OAuth2 clients: managed as keys are, and their tokens confined as keys are
+# --------------------------------------------------------------------------------------
+
+
+async def client_state(db: AsyncSession) -> dict[uuid.UUID, tuple[uuid.UUID, Any]]:
+    rows = await db.execute(
+        select(OAuthClient.id, OAuthClient.organization_id, OAuthClient.revoked_at)
+    )
+    return {row.id: (row.organization_id, row.revoked_at) for row in rows}
+
+
+async def new_client(client: AsyncClient, admin: Key, **params: str) -> dict[str, Any]:
+    response = await call(
+        client,
+        "POST",
+        "/v1/organization/oauth-clients",
+        admin,
+        json={"name": "Logiciel", "role": "agent"},
+        params=params or None,
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+@covers("GET", "/v1/organization/oauth-clients")
+@covers("POST", "/v1/organization/oauth-clients")
+async def test_another_tenants_clients_are_out_of_reach(
+    client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
+) -> None:
+    for organization_name in {victim for _, victim in FOREIGN_ORGANIZATIONS} - {"operator"}:
+        admin = next(
+            k
+            for k in world.keys.values()
+            if k.organization == world.org(organization_name) and k.role == "tenant_admin"
+        )
+        await new_client(client, admin)
+    before = await client_state(db)
+    for caller_name, victim_name in FOREIGN_ORGANIZATIONS:
+        caller, victim = world.key(caller_name), world.org(victim_name)
+        params = {"organization_id": str(victim.id)}
+        with subtests.test(caller=caller_name, victim=victim_name):
+            for method in ("GET", "POST"):
+                response = await call(
+                    client,
+                    method,
+                    "/v1/organization/oauth-clients",
+                    caller,
+                    json=body_for(method, "/v1/organization/oauth-clients"),
+                    params=params,
+                )
+                assert_problem(response, 404, "not_found")
+            own = await call(client, "GET", "/v1/organization/oauth-clients", caller)
+            assert own.status_code == 200, own.text
+            assert all(
+                item["organization_id"] == str(caller.organization.id)
+                for item in own.json()["items"]
+            )
+    assert await client_state(db) == before
+
+
+@covers("GET", "/v1/organization/oauth-clients")
+@covers("POST", "/v1/organization/oauth-clients")
+async def test_epci_admin_manages_its_communes_clients(client: AsyncClient, world: World) -> None:
+    caller = world.key("epci_a.admin")
+    created = await new_client(client, caller, organization_id=str(world.a1.id))
+    assert created["organization_id"] == str(world.a1.id)
+    listing = await call(
+        client,
+        "GET",
+        "/v1/organization/oauth-clients",
+        caller,
+        params={"organization_id": str(world.a1.id)},
+    )
+    assert [item["id"] for item in listing.json()["items"]] == [created["id"]]
+    revoked = await call(
+        client, "DELETE", f"/v1/organization/oauth-clients/{created['id']}", caller
+    )
+    assert revoked.status_code == 204, revoked.text
+
+
+@covers("DELETE", "/v1/organization/oauth-clients/{oauth_client_id}")
+async def test_revoking_another_tenants_client_is_not_found(
+    client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
+) -> None:
+    victims = {
+        name: await new_client(client, world.key(name))
+        for name in ("commune_a.admin", "a1.admin", "epci_a.admin")
+    }
+    before = await client_state(db)
+    for caller_name, victim_name in [
+        ("commune_b.admin", "commune_a.admin"),
+        ("epci_b.admin", "a1.admin"),
+        ("a1.admin", "epci_a.admin"),
+        ("epci_a.admin", "commune_a.admin"),
+    ]:
+        caller, victim = world.key(caller_name), victims[victim_name]
+        with subtests.test(caller=caller_name, victim=victim_name):
+            response = await call(
+                client, "DELETE", f"/v1/organization/oauth-clients/{victim['id']}", caller
+            )
+            assert_problem(response, 404, "not_found")
+    assert await client_state(db) == before
+
+
+@covers("GET", "/v1/me")
+async def test_me_is_always_the_callers_own(client: AsyncClient, world: World) -> None:
+    for name in ("commune_b.admin", "epci_b.agent", "a1.admin"):
+        caller = world.key(name)
+        response = await client.get(
+            "/v1/me",
+            params={"organization_id": str(world.commune_a.id), "id": world.key("operator").id},
+            headers={**caller.headers, "X-Organization-Id": str(world.commune_a.id)},
+        )
+        assert response.status_code == 200, response.text
+        me = response.json()
+        assert me["id"] == caller.id
+        assert me["organization"]["id"] == str(caller.organization.id)
+        assert str(world.commune_a.id) not in response.text
+
+
+async def test_a_clients_token_is_confined_to_its_tenant(client: AsyncClient, world: World) -> None:
+    created = await new_client(client, world.key("epci_b.admin"))
+    token = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": created["client_id"],
+            "client_secret": created["client_secret"],
+        },
+    )
+    assert token.status_code == 200, token.text
+    machine = Key(
+        created["id"], token.json()["access_token"], world.epci_b, world.key("epci_b.agent").role
+    )
+    theirs = await call(
+        client, "POST", "/v1/drafts", world.key("commune_a.agent"), json=dict(DRAFT_REQUEST)
+    )
+    assert theirs.status_code == 201, theirs.text
+    response = await call(client, "GET", f"/v1/drafts/{theirs.json()['id']}", machine)
+    assert_problem(response, 404, "not_found")
+    for path in (
+        "/v1/organization/api-keys",
+        "/v1/organization/oauth-clients",
+        "/v1/admin/organizations",
+    ):
+        assert_problem(await call(client, "GET", path, machine), 403, "forbidden")
+    mine = await call(client, "GET", "/v1/organization", machine)
+    assert mine.json()["id"] == str(world.epci_b.id)
+
+
+# Agents (ProConnect): /v1/organization/agents, /v1/me, and the sign-in pages
+# --------------------------------------------------------------------------------------
+
+
+async def _invited_agent(db: AsyncSession, organization: Organization) -> Agent:
+    agent = Agent(
+        organization_id=organization.id,
+        email=f"agent.{uuid.uuid4().hex[:8]}@mairie.fr",
+        role=AgentRole.AGENT,
+        status=AgentStatus.INVITED,
+    )
+    db.add(agent)
+    await db.flush()
+    return agent
+
+
+@covers("GET", "/v1/organization/agents")
+@covers("POST", "/v1/organization/agents")
+async def test_another_tenants_agents_are_not_found(
+    client: AsyncClient, db: AsyncSession, world: World, subtests: pytest.Subtests
+) -> None:
+    path = "/v1/organization/agents"
+    for caller_name, target in FOREIGN_ORGANIZATIONS:
+        caller, target_id = world.key(caller_name), world.org(target).id
+        with subtests.test(caller=caller_name, target=target):
+            listed = await call(
+                client, "GET", path, caller, params={"organization_id": str(target_id)}
+            )
+            assert_problem(listed, 404, "not_found")
+            body = body_for("POST", path)
+            invited = await call(
+                client, "POST", path, caller, json=body, params={"organization_id": str(target_id)}
+            )
+            assert_problem(invited, 404, "not_found")
+    assert (
+        await db.execute(select(Agent).where(Agent.email == "intrus@example.fr"))
+    ).first() is None
+    # Without organization_id, only the caller's own agents.
+    mine = await _invited_agent(db, world.commune_a)
+    await _invited_agent(db, world.commune_b)
+    own = await call(client, "GET", path, world.key("commune_a.admin"))
+    assert [item["id"] for item in own.json()["items"]] == [str(mine.id)]
+
+
+@covers("PATCH", "/v1/organization/agents/{agent_id}")
+async def test_another_tenants_agent_cannot_be_changed(
+    client: AsyncClient, db: AsyncSession, world: World
+) -> None:
+    theirs = await _invited_agent(db, world.commune_a)
+    for caller_name in ("commune_b.admin", "epci_b.admin", "a1.admin", "epci_a.admin"):
+        response = await call(
+            client,
+            "PATCH",
+            f"/v1/organization/agents/{theirs.id}",
+            world.key(caller_name),
+            json={"status": "suspended"},
+        )
+        assert_problem(response, 404, "not_found")
+    await db.refresh(theirs)
+    assert theirs.status is AgentStatus.INVITED
+
+
+@covers("GET", "/v1/me")
+@covers("GET", "/v1/me/sessions")
+@covers("DELETE", "/v1/me/sessions/{session_id}")
+async def test_who_am_i_answers_the_callers_own_organisation(
+    client: AsyncClient, world: World
+) -> None:
+    for name in ("commune_b.admin", "a1.agent", "epci_a.admin"):
+        caller = world.key(name)
+        me = await call(
+            client, "GET", "/v1/me", caller, params={"organization_id": str(world.commune_a.id)}
+        )
+        assert me.json()["organization"]["id"] == str(caller.organization.id)
+        # Keys have no sessions: nothing to list or end, whoever's they are.
+        assert_problem(await call(client, "GET", "/v1/me/sessions", caller), 403, "forbidden")
+        ended = await call(client, "DELETE", f"/v1/me/sessions/{uuid.uuid4()}", caller)
+        assert_problem(ended, 403, "forbidden")
+
+
+@pytest.mark.parametrize("route", routes_of(SIGN_IN), ids=route_id)
+async def test_sign_in_pages_without_a_provider_reveal_no_tenant(
+    client: AsyncClient, world: World, route: tuple[str, str]
+) -> None:
+    """Without PLUME_OIDC_ISSUER sign-in is off: French pages, no tenant, no cookie."""
+    method, path = route
+    response = await call(client, method, path)
+    assert response.status_code in (200, 303, 404), response.text
+    # No session opened (logout clears the cookies: empty values).
+    assert re.search(r"plume_session=[^\";]", response.headers.get("set-cookie", "")) is None
+    for organization in (world.commune_a, world.epci_a, world.commune_b):
+        assert str(organization.id) not in response.text
+        assert organization.name not in response.text
+    if path in ("/auth/login", "/auth/callback"):
+        assert response.status_code == 404
+        assert "n'est pas activée" in response.text.replace("&#x27;", "'")

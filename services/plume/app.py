@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import structlog
@@ -24,13 +25,17 @@ from plume.credentials import endpoints as credentials_endpoints
 from plume.dates import Clock, SystemClock
 from plume.db import create_engine, create_session_factory, system_sessions
 from plume.drafting import endpoints as drafting_endpoints
+from plume.drafting import retention
 from plume.drafting.finishing import offline_composer
 from plume.drafting.gauges import SyntheseBacklog
 from plume.drafting.jobs import SyntheseWorker
 from plume.drafting.service import DraftingService
 from plume.errors import DEFAULT_PUBLIC_URL, set_public_url
+from plume.identity import endpoints as identity_endpoints
+from plume.identity.oidc import OidcProvider
 from plume.metrics import endpoints as metrics_endpoints
 from plume.metrics.observer import MetricsObserver
+from plume.oauth import endpoints as oauth_endpoints
 from plume.organizations import endpoints as organizations_endpoints
 from plume.organizations.gauges import OrganizationInfo
 from plume.quotas import endpoints as quota_endpoints
@@ -59,12 +64,14 @@ DESCRIPTION = """
 Plume aide les communes à rédiger leurs écrits administratifs (arrêtés, délibérations,
 courriers, articles de bulletin, synthèses) avec l'IA générative, sous le contrôle d'un agent.
 
-Authentication: `Authorization: Bearer plm_…`. Each operation lists the roles it accepts
-in its security requirement. Errors are `application/problem+json` (RFC 9457, schema
-`Problem`; its `type` links to the code's page under `/problems/`), except on the
-OpenAI-compatible routes (`/v1/chat/completions`, `/v1/models`), which answer OpenAI's error
-object (`OpenAIError`). Every operation lists the statuses it may answer. Text fields refuse
-the NUL character (`\\u0000`: 422).
+Authentication: `Authorization: Bearer plm_…` (an API key), or an OAuth2 client's access
+token from `POST /oauth/token` (client credentials), acting as a key of the client's role.
+Each operation lists the roles it accepts in its security requirement. Errors are
+`application/problem+json` (RFC 9457, schema `Problem`; its `type` links to the code's page
+under `/problems/`), except on the OpenAI-compatible routes (`/v1/chat/completions`,
+`/v1/models`), which answer OpenAI's error object (`OpenAIError`), and on `POST /oauth/token`,
+which answers RFC 6749's (`OAuthError`) for the client's mistakes. Every operation lists
+the statuses it may answer. Text fields refuse the NUL character (`\\u0000`: 422).
 """
 OPENAPI_URL = "/openapi.json"
 
@@ -107,6 +114,12 @@ def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> No
         system_sessions(session_factory), settings.quota_gauge_interval_s
     )
     app.state.refusals = RefusalLog(session_factory, clock)
+    app.state.retention = Periodic(
+        "retention",
+        settings.retention_interval_s,
+        partial(retention.purge, session_factory, address_days=settings.audit_address_days),
+        first_after_s=settings.retention_first_run_s,
+    )
 
 
 def create_app(
@@ -147,6 +160,7 @@ def create_app(
             app.state.organization_info,
             app.state.synthese_backlog,
             app.state.refusals,
+            app.state.retention,
         ]
         worker.start()
         sweeper.start()
@@ -187,6 +201,12 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.drafting = DraftingService(router)
     app.state.chat = ChatService(router)
+    # Agents' sign-in (ProConnect): off without an issuer.
+    app.state.oidc = (
+        OidcProvider(settings, public_url=settings.public_url or DEFAULT_PUBLIC_URL)
+        if settings.sign_in_enabled
+        else None
+    )
     factory = session_factory or (create_session_factory(engine) if engine is not None else None)
     if factory is not None:
         _wire(app, factory)
@@ -197,7 +217,13 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "X-CSRF-Token",
+            ],
             expose_headers=[
                 "X-Request-ID",
                 "Retry-After",
@@ -223,6 +249,9 @@ def create_app(
     app.include_router(problems_router)
     app.include_router(chat_endpoints.router)
     app.include_router(drafting_endpoints.router)
+    app.include_router(identity_endpoints.auth_router)
+    app.include_router(identity_endpoints.agents_router)
+    app.include_router(identity_endpoints.me_router)
     app.include_router(organizations_endpoints.admin_router)
     app.include_router(quota_endpoints.admin_router)
     app.include_router(quota_endpoints.defaults_router)
@@ -233,5 +262,8 @@ def create_app(
     app.include_router(organizations_endpoints.tenant_router)
     app.include_router(credentials_endpoints.admin_router)
     app.include_router(credentials_endpoints.tenant_router)
+    app.include_router(oauth_endpoints.admin_router)
+    app.include_router(oauth_endpoints.tenant_router)
+    app.include_router(oauth_endpoints.server_router)
     install_openapi(app)
     return app

@@ -13,7 +13,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import psycopg
@@ -126,6 +126,16 @@ def cmd_audit_purge(settings: Settings, args: argparse.Namespace) -> None:
         print(line)
     if not lines:
         print(f"nothing older than {before.isoformat()}")
+
+
+def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> None:
+    from plume.drafting.retention import run_once
+
+    try:
+        at = datetime.fromisoformat(args.at).astimezone(UTC) if args.at else None
+    except ValueError:
+        raise CommandError(f"--at: not an ISO-8601 date and time: {args.at}") from None
+    print("\n".join(asyncio.run(run_once(settings, at))))
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -449,6 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--before", required=True, help="YYYY-MM-DD (midnight, Paris time)")
     purge.set_defaults(handler=cmd_audit_purge)
+    retention = commands.add_parser("retention", help="erase drafts past their retention")
+    run = retention.add_subparsers(dest="retention_command", required=True).add_parser("run")
+    run.add_argument("--at", help="ISO-8601 moment to count retention from (default: now)")
+    run.set_defaults(handler=cmd_retention_run)
     return parser
 
 

@@ -11,10 +11,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Self
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
+_PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.DOTALL)
 _WEAK_SECRETS = {"changethis", "changeme", "secret", "password", "plume"}
 
 
@@ -69,6 +72,13 @@ class Settings(BaseSettings):
     # The gauges (quota use, organisations, the synthèse queue) are refreshed from the
     # database this often, per process.
     quota_gauge_interval_s: float = Field(default=15.0, gt=0)
+    # Drafts past their organisation's retention_days are erased daily, the first time this
+    # long after start-up (a process restarted more often than daily still purges).
+    retention_interval_s: float = Field(default=86_400.0, gt=0)
+    retention_first_run_s: float = Field(default=600.0, ge=0)
+    # The audit trail keeps a caller's full IP address this long (for investigations); its
+    # network (/24, /48) stays in the hashed entry.
+    audit_address_days: int = Field(default=30, ge=1, le=3650)
     # Every provider call (its attempts, retries and fallbacks; a stream to its last word).
     provider_deadline_s: float = Field(default=300.0, gt=0, le=3600)
     # A comment line on every Server-Sent Events stream after this long without a byte.
@@ -76,7 +86,25 @@ class Settings(BaseSettings):
     # The longest life of a key minted through the API (days); a key asked without an expiry
     # gets this one. None: keys may live until revoked.
     api_key_max_days: int | None = Field(default=None, ge=1, le=3650)
+    # The private key OAuth2 access tokens are signed with (PEM, EC P-256; a secret), the
+    # same in every process; unset, it is derived from PLUME_SECRET_KEY. The previous keys
+    # (PEM blocks, newest first) still verify the tokens they signed during a rotation and
+    # are published with it (docs/identity.md, docs/decisions/0010).
+    oauth_signing_key: SecretStr | None = None
+    oauth_previous_signing_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # An access token's life (seconds): ten minutes at most.
+    oauth_token_ttl_s: int = Field(default=600, ge=30, le=600)
     log_level: str = "INFO"
+    # ProConnect (or any OpenID Connect provider) for agents: without an issuer, sign-in is
+    # off and everything else works (docs/identity.md).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    # ProConnect's scopes; names come from given_name and usual_name (family_name elsewhere).
+    oidc_scopes: str = "openid email given_name usual_name siret"
+    # An agent's session ends after this long without a request, and this long after sign-in.
+    session_idle_s: int = Field(default=8 * 3600, ge=60)
+    session_max_s: int = Field(default=12 * 3600, ge=60)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -113,11 +141,52 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _check_issuer(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.fullmatch(r"https?://[^\s?#]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _check_scopes(cls, value: str) -> str:
+        scopes = value.replace(",", " ").split()
+        if "openid" not in scopes:
+            raise ValueError("must include openid")
+        return " ".join(scopes)
+
+    @model_validator(mode="after")
+    def _check_oidc_client(self) -> Self:
+        if self.oidc_issuer is not None and not self.oidc_client_id:
+            raise ValueError("PLUME_OIDC_CLIENT_ID: is required with PLUME_OIDC_ISSUER")
+        return self
+
     @field_validator("previous_secret_keys", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("oauth_previous_signing_keys", mode="before")
+    @classmethod
+    def _split_pem_blocks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return _PEM_BLOCK.findall(value)
+        return value
+
+    @field_validator("oauth_signing_key", "oauth_previous_signing_keys")
+    @classmethod
+    def _check_signing_keys(
+        cls, value: SecretStr | list[SecretStr] | None
+    ) -> SecretStr | list[SecretStr] | None:
+        for key in value if isinstance(value, list) else [value] if value else []:
+            if not is_p256_private_key(key.get_secret_value()):
+                # Never the value itself: it is a secret.
+                raise ValueError("must be an EC P-256 private key in PEM")
         return value
 
     @field_validator("database_url")
@@ -147,6 +216,14 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def is_development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+    @property
+    def sign_in_enabled(self) -> bool:
+        return self.oidc_issuer is not None
+
+    @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
 
@@ -165,6 +242,12 @@ class Settings(BaseSettings):
             gaps.append("PLUME_SECRET_KEY")
         if serving and self.metrics_token is None and self.metrics_port is None:
             gaps.append("PLUME_METRICS_TOKEN (or PLUME_METRICS_PORT)")
+        if serving and self.sign_in_enabled:
+            # The provider's redirect URIs are registered at this address.
+            if self.public_url is None:
+                gaps.append("PLUME_PUBLIC_URL (with PLUME_OIDC_ISSUER)")
+            if self.oidc_client_secret is None:
+                gaps.append("PLUME_OIDC_CLIENT_SECRET (with PLUME_OIDC_ISSUER)")
         return gaps
 
     def require_production_settings(self, *, serving: bool) -> None:
@@ -177,6 +260,15 @@ class Settings(BaseSettings):
         if self.secret_key is None:
             raise ConfigurationError("PLUME_SECRET_KEY: is required")
         return self.secret_key.get_secret_value()
+
+
+def is_p256_private_key(pem: str) -> bool:
+    """Whether `pem` is an unencrypted EC P-256 private key (ES256's)."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return False
+    return isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
 
 
 def normalize_database_url(url: str) -> str:

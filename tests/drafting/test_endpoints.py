@@ -201,7 +201,8 @@ async def test_review_records_the_named_reviewer_and_is_final(
     assert approved["status"] == "approved"
     recorded = approved["review"]
     assert recorded["decision"] == "approved"
-    assert recorded["reviewer"] == REVIEWER
+    # Declared by a key: not verified (a signed-in agent's is, tests/identity).
+    assert recorded["reviewer"] == {**REVIEWER, "verified": False, "agent_id": None}
     assert recorded["comment"] == "Conforme, à signer."
     assert recorded["reviewed_by"] == reviewer_key.id
     assert re.match(r"\d{4}-\d\d-\d\dT.*([+-]\d\d:\d\d|Z)$", recorded["reviewed_at"])

@@ -21,8 +21,9 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 from psycopg import sql
+from pydantic import SecretStr
 from sqlalchemy import make_url
 
 from plume import cli
@@ -31,6 +32,8 @@ from plume.config import Settings
 from plume.db import create_engine, create_session_factory, system_sessions
 from plume.drafting.repository import SyntheseJobQueue
 from plume.runtime.migrations import upgrade
+from tests.identity.helpers import PUBLIC_URL, csrf, fresh_email, sign_in
+from tests.identity.provider import running_provider
 from tests.support.chat import chat_body
 from tests.support.clients import bearer, running
 from tests.support.database import DatabaseServer
@@ -43,6 +46,7 @@ from tests.support.settings import make_settings
 TENANT_TABLES = {
     "organizations",
     "api_keys",
+    "oauth_clients",
     "drafts",
     "idempotency_keys",
     "quotas",
@@ -51,6 +55,9 @@ TENANT_TABLES = {
     "usage_records",
     "audit_entries",
     "audit_heads",
+    "audit_client_addresses",
+    "agents",
+    "agent_sessions",
     # The operator's, no tenant's: only the system's scope reads or writes it.
     "default_quotas",
 }
@@ -485,3 +492,57 @@ async def test_only_the_owner_purges_the_audit_trail(owned: Owned, http: AsyncCl
         f"/v1/audit/verify?organization_id={tenants.commune}", headers=tenants.epci_admin
     )
     assert verified.json()["valid"] is True, verified.text
+
+
+async def test_an_agent_signs_in_and_works_as_a_role_that_owns_nothing(owned: Owned) -> None:
+    """ProConnect's sign-in as production runs it: the lookups through plume_definer's
+    functions, the binding and the session as the application role, the cookie path on
+    every request, and a suspension that takes effect at once."""
+    operator = bearer(owned.operator_key)
+    with running_provider() as provider:
+        settings = make_settings(
+            owned.service_url,
+            public_url=PUBLIC_URL,
+            oidc_issuer=provider.issuer,
+            oidc_client_id="plume-test",
+            oidc_client_secret=SecretStr("plume-test-client-secret"),
+            oidc_scopes="openid email profile given_name usual_name siret",
+        )
+        app = create_app(settings, provider_router=router_for(group("standard", offline())))
+        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        async with (
+            app.router.lifespan_context(app),
+            AsyncClient(transport=transport, base_url=PUBLIC_URL) as browser,
+        ):
+            commune = await browser.post(
+                "/v1/admin/organizations",
+                json={"kind": "commune", "name": "Connectée", "insee_code": fresh_insee()},
+                headers=operator,
+            )
+            assert commune.status_code == 201, commune.text
+            commune_id = commune.json()["id"]
+            email = fresh_email()
+            invitation = await browser.post(
+                "/v1/organization/agents",
+                params={"organization_id": commune_id},
+                json={"email": email, "role": "agent", "title": "Maire"},
+                headers=operator,
+            )
+            assert invitation.status_code == 201, invitation.text
+
+            signed_in = await sign_in(browser, provider, email)
+            assert signed_in.status_code == 302, signed_in.text
+            me = await browser.get("/v1/me")
+            assert me.status_code == 200, me.text
+            assert me.json()["organization"]["id"] == commune_id
+            draft = await browser.post("/v1/drafts", json=ARTICLE, headers=csrf(browser))
+            assert draft.status_code == 201, draft.text
+            assert (await browser.get("/v1/me/sessions")).json()[0]["current"] is True
+
+            suspended = await browser.patch(
+                f"/v1/organization/agents/{invitation.json()['id']}",
+                json={"status": "suspended"},
+                headers=operator,
+            )
+            assert suspended.status_code == 200, suspended.text
+            assert_problem(await browser.get("/v1/me"), 401, "unauthenticated")

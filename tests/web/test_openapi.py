@@ -17,6 +17,8 @@ from tests.support.problems import assert_problem
 from tests.support.settings import make_settings
 
 OPENAI = {"/v1/chat/completions", "/v1/models"}
+# The OAuth2 token endpoint answers RFC 6749's errors for the client's mistakes.
+OAUTH_ERRORS = {("/oauth/token", "400"), ("/oauth/token", "401")}
 
 
 @pytest.fixture
@@ -54,7 +56,11 @@ def test_every_error_is_a_problem_or_an_openai_error(description: dict[str, Any]
             if path == "/readyz" and status == "503":
                 continue  # the probe's own JSON
             content = response["content"]
-            if path in OPENAI:
+            if (path, status) in OAUTH_ERRORS:
+                assert content == {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}
+                }, (method, path, status)
+            elif path in OPENAI:
                 assert content == {
                     "application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}
                 }, (method, path, status)
@@ -99,6 +105,11 @@ def test_the_problem_schema_is_the_contract(description: dict[str, Any]) -> None
         ("GET", "/v1/admin/default-quotas", {200, 401, 403, 500, 503}, {404, 413, 422, 429}),
         ("PUT", "/v1/admin/default-quotas", {200, 401, 403, 413, 422, 503}, {404, 429}),
         ("DELETE", "/v1/organization/api-keys/{api_key_id}", {204, 401, 403, 404, 422}, {413}),
+        ("DELETE", "/v1/organization/oauth-clients/{oauth_client_id}", {204, 401, 403, 404}, {413}),
+        ("GET", "/v1/me", {200, 401, 403, 500, 503}, {404, 413}),
+        # The token endpoint: RFC 6749's 400 and 401, no key (no 403).
+        ("POST", "/oauth/token", {200, 400, 401, 413, 500, 503}, {403, 404}),
+        ("GET", "/oauth/jwks.json", {200, 500}, {401, 403}),
     ],
 )
 def test_the_statuses_a_route_may_answer(
@@ -195,3 +206,14 @@ async def test_problem_types_point_at_the_public_url(
 
 async def test_the_pages_are_out_of_the_description(description: dict[str, Any]) -> None:
     assert not [path for path in description["paths"] if path.startswith(("/problems", "/docs"))]
+
+
+def test_the_token_endpoint_documents_its_form_and_rfc_6749_errors(
+    description: dict[str, Any],
+) -> None:
+    operation = description["paths"]["/oauth/token"]["post"]
+    form = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert form["properties"]["grant_type"]["enum"] == ["client_credentials"]
+    assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+    error = description["components"]["schemas"]["OAuthError"]
+    assert set(error["required"]) == {"error", "error_description"}

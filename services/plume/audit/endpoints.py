@@ -93,7 +93,11 @@ async def list_entries(
         actor=actor,
     )
     items, cursor = next_cursor(rows, page, service.cursor_key)
-    return Page(items=[service.entry_out(e) for e in items], next_cursor=cursor)
+    chain = _chain_of(principal, organization_id)
+    addresses = await service.client_addresses(session, chain, [e.seq for e in items])
+    return Page(
+        items=[service.entry_out(e, addresses.get(e.seq)) for e in items], next_cursor=cursor
+    )
 
 
 @router.get(

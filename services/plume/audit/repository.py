@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.models import AuditEntry, AuditHead
+from plume.models import AuditClientAddress, AuditEntry, AuditHead
 from plume.web.pagination import PageRequest
 
 _APPEND = text(
@@ -48,6 +48,8 @@ class NewEntry:
     actor_key_id: uuid.UUID | None
     actor_role: str
     body: str
+    # The caller's full address, kept apart from the hashed body (which holds its network).
+    client_address: str | None = None
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -66,7 +68,39 @@ class AuditRepository:
 
     async def append(self, entry: NewEntry) -> tuple[int, str]:
         row = (await self.session.execute(_APPEND, entry.parameters())).one()
-        return int(row[0]), str(row[1])
+        seq, entry_hash = int(row[0]), str(row[1])
+        if entry.client_address:
+            self.session.add(
+                AuditClientAddress(
+                    organization_id=entry.organization_id,
+                    seq=seq,
+                    client_address=entry.client_address,
+                    recorded_at=entry.occurred_at,
+                )
+            )
+            await self.session.flush()
+        return seq, entry_hash
+
+    async def client_addresses(
+        self, organization_id: uuid.UUID, seqs: Sequence[int]
+    ) -> dict[int, str]:
+        """The full addresses still kept for these entries of one chain."""
+        if not seqs:
+            return {}
+        rows = await self.session.execute(
+            select(AuditClientAddress.seq, AuditClientAddress.client_address).where(
+                AuditClientAddress.organization_id == organization_id,
+                AuditClientAddress.seq.in_(list(seqs)),
+            )
+        )
+        return {int(seq): str(address) for seq, address in rows.all()}
+
+    async def forget_client_addresses(self, before: datetime) -> int:
+        """Delete the full addresses recorded before `before` (the networks stay hashed)."""
+        result = await self.session.execute(
+            delete(AuditClientAddress).where(AuditClientAddress.recorded_at < before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def head(self, organization_id: uuid.UUID) -> AuditHead | None:
         """The chain's head as it is now (not as the session last saw it)."""

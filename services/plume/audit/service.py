@@ -24,7 +24,8 @@ from plume.web.pagination import PageRequest
 from plume.web.spreadsheet import csv_line
 
 
-def entry_out(entry: AuditEntry) -> AuditEntryOut:
+def entry_out(entry: AuditEntry, client_address: str | None = None) -> AuditEntryOut:
+    """`client_address` is the full address while it is kept, else the body's network."""
     fields: dict[str, Any] = json.loads(entry.body)
     return AuditEntryOut(
         organization_id=entry.organization_id,
@@ -33,7 +34,7 @@ def entry_out(entry: AuditEntry) -> AuditEntryOut:
         action=entry.action,
         actor=fields.get("actor") or {},
         request_id=fields.get("request_id"),
-        client_address=fields.get("client_address"),
+        client_address=client_address or fields.get("client_address"),
         outcome=fields.get("outcome"),
         target=fields.get("target"),
         details=fields.get("details") or {},
@@ -56,6 +57,18 @@ async def list_page(
     return await AuditRepository(session).list_page(
         organization_id, page, start=start, end=end, action=action, actor=actor
     )
+
+
+async def client_addresses(
+    session: AsyncSession, organization_id: uuid.UUID, seqs: list[int]
+) -> dict[int, str]:
+    return await AuditRepository(session).client_addresses(organization_id, seqs)
+
+
+async def forget_client_addresses(session: AsyncSession, before: datetime) -> int:
+    """Delete the full client addresses recorded before `before`, in every chain of the
+    session's scope (the system's, for the daily purge)."""
+    return await AuditRepository(session).forget_client_addresses(before)
 
 
 def cursor_key(entry: AuditEntry) -> tuple[datetime, uuid.UUID]:

@@ -8,6 +8,7 @@ Never put prompt or output text, or a secret, in an entry's details: hashes and 
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,19 @@ class Actor:
         return cls(key_id=None, role="system")
 
 
+def client_network(address: str | None) -> str | None:
+    """An address cut to its network (IPv4 /24, IPv6 /48): what the hashed body keeps for
+    as long as the entry, while the full address is forgotten after a while."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None  # not an address (a test client's name): nothing personal to keep
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
 def entry(
     *,
     organization_id: uuid.UUID,
@@ -64,7 +78,7 @@ def entry(
         "occurred_at": format_time(occurred_at),
         "actor": {**who, "role": actor.role},
         "request_id": actor.request_id,
-        "client_address": actor.client_address,
+        "client_address": client_network(actor.client_address),
         "outcome": outcome,
         "target": {"type": target[0], "id": target[1]} if target else None,
         "details": details or {},
@@ -76,6 +90,7 @@ def entry(
         actor_key_id=actor.key_id,
         actor_role=actor.role,
         body=canonical(fields),
+        client_address=actor.client_address,
     )
 
 

@@ -108,7 +108,8 @@ def _unanswered(organization_id: uuid.UUID, key: str, request_hash: str) -> tupl
 
 
 # One statement (one round trip) writes a settled call's usage record, moves the quota
-# ledger (when the request held a reservation) and appends the audit entry. The ledger's
+# ledger (when the request held a reservation) and appends the audit entry (with the
+# caller's full address, kept apart from the hashed body). The ledger's
 # function runs as a MATERIALIZED common table expression that the final SELECT reads, so
 # that PostgreSQL evaluates it exactly once; the usage record's INSERT runs whether read or
 # not, as every data-modifying WITH does.
@@ -130,11 +131,22 @@ ledger AS MATERIALIZED (
                         CAST(:quota_tokens AS numeric), CAST(:quota_cost AS numeric),
                         CAST(:quota_organization_id AS uuid), CAST(:quota_now AS timestamptz))
     WHERE CAST(:quota_id AS uuid) IS NOT NULL
+),
+entry AS MATERIALIZED (
+    SELECT entry_seq, entry_hash
+    FROM audit_append(CAST(:organization_id AS uuid), CAST(:occurred_at AS timestamptz),
+                      CAST(:action AS text), CAST(:actor_key_id AS uuid),
+                      CAST(:actor_role AS text), CAST(:body AS text))
+),
+address AS (
+    INSERT INTO audit_client_addresses (organization_id, seq, client_address, recorded_at)
+    SELECT CAST(:organization_id AS uuid), entry.entry_seq, CAST(:client_address AS text),
+           CAST(:occurred_at AS timestamptz)
+    FROM entry
+    WHERE CAST(:client_address AS text) IS NOT NULL
 )
 SELECT entry.entry_seq, entry.entry_hash
-FROM audit_append(CAST(:organization_id AS uuid), CAST(:occurred_at AS timestamptz),
-                  CAST(:action AS text), CAST(:actor_key_id AS uuid),
-                  CAST(:actor_role AS text), CAST(:body AS text)) AS entry
+FROM entry
 LEFT JOIN ledger ON true
 """)
 
@@ -175,4 +187,5 @@ class SettlementRepository:
         ledger = move.parameters() if move is not None else LedgerMove.none()
         parameters.update({f"quota_{name}": value for name, value in ledger.items()})
         parameters.update(entry.parameters())
+        parameters["client_address"] = entry.client_address
         await self.session.execute(_SETTLE, parameters)

@@ -227,6 +227,7 @@ class Settlement:
                 role=principal.role.value if facts.request_id else "system",
                 request_id=facts.request_id,
                 client_address=facts.client_address,
+                client_id=principal.client_id,
             ),
             outcome="accepted" if outcome.outcome == "queued" else outcome.outcome,
             target=("draft", str(call.draft_id)) if call.draft_id else None,

@@ -24,6 +24,8 @@ from plume.credentials.service import ROLE_RANK
 from plume.db import TenantScope, enter_tenant_context
 from plume.errors import Forbidden, OrganizationSuspended, Unauthenticated
 from plume.models import ApiKeyRole, Organization, OrganizationKind, OrganizationStatus
+from plume.oauth.service import find_client
+from plume.oauth.tokens import looks_like_jwt
 from plume.organizations.policy import EffectivePolicy, effective_policy
 from plume.organizations.schemas import OrganizationOut
 from plume.organizations.service import OrganizationService, organization_out
@@ -32,7 +34,10 @@ from plume.web.transaction import DBSession
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
-    description="`Authorization: Bearer plm_…`; the listed roles may call the operation.",
+    description=(
+        "`Authorization: Bearer plm_…` (an API key) or `Bearer <access token>` (an OAuth2 "
+        "client's, from POST /oauth/token); the listed roles may call the operation."
+    ),
 )
 
 
@@ -102,7 +107,13 @@ def _scope_for(
 async def authenticate_token(
     session: AsyncSession, settings: Settings, token: str | None
 ) -> Principal:
-    """Identify the key and its organisation; raise 401/403 as the contract says."""
+    """Identify the key (or the OAuth2 client) and its organisation; raise 401/403 as the
+    contract says."""
+    if token and looks_like_jwt(token):
+        # Imported here: it builds its Principal with this module's helpers.
+        from plume.oauth.bearer import authenticate_access_token
+
+        return await authenticate_access_token(session, settings, token)
     if not token or not is_well_formed(token):
         raise Unauthenticated()
     # The lookup precedes the caller's scope (the function needs none); it also records the
@@ -135,20 +146,40 @@ async def authenticate_token(
     )
 
 
+# The same rules for a signed-in agent's session (plume.identity.sessions).
+scope_for = _scope_for
+levels_of = _levels
+
+
 async def _authenticated(
     request: Request,
     security_scopes: SecurityScopes,
     session: AsyncSession,
     credentials: HTTPAuthorizationCredentials | None,
 ) -> Principal:
+    settings = request.app.state.settings
+    if credentials is None and "authorization" not in request.headers:
+        # No Authorization header: a signed-in agent's session cookie, if any. Imported
+        # here: plume.identity builds on this module.
+        from plume.identity.sessions import SESSION_COOKIE, authenticate_session
+
+        if SESSION_COOKIE in request.cookies:
+            principal = await authenticate_session(request, session, settings)
+            request.state.principal = principal
+            _check_role(principal, security_scopes)
+            return principal
     token = credentials.credentials if credentials is not None else None
-    principal = await authenticate_token(session, request.app.state.settings, token)
+    principal = await authenticate_token(session, settings, token)
     # Known before the role check, so that a refusal is audited as this caller's.
     request.state.principal = principal
+    _check_role(principal, security_scopes)
+    return principal
+
+
+def _check_role(principal: Principal, security_scopes: SecurityScopes) -> None:
     required = [ApiKeyRole(role) for role in security_scopes.scopes]
     if required and ROLE_RANK[principal.role] < min(ROLE_RANK[r] for r in required):
         raise Forbidden()
-    return principal
 
 
 async def authenticate(
@@ -189,11 +220,15 @@ ProviderCaller = Annotated[Principal, Security(authenticate_for_provider_call, s
 
 
 async def principal_for_background_work(
-    session: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID | None
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    key_id: uuid.UUID | None,
+    client_id: uuid.UUID | None = None,
 ) -> Principal:
-    """The principal a background job acts as: the key that asked, scoped to its own
-    organisation, with the organisation's policy as it is now. A job stops as a request
-    would: key revoked or expired (401), organisation or an ancestor suspended (403).
+    """The principal a background job acts as: the key (or the OAuth2 client) that asked,
+    scoped to its own organisation, with the organisation's policy as it is now. A job stops
+    as a request would: key expired, key or client revoked (401), organisation or an
+    ancestor suspended (403).
 
     Reads the key and the organisation's chain with the system's scope (entered here)."""
     system = TenantScope.everything()
@@ -208,6 +243,10 @@ async def principal_for_background_work(
             raise Unauthenticated("La clé d'API qui a demandé ce travail a été révoquée.")
         if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
             raise Unauthenticated("La clé d'API qui a demandé ce travail a expiré.")
+    if client_id is not None:
+        client = await find_client(session, system, client_id)
+        if client is None or client.revoked_at is not None:
+            raise Unauthenticated("Le client OAuth2 qui a demandé ce travail a été révoqué.")
     chain = await organizations.chain(organization)
     if any(level.status is OrganizationStatus.SUSPENDED for level in chain):
         raise OrganizationSuspended()
@@ -223,4 +262,5 @@ async def principal_for_background_work(
         ),
         epci_name=next((o.name for o in chain if o.kind is OrganizationKind.EPCI), None),
         chain=_levels(chain),
+        client_id=client_id,
     )

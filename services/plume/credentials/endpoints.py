@@ -1,4 +1,4 @@
-"""HTTP routes for API keys: the operator's for every tenant, a tenant admin's for its own."""
+"""HTTP routes for API keys: the operator's for every tenant, a tenant admin's for its own;"""
 
 from __future__ import annotations
 

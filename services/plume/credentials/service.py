@@ -143,3 +143,8 @@ class ApiKeyService:
         for key in keys:
             await self.repository.revoke(key)
         return len(keys)
+
+
+async def find_key(session: AsyncSession, scope: TenantScope, key_id: uuid.UUID) -> ApiKey | None:
+    """A key of the scope, by its id (GET /v1/me)."""
+    return await ApiKeyRepository(session, scope).get(key_id)

@@ -15,6 +15,7 @@ from plume.calls.dependencies import Calls
 from plume.credentials.auth import AnyKey, ProviderCaller
 from plume.drafting import synthese
 from plume.drafting.document import DocumentKind
+from plume.drafting.erasure import erase_for
 from plume.drafting.export import ExportableDraft, export
 from plume.drafting.records import answer_headers, draft_out
 from plume.drafting.schemas import (
@@ -25,7 +26,7 @@ from plume.drafting.schemas import (
     request_fields,
 )
 from plume.drafting.service import DraftingService
-from plume.errors import Conflict, PayloadTooLarge, PlumeError
+from plume.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, PlumeError
 from plume.hashing import digest
 from plume.models import DraftStatus
 from plume.web.openapi import download, event_stream, merge, named_events, raises, schema_ref
@@ -150,7 +151,7 @@ async def list_drafts(
         Query(),
     ] = None,
     status_filter: Annotated[
-        Literal["draft", "processing", "approved", "rejected", "failed"] | None,
+        Literal["draft", "processing", "approved", "rejected", "failed", "erased"] | None,
         Query(alias="status"),
     ] = None,
 ) -> Page[DraftOut]:
@@ -175,8 +176,8 @@ async def get_draft(
 
 @router.post(
     "/{draft_id}/review",
-    summary="Approve or reject a draft, as a named person",
-    responses=raises(Conflict),
+    summary="Approve or reject a draft, as a named person (verified when signed in)",
+    responses=raises(Conflict, Forbidden),
 )
 async def review_draft(
     draft_id: uuid.UUID,
@@ -194,7 +195,11 @@ async def review_draft(
         target=("draft", str(draft.id)),
         details={
             "decision": payload.decision,
-            "reviewer": {"name": payload.reviewer.name, "title": payload.reviewer.title},
+            "reviewer": {
+                "name": draft.reviewer_name,
+                "title": draft.reviewer_title,
+                "verified": draft.reviewed_by_agent_id is not None,
+            },
             "kind": draft.kind,
             "text": digest(draft.text),
         },
@@ -222,6 +227,8 @@ async def export_draft(
     format: Annotated[Literal["md", "docx", "odt"], Query()] = "md",
 ) -> Response:
     draft = await _service(request).get(session, principal, draft_id)
+    if draft.status is DraftStatus.ERASED:
+        raise Conflict("Ce brouillon a été effacé : son texte n'existe plus.")
     out = draft_out(draft)
     exportable = ExportableDraft(
         id=str(out.id),
@@ -235,6 +242,7 @@ async def export_draft(
         created_at=out.created_at,
         reviewer_name=out.review.reviewer.name if out.review else None,
         reviewer_title=out.review.reviewer.title if out.review else None,
+        reviewer_verified=out.review.reviewer.verified if out.review else False,
         reviewed_at=out.review.reviewed_at if out.review else None,
         acte_nature=out.acte_nature,
     )
@@ -251,3 +259,25 @@ async def export_draft(
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@router.delete(
+    "/{draft_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Erase a draft's texts for good (its author or a tenant admin)",
+    responses=raises(Forbidden, NotFound, Conflict),
+)
+async def erase_draft(
+    draft_id: uuid.UUID, session: DBSession, principal: AnyKey, audit: Audit
+) -> Response:
+    """The request, title, text, sections, warnings, comments, job progress and stored
+    idempotent replays are erased; the id, kind, dates, review, usage and the text's digest
+    stay, and `GET` shows `status: "erased"`."""
+    erased = await erase_for(session, principal, draft_id)
+    await audit.record(
+        erased.organization_id,
+        "draft.erase",
+        target=("draft", str(erased.draft_id)),
+        details={"kind": erased.kind, "text": {"sha256": erased.text_digest}},
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -101,14 +101,16 @@ class SyntheseWorker:
             draft = await DraftRepository(session, scope).get(draft_id)
             if draft is None or draft.status is not DraftStatus.PROCESSING:
                 return
-            key_id = draft.created_by_key_id
+            key_id, client_id = draft.created_by_key_id, draft.created_by_client_id
             reservation_id = draft.reservation_id
             attempts = draft.attempts
             request = dict(draft.request)
             group = draft.model_group
         try:
             async with self.session_factory() as session, session.begin():
-                principal = await principal_for_background_work(session, organization_id, key_id)
+                principal = await principal_for_background_work(
+                    session, organization_id, key_id, client_id
+                )
         except PlumeError as error:
             await self._fail(scope, held, error.detail)
             return

@@ -10,7 +10,7 @@ from fastapi import status
 from plume.calls.context import StoredResponse, Usage
 from plume.drafting.document import ActeNature, DraftWarning, Sections
 from plume.drafting.finishing import FinishedDocument
-from plume.drafting.schemas import DraftOut, Reviewer, ReviewOut, UsageOut
+from plume.drafting.schemas import DraftOut, ReviewerOut, ReviewOut, UsageOut
 from plume.models import Draft, DraftStatus
 from plume.web.sse import sse
 
@@ -20,7 +20,13 @@ def draft_out(draft: Draft) -> DraftOut:
     if draft.review_decision is not None and draft.reviewed_at is not None:
         review = ReviewOut(
             decision=draft.review_decision,
-            reviewer=Reviewer(name=draft.reviewer_name or "", title=draft.reviewer_title or ""),
+            # Reviews stored before agents signed in have no agent: declared, not verified.
+            reviewer=ReviewerOut(
+                name=draft.reviewer_name or "",
+                title=draft.reviewer_title or "",
+                verified=draft.reviewed_by_agent_id is not None,
+                agent_id=draft.reviewed_by_agent_id,
+            ),
             comment=draft.review_comment,
             reviewed_at=draft.reviewed_at,
             reviewed_by=draft.reviewed_by_key_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -57,6 +57,42 @@ class DraftRepository:
         await self.session.flush()
         await self.session.refresh(draft)
         return draft
+
+    async def forget_replays(self, organization_id: uuid.UUID, draft_id: uuid.UUID) -> int:
+        """Delete the stored answers of Idempotency-Key retries that hold this draft (its
+        text with them); returns how many."""
+        result = await self.session.execute(
+            _FORGET_REPLAYS, {"organization_id": organization_id, "draft_id": str(draft_id)}
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def expired(
+        self, organization_id: uuid.UUID, before: datetime, limit: int
+    ) -> Sequence[Draft]:
+        """Drafts of an organisation created before `before` whose texts are still kept
+        (a synthèse being written is left to finish), oldest first, locked."""
+        statement = (
+            select(Draft)
+            .where(
+                Draft.organization_id == organization_id,
+                self.scope.clause(Draft.organization_id),
+                Draft.created_at < before,
+                Draft.status.not_in([DraftStatus.ERASED, DraftStatus.PROCESSING]),
+            )
+            .order_by(Draft.created_at, Draft.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
+
+# An idempotent replay of POST /v1/drafts stores the answer, the draft's id and text in it.
+_FORGET_REPLAYS = text("""
+DELETE FROM idempotency_keys
+WHERE organization_id = :organization_id
+  AND body IS NOT NULL
+  AND position(convert_to(:draft_id, 'UTF8') IN body) > 0
+""")
 
 
 # The next job: each organisation's oldest pending job, and of those the one whose

@@ -258,13 +258,27 @@ class Reviewer(_Strict):
 
 class ReviewRequest(_Strict):
     decision: Literal["approved", "rejected"]
-    reviewer: Reviewer
+    reviewer: Reviewer | None = Field(
+        default=None,
+        description="Who reviews, as declared by an API key or a client (required then); a "
+        "signed-in agent sends none: its own record names it (verified)",
+    )
     comment: Annotated[str, Field(max_length=5000)] | None = None
+
+
+class ReviewerOut(BaseModel):
+    name: str
+    title: str
+    verified: bool = Field(
+        description="True when a signed-in agent reviewed (identity verified by ProConnect); "
+        "false for a name declared by an API key or a client"
+    )
+    agent_id: uuid.UUID | None = Field(description="The signed-in agent who reviewed")
 
 
 class ReviewOut(BaseModel):
     decision: Literal["approved", "rejected"]
-    reviewer: Reviewer
+    reviewer: ReviewerOut
     comment: str | None
     reviewed_at: datetime
     reviewed_by: uuid.UUID | None = Field(description="Id of the key that sent the review")
@@ -290,7 +304,7 @@ class UsageOut(BaseModel):
 class DraftOut(BaseModel):
     id: uuid.UUID
     kind: str
-    status: Literal["draft", "processing", "approved", "rejected", "failed"]
+    status: Literal["draft", "processing", "approved", "rejected", "failed", "erased"]
     title: str | None
     text: str
     sections: Sections | None

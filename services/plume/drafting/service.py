@@ -26,13 +26,16 @@ from plume.drafting.repository import DraftRepository
 from plume.drafting.schemas import DraftOut, ReviewRequest
 from plume.errors import (
     Conflict,
+    Forbidden,
     InternalError,
     KindDisabled,
     NotFound,
     PlumeError,
     ProviderUnavailable,
+    invalid_field,
 )
 from plume.french import KIND_NOUNS
+from plume.identity.service import AgentService
 from plume.models import Draft, DraftStatus
 from plume.routing.policy import RoutingPolicy
 from plume.routing.tokens import count_text_tokens
@@ -160,19 +163,51 @@ class DraftingService:
                 f"Ce brouillon a déjà été {verdict} par {draft.reviewer_name} le {when} ; "
                 "un document relu ne peut plus être modifié."
             )
+        if draft.status is DraftStatus.ERASED:
+            raise Conflict("Ce brouillon a été effacé : il ne peut plus être relu.")
         if draft.status is not DraftStatus.DRAFT:
             raise Conflict(
                 "Ce brouillon n'est pas prêt à être relu "
                 f"(état : {draft.status.value}) ; attendez la fin de sa rédaction."
             )
+        name, title = await self._reviewer(session, principal, draft, payload)
         draft.status = DraftStatus(payload.decision)
         draft.review_decision = payload.decision
-        draft.reviewer_name = payload.reviewer.name
-        draft.reviewer_title = payload.reviewer.title
+        draft.reviewer_name = name
+        draft.reviewer_title = title
         draft.review_comment = payload.comment
         draft.reviewed_at = datetime.now(UTC)
         draft.reviewed_by_key_id = principal.key_id
+        draft.reviewed_by_agent_id = principal.agent_id
         return await repository.save(draft)
+
+    async def _reviewer(
+        self, session: AsyncSession, principal: Principal, draft: Draft, payload: ReviewRequest
+    ) -> tuple[str, str]:
+        """Who signs the review: a signed-in agent as its record says (verified; a name in
+        the body is refused rather than silently replaced), else the name a key or a client
+        declares (not verified), which the organisation's policy may refuse for some kinds."""
+        if principal.agent_id is not None:
+            if payload.reviewer is not None:
+                raise invalid_field(
+                    "reviewer",
+                    "Connecté(e) par ProConnect, vous relisez sous votre propre nom : "
+                    "n'indiquez pas de relecteur.",
+                )
+            agent = await AgentService(session, principal.scope).get(principal.agent_id)
+            return agent.display_name, agent.title or ""
+        if draft.kind in principal.policy.verified_review_required:
+            noun = KIND_NOUNS.get(draft.kind, draft.kind)
+            raise Forbidden(
+                f"Votre organisation exige que la relecture de ce document ({noun}) soit faite "
+                "par un agent connecté par ProConnect (identité vérifiée) : une clé d'API ne "
+                "peut ni l'approuver ni le rejeter."
+            )
+        if payload.reviewer is None:
+            raise invalid_field(
+                "reviewer", "Obligatoire : le nom et la fonction de la personne qui relit."
+            )
+        return payload.reviewer.name, payload.reviewer.title
 
 
 def _count(contents: list[str]) -> int:
@@ -201,6 +236,8 @@ def new_row(principal: Principal, kind: str, fields: dict[str, Any], route: Rout
         id=uuid.uuid4(),
         organization_id=principal.organization_id,
         created_by_key_id=principal.key_id,
+        created_by_client_id=principal.client_id,
+        created_by_agent_id=principal.agent_id,
         kind=kind,
         status=DraftStatus.DRAFT,
         title=fields.get("subject"),

@@ -34,6 +34,24 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
+class AuditClientAddress(Base):
+    """The caller's full address for an entry, outside the hashed body (which holds only its
+    network), deleted after `PLUME_AUDIT_ADDRESS_DAYS`."""
+
+    __tablename__ = "audit_client_addresses"
+    __table_args__ = (
+        PrimaryKeyConstraint("organization_id", "seq"),
+        Index("audit_client_addresses_recorded_at_idx", "recorded_at"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    client_address: Mapped[str] = mapped_column(Text, nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 class AuditHead(Base):
     """The latest entry of each chain: appends lock this row, one at a time per chain."""
 

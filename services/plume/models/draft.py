@@ -33,6 +33,8 @@ class DraftStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     FAILED = "failed"
+    # Its texts forgotten for good (by request or by retention); its record kept.
+    ERASED = "erased"
 
 
 class Draft(TimestampedMixin, Base):
@@ -60,6 +62,14 @@ class Draft(TimestampedMixin, Base):
     )
     created_by_key_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    # Or the OAuth2 client whose token asked for it (a synthèse job acts for it).
+    created_by_client_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="SET NULL")
+    )
+    # Or the agent signed in with ProConnect who asked for it.
+    created_by_agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
     )
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     status: Mapped[DraftStatus] = mapped_column(
@@ -105,8 +115,15 @@ class Draft(TimestampedMixin, Base):
     reviewer_title: Mapped[str | None] = mapped_column(String(200))
     review_comment: Mapped[str | None] = mapped_column(Text)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # SHA-256 of the text it had, kept when the text is erased.
+    text_digest: Mapped[str | None] = mapped_column(String(64))
     reviewed_by_key_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    # The signed-in agent who reviewed it: the reviewer's identity is then verified.
+    reviewed_by_agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
     )
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False

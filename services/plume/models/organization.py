@@ -55,6 +55,8 @@ class Organization(TimestampedMixin, Base):
     )
     insee_code: Mapped[str | None] = mapped_column(String(5), unique=True)
     siren: Mapped[str | None] = mapped_column(String(9), unique=True)
+    # The establishment's SIRET: ProConnect sends the signing-in agent's, which must match.
+    siret: Mapped[str | None] = mapped_column(String(14), unique=True)
     status: Mapped[OrganizationStatus] = mapped_column(
         _enum(OrganizationStatus, "organization_status"),
         nullable=False,

@@ -17,6 +17,8 @@ from plume.organizations.schemas import (
 )
 from plume.organizations.service import OrganizationService
 from plume.quotas.defaults import DefaultQuotaService, given_details
+from plume.routing.router import ProviderRouter
+from plume.usage.processing import ProcessingRecord, processing_record
 from plume.web.openapi import raises
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
@@ -102,3 +104,21 @@ async def update_organization(
 @tenant_router.get("", summary="The organisation this key acts for, with its effective policy")
 async def get_own_organization(principal: AnyKey) -> OrganizationOut:
     return principal.organization
+
+
+@tenant_router.get(
+    "/processing",
+    summary="The record of processing (RGPD, art. 30) of the caller's organisation",
+)
+async def get_processing_record(
+    request: Request, session: DBSession, principal: AnyKey
+) -> ProcessingRecord:
+    """Purposes, retention, the handling of personal data, and the providers its requests
+    actually reached (from the usage records), with their hosting class."""
+    router: ProviderRouter = request.app.state.provider_router
+    hosting = {
+        deployment.provider_name: deployment.hosting
+        for group in router.config.model_groups
+        for deployment in group.deployments
+    }
+    return await processing_record(session, principal, hosting)

@@ -1,4 +1,4 @@
-"""French public identifiers: INSEE commune codes and SIREN numbers."""
+"""French public identifiers: INSEE commune codes, SIREN and SIRET numbers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 
 _INSEE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
 _SIREN = re.compile(r"^\d{9}$")
+_SIRET = re.compile(r"^\d{14}$")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -37,3 +38,12 @@ def normalize_siren(value: str) -> str:
     if not luhn_valid(siren):
         raise ValueError("Ce SIREN n'est pas valide (clé de contrôle de Luhn incorrecte).")
     return siren
+
+
+def normalize_siret(value: str) -> str:
+    """An establishment's SIRET: its SIREN and a 5-digit establishment number (14 digits).
+    The Luhn key is not checked: La Poste's establishments are numbered otherwise."""
+    siret = value.replace(" ", "").strip()
+    if not _SIRET.match(siret):
+        raise ValueError("Un SIRET compte 14 chiffres (ex. 21760349400019).")
+    return siret

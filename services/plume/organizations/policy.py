@@ -32,11 +32,17 @@ ALL_KINDS: tuple[str, ...] = (
 )
 ALL_HOSTING: tuple[str, ...] = ("fr", "eu", "non_eu")
 
+# How long a draft's texts are kept (days), approved or not: the signed act is the commune's to
+# archive, not Plume's.
+DEFAULT_RETENTION_DAYS = 365
+MAX_RETENTION_DAYS = 3_650
+
 # The operator's defaults, in force where the operator's own policy sets nothing.
 DEFAULT_POLICY: dict[str, Any] = {
     "allowed_kinds": list(ALL_KINDS),
     "allowed_hosting": ["fr", "eu"],
     "tribunal_administratif": "Rouen",
+    "retention_days": DEFAULT_RETENTION_DAYS,
 }
 
 
@@ -70,8 +76,15 @@ class PolicyPatch(BaseModel):
     mayor: Officer | None = None
     secretary: Officer | None = None
     personal_data: PersonalData | None = None
+    # A lower level may only shorten it (the shortest in the chain is in force).
+    retention_days: StrictInt | None = Field(default=None, ge=1, le=MAX_RETENTION_DAYS)
+    # The kinds of documents whose review needs a signed-in agent (identity verified by
+    # ProConnect); a key's or a client's declared reviewer is refused for them.
+    verified_review_required: list[DocumentKind] | None = Field(
+        default=None, max_length=len(ALL_KINDS)
+    )
 
-    @field_validator("allowed_kinds", "allowed_hosting")
+    @field_validator("allowed_kinds", "allowed_hosting", "verified_review_required")
     @classmethod
     def _no_duplicates(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and len(set(value)) != len(value):
@@ -90,10 +103,12 @@ class EffectivePolicy(BaseModel):
     allowed_kinds: list[DocumentKind]
     allowed_hosting: list[Hosting]
     tribunal_administratif: str
+    retention_days: int = DEFAULT_RETENTION_DAYS
     population: int | None = None
     publication_mode: PublicationMode = DEFAULT_PUBLICATION_MODE
     mayor: Officer | None = None
     secretary: Officer | None = None
+    verified_review_required: list[DocumentKind] = Field(default_factory=list)
     personal_data: PersonalData = DEFAULT_PERSONAL_DATA
 
 
@@ -144,8 +159,9 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
     """Compute the policy in force at the end of `chain` (operator first, the tenant last).
 
     Lists are intersected, so a lower level can narrow but never widen; so is `personal_data`
-    (the strictest level's); the tribunal is the
-    nearest level's choice; the acts' settings (population, publication mode, mayor,
+    (the strictest level's); the kinds whose review needs a verified identity add up (a level
+    may require more, never less); the retention is the shortest in the chain; the tribunal
+    is the nearest level's choice; the acts' settings (population, publication mode, mayor,
     secretary) are the organisation's own.
     """
     operator_level = {**DEFAULT_POLICY, **(chain[0] if chain else {})}
@@ -155,7 +171,11 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
     personal = PERSONAL_DATA_ORDER.index(
         operator_level.get("personal_data") or DEFAULT_PERSONAL_DATA
     )
+    retention = operator_level["retention_days"]
+    verified = {k for level in chain for k in level.get("verified_review_required") or []}
     for level in chain[1:]:
+        if level.get("retention_days") is not None:
+            retention = min(retention, level["retention_days"])
         if level.get("personal_data") is not None:
             # The strictest level wins: a level below may narrow, never widen.
             personal = min(personal, PERSONAL_DATA_ORDER.index(level["personal_data"]))
@@ -171,5 +191,7 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
         allowed_hosting=[h for h in ALL_HOSTING if h in hosting],
         tribunal_administratif=tribunal,
         personal_data=PERSONAL_DATA_ORDER[personal],
+        retention_days=retention,
+        verified_review_required=[k for k in ALL_KINDS if k in verified],
         **{key: own[key] for key in ACT_SETTINGS if own.get(key) is not None},
     )

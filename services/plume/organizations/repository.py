@@ -25,6 +25,8 @@ _UPDATE = text(
     " :policy)"
 ).bindparams(bindparam("policy", type_=JSONB))
 
+_SET_SIRET = text("SELECT organization_set_siret(CAST(:id AS uuid), CAST(:siret AS text))")
+
 
 class OrganizationRepository:
     def __init__(self, session: AsyncSession, scope: TenantScope) -> None:
@@ -117,6 +119,17 @@ class OrganizationRepository:
         await self.session.flush()
         await self.session.refresh(organization)
         return organization
+
+    async def set_siret(self, organization: Organization, siret: str | None) -> None:
+        """The operator's change of the SIRET (organization_set_siret: the system's scope)."""
+        await self.session.execute(_SET_SIRET, {"id": organization.id, "siret": siret})
+        await self.session.refresh(organization, ["siret", "updated_at"])
+
+    async def siret_owner(self, siret: str) -> Organization | None:
+        statement = select(Organization).where(
+            Organization.siret == siret, self.scope.clause(Organization.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def update(
         self,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from plume.organizations.identifiers import normalize_insee, normalize_siren
+from plume.organizations.identifiers import normalize_insee, normalize_siren, normalize_siret
 from plume.organizations.policy import EffectivePolicy, PolicyPatch
 
 
@@ -27,6 +27,8 @@ class OrganizationCreate(BaseModel):
     parent_id: uuid.UUID | None = None
     insee_code: str | None = Field(default=None, max_length=10)
     siren: str | None = Field(default=None, max_length=16)
+    # Checked against the SIRET ProConnect sends when an agent signs in.
+    siret: str | None = Field(default=None, max_length=20)
     policy: PolicyPatch | None = None
 
     _name = field_validator("name")(_clean_name)
@@ -41,13 +43,25 @@ class OrganizationCreate(BaseModel):
     def _siren(cls, value: str | None) -> str | None:
         return normalize_siren(value) if value is not None else None
 
+    @field_validator("siret")
+    @classmethod
+    def _siret(cls, value: str | None) -> str | None:
+        return normalize_siret(value) if value is not None else None
+
 
 class OrganizationUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     status: Literal["active", "suspended"] | None = None
+    # null clears it; ProConnect's `siret` claim must match it when agents sign in.
+    siret: str | None = Field(default=None, max_length=20)
     policy: PolicyPatch | None = None
+
+    @field_validator("siret")
+    @classmethod
+    def _siret(cls, value: str | None) -> str | None:
+        return normalize_siret(value) if value is not None else None
 
     @field_validator("name")
     @classmethod
@@ -66,6 +80,7 @@ class OrganizationOut(BaseModel):
     parent_id: uuid.UUID | None
     insee_code: str | None
     siren: str | None
+    siret: str | None = None
     policy: EffectivePolicy = Field(description="The effective policy, inherited and narrowed")
     created_at: datetime
 

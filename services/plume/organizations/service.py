@@ -47,6 +47,7 @@ def organization_out(organization: Organization, policy: EffectivePolicy) -> Org
         parent_id=organization.parent_id,
         insee_code=organization.insee_code,
         siren=organization.siren,
+        siret=organization.siret,
         policy=policy,
         created_at=organization.created_at,
     )
@@ -124,6 +125,7 @@ class OrganizationService:
             raise Conflict(
                 f"Une organisation existe déjà avec ce {label} : « {owner.name} » ({owner.id})."
             )
+        await self._check_siret_free(payload.siret, None)
         policy = payload.policy.model_dump(exclude_none=True) if payload.policy else {}
         _check_publication_mode(policy)
         _check_personal_data(policy, operator_level=False)
@@ -134,6 +136,7 @@ class OrganizationService:
             parent_id=parent.id,
             insee_code=insee_code,
             siren=siren,
+            siret=payload.siret,
             status=OrganizationStatus.ACTIVE,
             policy=policy,
         )
@@ -187,7 +190,17 @@ class OrganizationService:
             _check_personal_data(
                 policy, operator_level=organization.kind is OrganizationKind.OPERATOR
             )
+        if "siret" in fields and payload.siret != organization.siret:
+            await self._check_siret_free(payload.siret, organization.id)
+            await self.repository.set_siret(organization, payload.siret)
         return await self.repository.update(organization, name=name, status=status, policy=policy)
+
+    async def _check_siret_free(self, siret: str | None, organization_id: uuid.UUID | None) -> None:
+        owner = await self.repository.siret_owner(siret) if siret else None
+        if owner is not None and owner.id != organization_id:
+            raise Conflict(
+                f"Une organisation existe déjà avec ce SIRET : « {owner.name} » ({owner.id})."
+            )
 
     async def ensure_operator(self, name: str = OPERATOR_NAME) -> tuple[Organization, bool]:
         """Create the single operator organisation if there is none."""

@@ -12,13 +12,21 @@ logger = structlog.get_logger("plume.periodic")
 
 
 class Periodic:
-    """Runs `step` every `interval_s` seconds until stopped; a failing step is logged and
-    tried again at the next tick, never allowed to end the loop."""
+    """Runs `step` every `interval_s` seconds until stopped (the first time after
+    `first_after_s`); a failing step is logged and tried again at the next tick, never allowed
+    to end the loop."""
 
-    def __init__(self, name: str, interval_s: float, step: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        interval_s: float,
+        step: Callable[[], Awaitable[object]],
+        first_after_s: float = 0.0,
+    ) -> None:
         self.name = name
         self.interval_s = interval_s
         self.step = step
+        self.first_after_s = first_after_s
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -31,6 +39,8 @@ class Periodic:
                 await self._task
 
     async def _run(self) -> None:
+        if self.first_after_s:
+            await asyncio.sleep(self.first_after_s)
         while True:
             try:
                 await self.step()

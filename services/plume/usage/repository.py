@@ -67,3 +67,21 @@ class UsageRepository:
             statement = statement.where(UsageRecord.organization_id.in_(list(organization_ids)))
         rows: Sequence[Any] = (await self.session.execute(statement)).all()
         return rows
+
+    async def providers_used(self, organization_id: uuid.UUID) -> Sequence[Any]:
+        """Per provider that answered this organisation: first and last use, requests."""
+        statement = (
+            select(
+                UsageRecord.provider.label("provider"),
+                func.min(UsageRecord.created_at).label("first_used"),
+                func.max(UsageRecord.created_at).label("last_used"),
+                func.count().label("requests"),
+            )
+            .where(
+                UsageRecord.organization_id == organization_id,
+                UsageRecord.provider.is_not(None),
+            )
+            .group_by(UsageRecord.provider)
+            .order_by(func.min(UsageRecord.created_at))
+        )
+        return (await self.session.execute(statement)).all()

@@ -260,7 +260,10 @@ def test_docx_custom_properties_mark_the_document_as_ai_assisted() -> None:
 
 def test_docx_of_an_approved_draft_names_the_reviewer() -> None:
     document = docx.Document(io.BytesIO(to_docx(_approved(_arrete()))))
-    expected = "Validé par Marie Dupont, secrétaire générale de mairie, le 27 novembre 2026."
+    expected = (
+        "Validé par Marie Dupont, secrétaire générale de mairie, le 27 novembre 2026. "
+        "Relecteur : identité déclarée, non vérifiée."
+    )
 
     assert document.paragraphs[1].text == expected
     assert expected in document.core_properties.comments
@@ -311,7 +314,10 @@ def test_odt_of_an_arrete_carries_text_notice_and_metadata() -> None:
 
 def test_odt_of_an_approved_draft_names_the_reviewer() -> None:
     data = to_odt(_approved(_arrete()))
-    expected = "Validé par Marie Dupont, secrétaire générale de mairie, le 27 novembre 2026."
+    expected = (
+        "Validé par Marie Dupont, secrétaire générale de mairie, le 27 novembre 2026. "
+        "Relecteur : identité déclarée, non vérifiée."
+    )
 
     assert expected in _odt_body(data)
     fields, user_defined = _odt_meta(data)

@@ -42,6 +42,8 @@ class ExportableDraft:
     created_at: datetime
     reviewer_name: str | None = None
     reviewer_title: str | None = None
+    # A signed-in agent's review (ProConnect); a name declared by a key is not verified.
+    reviewer_verified: bool = False
     reviewed_at: datetime | None = None
     acte_nature: ActeNature | None = None
 
@@ -151,7 +153,13 @@ def _review_line(draft: ExportableDraft, reviewer: str | None) -> str | None:
         line += f" par {reviewer}"
     if draft.reviewed_at is not None:
         line += f"{',' if reviewer else ''} le {format_french_date(draft.reviewed_at)}"
-    return line + "."
+    line += "."
+    if reviewer:
+        identity = (
+            "identité vérifiée" if draft.reviewer_verified else "identité déclarée, non vérifiée"
+        )
+        line += f" Relecteur : {identity}."
+    return line
 
 
 def _sections_markdown(kind: str, sections: Sections) -> str:

@@ -2,8 +2,8 @@
 (docs/privacy.md): `drafts.pseudonymised`, 0 for the drafts written before.
 
 Revision ID: 3b9e4a7d2c10
-Revises: 7c705001a325
-Create Date: 2026-12-06 16:00:00.000000+00:00
+Revises: 9f861d1ab81d
+Create Date: 2026-12-07 11:00:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3b9e4a7d2c10"
-down_revision: str | None = "7c705001a325"
+down_revision: str | None = "9f861d1ab81d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
