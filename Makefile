@@ -60,10 +60,11 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix services tests migrations
 	$(BIN)/ruff format services tests migrations
 
-# Re-resolve the locks after changing pyproject.toml (needs the package registry).
+# Re-resolve the locks after changing pyproject.toml (needs the package registry). spaCy and
+# thinc depend on setuptools at run time: constrained to the build's pin, or the two locks clash.
 lock: $(STAMP)
-	$(BIN)/uv pip compile --quiet pyproject.toml --generate-hashes --python-version 3.11 -o requirements/main.lock
-	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements/dev.lock
+	$(BIN)/uv pip compile --quiet pyproject.toml -c requirements/build.in --generate-hashes --python-version 3.11 -o requirements/main.lock
+	$(BIN)/uv pip compile --quiet pyproject.toml -c requirements/build.in --extra dev --generate-hashes --python-version 3.11 -o requirements/dev.lock
 	$(BIN)/uv pip compile --quiet requirements/build.in --generate-hashes -o requirements/build.lock
 	$(BIN)/uv pip compile --quiet requirements/bootstrap.in --generate-hashes -o requirements/bootstrap.lock
 	$(BIN)/uv pip compile --quiet requirements/tools.in --generate-hashes --python-version 3.11 -o requirements/tools.lock
