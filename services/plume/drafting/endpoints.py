@@ -10,14 +10,20 @@ import anyio
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from plume.audit.trail import Audit, AuditTrail
+from plume.audit.trail import Audit
 from plume.calls.dependencies import Calls
 from plume.credentials.auth import AnyKey, ProviderCaller
 from plume.drafting import synthese
 from plume.drafting.document import DocumentKind
-from plume.drafting.erasure import Erased, erase_for
+from plume.drafting.erasure import erase_for
 from plume.drafting.export import ExportableDraft, export
-from plume.drafting.records import answer_headers, draft_out
+from plume.drafting.records import (
+    answer_headers,
+    draft_out,
+    record_edit,
+    record_erasure,
+    record_review,
+)
 from plume.drafting.schemas import (
     DraftOut,
     DraftRequest,
@@ -29,7 +35,7 @@ from plume.drafting.schemas import (
 from plume.drafting.service import DraftingService
 from plume.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, PlumeError
 from plume.hashing import digest
-from plume.models import Draft, DraftStatus
+from plume.models import DraftStatus
 from plume.web.openapi import download, event_stream, merge, named_events, raises, schema_ref
 from plume.web.pagination import Page, PageParams, next_cursor
 from plume.web.transaction import DBSession
@@ -191,26 +197,6 @@ async def review_draft(
     return draft_out(draft)
 
 
-async def record_review(audit: AuditTrail, draft: Draft, decision: str) -> None:
-    """The review in the audit trail (the API's and the workspace's alike)."""
-    # The reviewer's name is part of the act's record; the comment is the commune's text.
-    await audit.record(
-        draft.organization_id,
-        "draft.review",
-        target=("draft", str(draft.id)),
-        details={
-            "decision": decision,
-            "reviewer": {
-                "name": draft.reviewer_name,
-                "title": draft.reviewer_title,
-                "verified": draft.reviewed_by_agent_id is not None,
-            },
-            "kind": draft.kind,
-            "text": digest(draft.text),
-        },
-    )
-
-
 @router.patch(
     "/{draft_id}",
     summary="Replace a draft's text before its review (sections and warnings recomputed)",
@@ -229,16 +215,6 @@ async def edit_draft(
     edited = await _service(request).edit(session, principal, draft_id, payload.text)
     await record_edit(audit, edited.draft, edited.text_before)
     return draft_out(edited.draft)
-
-
-async def record_edit(audit: AuditTrail, draft: Draft, text_before: str) -> None:
-    """An edit in the audit trail: which text became which, by their digests (never text)."""
-    await audit.record(
-        draft.organization_id,
-        "draft.edit",
-        target=("draft", str(draft.id)),
-        details={"kind": draft.kind, "before": digest(text_before), "after": digest(draft.text)},
-    )
 
 
 @router.get(
@@ -310,12 +286,3 @@ async def erase_draft(
     erased = await erase_for(session, principal, draft_id)
     await record_erasure(audit, erased)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-async def record_erasure(audit: AuditTrail, erased: Erased) -> None:
-    await audit.record(
-        erased.organization_id,
-        "draft.erase",
-        target=("draft", str(erased.draft_id)),
-        details={"kind": erased.kind, "text": {"sha256": erased.text_digest}},
-    )

@@ -18,9 +18,8 @@ from plume.calls.dependencies import Calls
 from plume.config import Settings
 from plume.credentials.auth import Principal
 from plume.db import enter_tenant_context
-from plume.drafting import endpoints as drafting_endpoints
 from plume.drafting.erasure import erase_for, may_erase
-from plume.drafting.records import draft_out
+from plume.drafting.records import draft_out, record_edit, record_erasure, record_review
 from plume.drafting.schemas import DraftOut, ReviewRequest, request_fields
 from plume.drafting.service import DraftingService
 from plume.errors import Forbidden, NotFound, PlumeError, Unauthenticated
@@ -309,9 +308,7 @@ async def review(draft_id: uuid.UUID, request: Request, session: DBSession) -> R
             raise NotFound("Décision inconnue.")
         payload = ReviewRequest(decision=decision)
         reviewed = await _drafting(request).review(session, principal, draft_id, payload)
-        await drafting_endpoints.record_review(
-            _audit(request, session, principal), reviewed, decision
-        )
+        await record_review(_audit(request, session, principal), reviewed, decision)
     except PlumeError as error:
         return _error_page(request, error)
     return RedirectResponse(f"/app/brouillons/{draft_id}", status_code=303)
@@ -331,9 +328,7 @@ async def edit(draft_id: uuid.UUID, request: Request, session: DBSession) -> Res
                 request, session, principal, draft_id, errors=errors, text=text, status_code=422
             )
         edited = await _drafting(request).edit(session, principal, draft_id, text)
-        await drafting_endpoints.record_edit(
-            _audit(request, session, principal), edited.draft, edited.text_before
-        )
+        await record_edit(_audit(request, session, principal), edited.draft, edited.text_before)
     except PlumeError as error:
         return _error_page(request, error)
     return RedirectResponse(f"/app/brouillons/{draft_id}", status_code=303)
@@ -350,7 +345,7 @@ async def erase(draft_id: uuid.UUID, request: Request, session: DBSession) -> Re
             out = draft_out(await _drafting(request).get(session, principal, draft_id))
             return _page(request, "effacer.html", {"principal": principal, "draft": out})
         erased = await erase_for(session, principal, draft_id)
-        await drafting_endpoints.record_erasure(_audit(request, session, principal), erased)
+        await record_erasure(_audit(request, session, principal), erased)
     except PlumeError as error:
         return _error_page(request, error)
     return RedirectResponse(f"{HOME}?efface=1", status_code=303)
