@@ -83,7 +83,7 @@ def page(chromium: str) -> Iterator[Any]:
 
 
 def sign_in(page: Any, live: Live, email: str) -> None:
-    subject = f"sub-{uuid.uuid4().hex}"
+    subject = f"sub-{uuid.uuid5(uuid.NAMESPACE_URL, email).hex}"  # the same person each time
     live.provider.set_user(subject, person(email))
     page.goto(f"{live.url}/app")
     page.get_by_role("link", name="S’identifier avec ProConnect").click()
@@ -117,8 +117,8 @@ def test_a_secretary_drafts_reviews_and_downloads_an_arrete(
     assert page.get_by_role("heading", name="Points à vérifier", exact=False).is_visible()
     assert page.locator(".avertissements li").count() >= 1
 
-    page.get_by_role("button", name="Approuver").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Approuver").click()
     assert page.get_by_text("Approuvé par Camille Martin").is_visible()
 
     with page.expect_download() as download_info:
@@ -144,7 +144,7 @@ def test_the_keyboard_alone_reaches_redige(page: Any, live: Live, live_email: st
         pytest.fail("« Rédiger » is not reachable with the Tab key")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"  # the focus is visible
-    page.keyboard.press("Enter")  # an empty form: errors, announced, focused
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # an empty form: errors, announced, focused
     assert page.title().startswith("Erreur — ")
     assert page.evaluate("document.activeElement.id") == "erreurs"
