@@ -122,6 +122,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/app/static/{name}"): WORKSPACE,
     ("GET", "/app/rediger/{slug}"): WORKSPACE,
     ("POST", "/app/rediger/{slug}"): WORKSPACE,
+    ("POST", "/app/rediger/{slug}/flux"): WORKSPACE,
     ("GET", "/app/brouillons/{draft_id}"): WORKSPACE,
     ("POST", "/app/brouillons/{draft_id}/relecture"): WORKSPACE,
     ("POST", "/app/brouillons/{draft_id}/texte"): WORKSPACE,

@@ -12,6 +12,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.workspace import forms
+from tests.drafting.helpers import sse_events
 from tests.identity.provider import MockProvider
 from tests.support.clients import AppFactory, client_for
 from tests.support.factories import Factory
@@ -288,3 +289,28 @@ async def test_another_communes_draft_is_not_found(
     )
     assert erase.status_code == 404
     assert "Voisinville" not in (await browser.get("/app")).text
+
+
+async def test_the_script_gets_the_draft_as_it_is_written(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    """plume.js posts the form to /flux and shows the text as Server-Sent Events arrive; a
+    form the page must explain (errors, a synthèse) answers 422 and the script posts it."""
+    await signed_in_agent(browser, provider, factory, db)
+    posted = {**example_form("courrier"), **csrf_field(browser)}
+    response = await browser.post("/app/rediger/courrier/flux", data=posted)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response.text)
+    assert {name for name, _ in events[:-1]} == {"delta"}
+    name, draft = events[-1]
+    assert name == "draft"
+    assert "".join(data["text"] for _, data in events[:-1]) == draft["text"]
+    assert (await browser.get(f"/app/brouillons/{draft['id']}")).status_code == 200
+    invalid = await browser.post("/app/rediger/courrier/flux", data={**posted, "subject": ""})
+    assert invalid.status_code == 422
+    assert invalid.content == b""
+    source = {**example_form("synthese"), **csrf_field(browser)}
+    assert (await browser.post("/app/rediger/synthese/flux", data=source)).status_code == 422
+    forged = await browser.post("/app/rediger/courrier/flux", data=example_form("courrier"))
+    assert forged.status_code == 403

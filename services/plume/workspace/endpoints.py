@@ -18,9 +18,10 @@ from plume.calls.dependencies import Calls
 from plume.config import Settings
 from plume.credentials.auth import Principal
 from plume.db import enter_tenant_context
+from plume.drafting import synthese
 from plume.drafting.erasure import erase_for, may_erase
 from plume.drafting.records import draft_out, record_edit, record_erasure, record_review
-from plume.drafting.schemas import DraftOut, ReviewRequest, request_fields
+from plume.drafting.schemas import DraftOut, ReviewRequest, SyntheseRequest, request_fields
 from plume.drafting.service import DraftingService
 from plume.errors import Forbidden, NotFound, PlumeError, Unauthenticated
 from plume.identity.sessions import CSRF_COOKIE, SESSION_COOKIE, authenticate_session
@@ -246,12 +247,54 @@ async def draft(slug: str, request: Request, session: DBSession, calls: Calls) -
 async def _create(
     request: Request, principal: Principal, calls: Calls, kind: str, payload: Any
 ) -> DraftOut:
+    """As POST /v1/drafts without `stream`: a long synthèse is queued as a job (its page
+    says it is being written), anything else drafted in one call."""
     service = _drafting(request)
     route = service.route_for(principal, kind, None)
     fields = request_fields(payload)
-    estimate = await service.estimate(principal, route, kind, fields, None)
+    long = None
+    if isinstance(payload, SyntheseRequest):
+        parts = await synthese.plan(service.policy, route, payload)
+        long = parts if parts.long else None
+    if long is not None:
+        estimate = synthese.estimate(service.policy, route, long)
+    else:
+        estimate = await service.estimate(principal, route, kind, fields, None)
     async with calls.open(principal, kind=kind, route=route, estimate=estimate) as call:
+        if long is not None:
+            queued = await synthese.queue(call, fields)
+            request.app.state.synthese_worker.wake.set()
+            return queued
         return await service.create(call, kind, fields, None)
+
+
+@router.post("/rediger/{slug}/flux")
+async def draft_live(slug: str, request: Request, session: DBSession, calls: Calls) -> Response:
+    """« Rédiger » with the script on (plume.js): the same draft, its text shown as it is
+    written (Server-Sent Events: `delta`, then `draft` or `error`). Anything else than a
+    valid form of a short document answers 422 with no body, and the script then posts the
+    form itself, whose page says what is wrong (or waits for a long synthèse's job)."""
+    form = forms.BY_SLUG.get(slug)
+    try:
+        principal = await _signed_in(request, session)
+    except PlumeError as error:
+        return _error_page(request, error)
+    if principal is None or form is None or form.kind == "synthese":
+        return Response(status_code=422)
+    payload, _ = forms.validate(form, forms.request_of(form, await _posted(request)))
+    if payload is None:
+        return Response(status_code=422)
+    service = _drafting(request)
+    fields = request_fields(payload)
+    try:
+        route = service.route_for(principal, form.kind, None)
+        estimate = await service.estimate(principal, route, form.kind, fields, None)
+        async with calls.open(principal, kind=form.kind, route=route, estimate=estimate) as call:
+            body = service.stream(call, form.kind, fields, None)
+            return call.streaming_response(body, call.response_headers())
+    except PlumeError:
+        await session.rollback()
+        return Response(status_code=422)
 
 
 # -- one draft -------------------------------------------------------------------------------
