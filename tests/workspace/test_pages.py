@@ -5,6 +5,7 @@ from a form to a reviewed, downloaded draft."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.workspace import forms
+from plume.workspace.pages import amount
 from tests.drafting.helpers import sse_events
 from tests.identity.provider import MockProvider
 from tests.support.clients import AppFactory, client_for
@@ -314,3 +316,34 @@ async def test_the_script_gets_the_draft_as_it_is_written(
     assert (await browser.post("/app/rediger/synthese/flux", data=source)).status_code == 422
     forged = await browser.post("/app/rediger/courrier/flux", data=example_form("courrier"))
     assert forged.status_code == 403
+
+
+async def test_the_home_page_shows_the_quota_left_this_month(
+    browser: AsyncClient,
+    client: AsyncClient,
+    provider: MockProvider,
+    factory: Factory,
+    db: AsyncSession,
+) -> None:
+    who = await signed_in_agent(browser, provider, factory, db)
+    operator = await factory.operator_key()
+    quotas = [
+        {"metric": "requests", "period": "month", "limit": 200},
+        {"metric": "requests", "period": "day", "limit": 50},
+    ]
+    response = await client.put(
+        f"/v1/admin/organizations/{who.commune.id}/quotas", headers=operator.headers, json=quotas
+    )
+    assert response.status_code == 200, response.text
+    await browser.post(
+        "/app/rediger/courrier", data={**example_form("courrier"), **csrf_field(browser)}
+    )
+    home = text_of((await browser.get("/app")).text)
+    assert "Quota du mois" in home
+    assert "Demandes : il reste 199 sur 200 jusqu’au" in home
+    assert "sur 50" not in home  # the day's quota is not this month's
+
+
+def test_amounts_are_written_the_french_way() -> None:
+    assert amount(Decimal("1234.5"), "cost_eur") == "1\u202f234,50 €"
+    assert amount(Decimal("12000"), "requests") == "12\u202f000"

@@ -5,6 +5,7 @@ answer with its Content-Security-Policy (no inline script or style: everything i
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,13 @@ def french_date(value: datetime | None) -> str:
     return f"{value.astimezone(PARIS):%d/%m/%Y à %H:%M}" if value is not None else ""
 
 
+def amount(value: Decimal, metric: str) -> str:
+    """A quota's amount as French readers write it: « 1 200 » requests, « 12,50 € »."""
+    if metric == "cost_eur":
+        return f"{value:,.2f} €".replace(",", "\u202f").replace(".", ",")
+    return f"{int(value):,}".replace(",", "\u202f")
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -69,6 +77,7 @@ def environment() -> Environment:
     )
     env.filters["gaps"] = highlight_gaps
     env.filters["date_fr"] = french_date
+    env.filters["amount"] = amount
     env.globals["status_labels"] = STATUS_LABELS
     return env
 
