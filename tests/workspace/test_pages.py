@@ -5,6 +5,7 @@ from a form to a reviewed, downloaded draft."""
 from __future__ import annotations
 
 import re
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -347,3 +348,33 @@ async def test_the_home_page_shows_the_quota_left_this_month(
 def test_amounts_are_written_the_french_way() -> None:
     assert amount(Decimal("1234.5"), "cost_eur") == "1\u202f234,50 €"
     assert amount(Decimal("12000"), "requests") == "12\u202f000"
+
+
+async def test_a_kind_the_policy_disables_has_no_link_and_its_form_says_why(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    await signed_in_agent(
+        browser, provider, factory, db, allowed_kinds=["courrier", "bulletin_article", "chat"]
+    )
+    home = (await browser.get("/app")).text
+    assert 'href="/app/rediger/courrier"' in home
+    assert 'href="/app/rediger/arrete"' not in home
+    refused = await browser.post(
+        "/app/rediger/arrete", data={**example_form("arrete"), **csrf_field(browser)}
+    )
+    assert refused.status_code == 403
+    assert "est désactivée par la politique" in text_of(refused.text)
+    assert 'role="alert"' in refused.text
+
+
+async def test_an_ended_session_or_none_leads_to_the_sign_in_page(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    browser.cookies.set("plume_session", "x" * 43, domain="plume.test")
+    assert "S’identifier avec ProConnect" in (await browser.get("/app")).text
+    for path in ("/app/rediger/courrier", f"/app/brouillons/{uuid.uuid4()}"):
+        response = await browser.get(path)
+        assert response.status_code == 303, path
+        assert response.headers["location"] == "/app"
+    posted = await browser.post("/app/rediger/courrier", data=example_form("courrier"))
+    assert posted.status_code == 303
