@@ -378,3 +378,30 @@ async def test_an_ended_session_or_none_leads_to_the_sign_in_page(
         assert response.headers["location"] == "/app"
     posted = await browser.post("/app/rediger/courrier", data=example_form("courrier"))
     assert posted.status_code == 303
+
+
+async def test_signing_out_from_the_page_ends_the_session(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    await signed_in_agent(browser, provider, factory, db)
+    response = await browser.post("/auth/logout", data=csrf_field(browser))
+    assert response.status_code == 303
+    assert "S’identifier avec ProConnect" in (await browser.get("/app")).text
+
+
+async def test_a_letter_is_shown_in_paragraphs_with_its_headings(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    await signed_in_agent(browser, provider, factory, db)
+    draft_id = draft_id_of(
+        await browser.post(
+            "/app/rediger/courrier", data={**example_form("courrier"), **csrf_field(browser)}
+        )
+    )
+    text = "# Haie débordante\n\nMadame,\n\nVotre haie déborde sur le trottoir.\n"
+    await browser.post(
+        f"/app/brouillons/{draft_id}/texte", data={"text": text, **csrf_field(browser)}
+    )
+    html = (await browser.get(f"/app/brouillons/{draft_id}")).text
+    assert "<h3>Haie débordante</h3>" in html
+    assert '<p class="paragraphe">Votre haie déborde sur le trottoir.</p>' in html
