@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LOCKS := requirements/bootstrap.lock requirements/build.lock requirements/dev.lock
+# checkov (tests/deploy/test_checkov.py) in a virtualenv of its own, from its own hash-locked
+# set: its dependency tree would constrain the project's. The tests find it at .venv-tools.
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
@@ -16,7 +20,7 @@ SLOW := -n 2 --dist loadfile -m slow
 
 .PHONY: install run test test-fast test-slow bench lint fmt lock clean
 
-install: $(STAMP)
+install: $(STAMP) $(TOOLS_STAMP)
 
 $(STAMP): pyproject.toml $(LOCKS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,17 +29,23 @@ $(STAMP): pyproject.toml $(LOCKS)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+$(TOOLS_STAMP): requirements/tools.lock requirements/bootstrap.lock
+	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/bootstrap.lock
+	$(TOOLS_VENV)/bin/uv pip sync --quiet --python $(TOOLS_VENV)/bin/python --require-hashes requirements/tools.lock
+	@touch $(TOOLS_STAMP)
+
 run: $(STAMP)
 	$(BIN)/plume demo
 
-test: $(STAMP) lint
+test: $(STAMP) $(TOOLS_STAMP) lint
 	$(BIN)/pytest $(FAST)
 	$(BIN)/pytest $(SLOW)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/pytest $(FAST)
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/pytest $(SLOW)
 
 bench: $(STAMP)
@@ -50,12 +60,14 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix services tests migrations
 	$(BIN)/ruff format services tests migrations
 
-# Re-resolve the locks after changing pyproject.toml (needs the package registry).
+# Re-resolve the locks after changing pyproject.toml (needs the package registry). spaCy and
+# thinc depend on setuptools at run time: constrained to the build's pin, or the two locks clash.
 lock: $(STAMP)
-	$(BIN)/uv pip compile --quiet pyproject.toml --generate-hashes --python-version 3.11 -o requirements/main.lock
-	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements/dev.lock
+	$(BIN)/uv pip compile --quiet pyproject.toml -c requirements/build.in --generate-hashes --python-version 3.11 -o requirements/main.lock
+	$(BIN)/uv pip compile --quiet pyproject.toml -c requirements/build.in --extra dev --generate-hashes --python-version 3.11 -o requirements/dev.lock
 	$(BIN)/uv pip compile --quiet requirements/build.in --generate-hashes -o requirements/build.lock
 	$(BIN)/uv pip compile --quiet requirements/bootstrap.in --generate-hashes -o requirements/bootstrap.lock
+	$(BIN)/uv pip compile --quiet requirements/tools.in --generate-hashes --python-version 3.11 -o requirements/tools.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -57,13 +57,14 @@ LAYERS: list[tuple[str, list[str]]] = [
             r"audit\.(trail|refusals|chain|signing|service)",
             r"usage\.(reports|processing)",
             r"routing\.(policy|router|attempts)",
+            r"privacy\.(detection|pseudonyms)",
             r"drafting\.(prompts|offline|letters|decisions|competence|erasure|seance|publicity|checker(\..+)?|actes|legal_bases|finishing|gauges|parsing(\..+)?|export(\..+)?)",
         ],
     ),
     (
         "orchestration",
         [
-            r"calls\.(context|unit|settlement|idempotency|streaming|sweeper)",
+            r"calls\.(context|unit|settlement|idempotency|streaming|sweeper|privacy|inflight)",
             r"drafting\.(service|synthese|records|jobs|retention)",
             r"chat\.service",
             r"metrics\.observer",

@@ -212,6 +212,39 @@ class ContentRefused(PlumeError):
     default_detail = "Le fournisseur d'IA a refusé de traiter ce contenu."
 
 
+class PersonalDataRefused(PlumeError):
+    status = 422
+    code = "personal_data_refused"
+    title = "Données personnelles refusées"
+    advice = (
+        "La politique de votre organisation interdit d'envoyer aux fournisseurs d'IA des "
+        "données personnelles d'administrés (noms, adresses, téléphones, courriels, NIR, IBAN, "
+        "dates de naissance, plaques…) : retirez-les des champs listés dans « errors », ou "
+        "remplacez-les par une mention générique (« le demandeur »), puis renvoyez la "
+        "requête. Rien n'a été facturé."
+    )
+    default_detail = (
+        "La requête contient des données personnelles, que la politique de votre organisation "
+        "interdit d'envoyer à un fournisseur d'IA ; rien n'a été facturé."
+    )
+
+    def __init__(self, fields: list[str]) -> None:
+        named = ", ".join(f"« {field} »" for field in fields)
+        super().__init__(
+            "La requête contient des données personnelles d'administrés, que la politique de "
+            "votre organisation interdit d'envoyer à un fournisseur d'IA (champs en cause : "
+            f"{named}) ; rien n'a été facturé.",
+            errors=[
+                FieldError(
+                    field,
+                    "Contient des données personnelles (nom, adresse, téléphone, courriel, "
+                    "numéro ou date de naissance d'un administré).",
+                )
+                for field in fields
+            ],
+        )
+
+
 class IdempotencyInProgress(PlumeError):
     status = 409
     code = "idempotency_in_progress"

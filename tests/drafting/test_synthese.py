@@ -134,7 +134,10 @@ async def test_a_300_page_synthese_runs_as_a_job_within_a_small_context_window(
         ANSWER in fenced(user_prompt(b))["request"]["source_text"] for b in parts[first_round:]
     )
     assert ANSWER in fenced(user_prompt(finals[0]))["request"]["source_text"]
-    assert elapsed < 30, f"{len(bodies)} calls took {elapsed:.1f} s"
+    # 30 s for the calls themselves, plus pseudonymising the megabyte of source before the
+    # provider reads it (docs/privacy.md: about 50 KB/s on one core, some 20 s here; the
+    # slow lane runs two workers at once).
+    assert elapsed < 75, f"{len(bodies)} calls took {elapsed:.1f} s"
 
 
 async def test_a_streamed_long_synthese_sends_progress_then_the_draft(

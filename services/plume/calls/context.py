@@ -85,6 +85,8 @@ class Usage:
     energy_kwh: float | None = 0.0
     gwp_kgco2eq: float | None = 0.0
     calls: int = 0
+    # Residents' identifiers the provider was shown as placeholders (docs/privacy.md).
+    pseudonymised: int = 0
 
     def add(self, completion: Completion) -> None:
         self.provider = completion.provider

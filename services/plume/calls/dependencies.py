@@ -8,9 +8,9 @@ address and the digest of its body.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,11 +31,18 @@ class CallOpener:
 
     @asynccontextmanager
     async def open(
-        self, principal: Principal, *, kind: str, route: Route, estimate: Estimate
+        self,
+        principal: Principal,
+        *,
+        kind: str,
+        route: Route,
+        estimate: Estimate,
+        fields: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[ProviderCall]:
         """The call, reserved as its block is entered and settled once when it ends (see
         plume.calls.unit). The Idempotency-Key is checked here, once the request is known
-        to be one the caller may make."""
+        to be one the caller may make. `fields` are the request's, which a `refuse` policy
+        inspects for personal data before anything is reserved."""
         request = self.request
         key, request_hash = await request_key(request)
         facts = RequestFacts(
@@ -47,7 +54,7 @@ class CallOpener:
         )
         calls: ProviderCalls = request.app.state.provider_calls
         async with calls.open(
-            self.session, principal, facts, kind=kind, route=route, estimate=estimate
+            self.session, principal, facts, kind=kind, route=route, estimate=estimate, fields=fields
         ) as call:
             yield call
 

@@ -50,6 +50,8 @@ from plume.calls.context import (
     StoredResponse,
     Usage,
 )
+from plume.calls.inflight import InFlight
+from plume.calls.privacy import CallPrivacy
 from plume.calls.settlement import Settlement
 from plume.calls.streaming import SettledStreamingResponse, within
 from plume.credentials.auth import Principal
@@ -87,6 +89,7 @@ class ProviderCall:
         session: AsyncSession | None = None,
         reservation_id: uuid.UUID | None = None,
         draft_id: uuid.UUID | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
         self._calls = calls
         self.principal = principal
@@ -97,6 +100,12 @@ class ProviderCall:
         self.started = time.perf_counter()
         # What the provider calls produced, added up (a synthèse makes several).
         self.usage = Usage()
+        # What the provider may read of residents (docs/privacy.md); `fields`, the request's,
+        # are refused before anything is reserved when the policy says `refuse`.
+        self.privacy = CallPrivacy(
+            principal, leaves_the_process=calls.router.leaves_the_process(route), fields=fields
+        )
+        self._fields = fields
         # Held by the first transaction; None when no quota applies at any level.
         self.reservation_id = reservation_id
         self.rate_limit: RateLimitStatus | None = None
@@ -118,6 +127,7 @@ class ProviderCall:
 
     async def __aenter__(self) -> Self:
         if self._session is not None:
+            await self.privacy.check(self._fields)
             session, self._session = self._session, None
             await self._calls.reserve(self, session)
         self._calls.track(self)
@@ -155,15 +165,19 @@ class ProviderCall:
         deadline = anyio.current_time() + self._calls.deadline_s
         try:
             with anyio.CancelScope(deadline=deadline) as bounded:
-                completion = await self._calls.router.complete(
-                    self.route, messages, max_tokens=max_tokens, sampling=sampling
-                )
+                sent = await self.privacy.protect(messages)
+                self.usage.pseudonymised = self.privacy.count
+                with self.privacy.revealing():
+                    completion = await self._calls.router.complete(
+                        self.route, sent, max_tokens=max_tokens, sampling=sampling
+                    )
         except ProviderUnavailable:
             if produced:
                 raise FailedAfterProducing() from None
             raise
         if bounded.cancelled_caught:
             raise DeadlineExceeded(self._calls.deadline_s, produced=produced)
+        completion.text = self.privacy.restore(completion.text)
         self._record(completion)
         return completion
 
@@ -178,10 +192,14 @@ class ProviderCall:
         closes the provider's stream when it settles, if its reader did not."""
         self._contacted = True
         self._stream = StreamState()
-        deltas = self._calls.router.stream(
-            self.route, messages, self._stream, max_tokens=max_tokens, sampling=sampling
-        )
-        state, limit = self._stream, self._calls.deadline_s
+        state, router = self._stream, self._calls.router
+
+        def start(sent: list[dict[str, Any]]) -> AsyncIterator[str]:
+            self.usage.pseudonymised = self.privacy.count
+            return router.stream(self.route, sent, state, max_tokens=max_tokens, sampling=sampling)
+
+        deltas = self.privacy.stream(messages, start)
+        limit = self._calls.deadline_s
         earlier = self.usage.completion_tokens > 0
         self._deltas = within(
             deltas,
@@ -200,6 +218,7 @@ class ProviderCall:
             state, self.estimate.prompt_tokens, self.started
         )
         if completion is not None:
+            completion.text = self.privacy.restore(completion.text)
             self._record(completion)
         return completion
 
@@ -360,7 +379,7 @@ class ProviderCall:
         self._calls.observe(self, outcome)
 
 
-class ProviderCalls:
+class ProviderCalls(InFlight):
     """Opens the units of work of provider-backed requests (one per application)."""
 
     def __init__(
@@ -379,10 +398,7 @@ class ProviderCalls:
         self.observers = observers or []
         self.deadline_s = deadline_s
         self.keepalive_s = keepalive_s
-        # What a stopping process waits for before it disposes of its engine.
-        self._in_flight: set[ProviderCall | asyncio.Future[Any]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        InFlight.__init__(self)
 
     def open(
         self,
@@ -393,11 +409,20 @@ class ProviderCalls:
         kind: str,
         route: Route,
         estimate: Estimate,
+        fields: Mapping[str, Any] | None = None,
     ) -> ProviderCall:
         """A call reserved in `session`, the request's first transaction (which
-        authenticated it and holds nothing else), when its block is entered."""
+        authenticated it and holds nothing else), when its block is entered; `fields`, the
+        request's, are what a `refuse` policy inspects first."""
         return ProviderCall(
-            self, principal, facts, kind=kind, route=route, estimate=estimate, session=session
+            self,
+            principal,
+            facts,
+            kind=kind,
+            route=route,
+            estimate=estimate,
+            session=session,
+            fields=fields,
         )
 
     def resume(
@@ -467,27 +492,6 @@ class ProviderCalls:
                 response = answer(result) if answer is not None else None
                 await self.settlement.write(session, call, outcome, response)
         return result
-
-    # -- in flight: calls entered and not settled, settlements under way ---------------
-
-    def track(self, item: ProviderCall | asyncio.Future[Any]) -> None:
-        self._in_flight.add(item)
-        self._idle.clear()
-
-    def untrack(self, item: ProviderCall | asyncio.Future[Any]) -> None:
-        self._in_flight.discard(item)
-        if not self._in_flight:
-            self._idle.set()
-
-    async def drain(self, timeout_s: float) -> int:
-        """Wait, at most `timeout_s`, until every call entered is settled and every
-        settlement committed (a stopping process, whose requests settle as they end);
-        returns how many are left to the sweep."""
-        with anyio.move_on_after(timeout_s):
-            await self._idle.wait()
-        if self._in_flight:
-            logger.warning("provider_calls_not_settled_at_stop", calls=len(self._in_flight))
-        return len(self._in_flight)
 
     def observe(self, call: ProviderCall, outcome: CallOutcome) -> None:
         """Only once committed: a settlement that rolls back is settled again, differently,

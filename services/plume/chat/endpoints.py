@@ -7,7 +7,9 @@ from fastapi.responses import JSONResponse
 
 from plume.calls.context import CHAT_KIND
 from plume.calls.dependencies import Calls
+from plume.calls.privacy import PSEUDONYMISED_HEADER
 from plume.calls.streaming import SettledStreamingResponse
+from plume.calls.unit import ProviderCall
 from plume.chat.schemas import ChatCompletionRequest, ModelList
 from plume.chat.service import ChatService
 from plume.credentials.auth import ProviderCaller
@@ -71,9 +73,20 @@ async def chat_completions(
     service = _service(request)
     route = service.route_for(principal, payload)
     estimate = await service.estimate(route, payload)
-    async with calls.open(principal, kind=CHAT_KIND, route=route, estimate=estimate) as call:
+    fields = {"messages": [m.for_provider() for m in payload.messages]}
+    async with calls.open(
+        principal, kind=CHAT_KIND, route=route, estimate=estimate, fields=fields
+    ) as call:
         if payload.stream:
             chunks = await service.open_stream(call, payload)
-            return call.streaming_response(chunks, call.response_headers())
+            # Known once the stream has started: its messages were protected before.
+            return call.streaming_response(chunks, {**call.response_headers(), **_privacy(call)})
         body, headers = await service.complete(call, payload)
-        return JSONResponse(body, headers={**headers, **call.response_headers()})
+        return JSONResponse(body, headers={**headers, **call.response_headers(), **_privacy(call)})
+
+
+def _privacy(call: ProviderCall) -> dict[str, str]:
+    """How many residents' identifiers the provider saw as placeholders (docs/privacy.md)."""
+    if call.privacy.mode != "pseudonymise":
+        return {}
+    return {PSEUDONYMISED_HEADER: str(call.privacy.count)}

@@ -122,7 +122,9 @@ async def create_draft(
         estimate = await service.estimate(
             principal, route, payload.kind, fields, payload.max_output_tokens
         )
-    async with calls.open(principal, kind=payload.kind, route=route, estimate=estimate) as call:
+    async with calls.open(
+        principal, kind=payload.kind, route=route, estimate=estimate, fields=fields
+    ) as call:
         headers = call.response_headers()
         if isinstance(payload, SyntheseRequest) and long is not None:
             if payload.stream:

@@ -46,6 +46,7 @@ def draft_out(draft: Draft) -> DraftOut:
             energy_kwh=draft.energy_kwh,
             gwp_kgco2eq=draft.gwp_kgco2eq,
             fallbacks=draft.fallbacks,
+            pseudonymised=draft.pseudonymised or 0,
         )
     return DraftOut(
         id=draft.id,
@@ -80,6 +81,7 @@ def apply_document(draft: Draft, document: FinishedDocument, usage: Usage) -> No
     draft.energy_kwh = usage.energy_kwh
     draft.gwp_kgco2eq = usage.gwp_kgco2eq
     draft.fallbacks = usage.fallbacks
+    draft.pseudonymised = usage.pseudonymised
 
 
 def answer_headers(status_code: int, draft: DraftOut) -> dict[str, str]:

@@ -305,6 +305,11 @@ class UsageOut(BaseModel):
     energy_kwh: float | None = None
     gwp_kgco2eq: float | None = None
     fallbacks: int
+    pseudonymised: int = Field(
+        default=0,
+        description="How many residents' identifiers (names, addresses, phones, NIR…) the "
+        "provider saw as placeholders, restored in the text (docs/privacy.md)",
+    )
 
 
 class DraftOut(BaseModel):

@@ -96,6 +96,8 @@ class Draft(TimestampedMixin, Base):
     energy_kwh: Mapped[float | None] = mapped_column(Double)
     gwp_kgco2eq: Mapped[float | None] = mapped_column(Double)
     fallbacks: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Residents' identifiers the provider saw as placeholders (docs/privacy.md).
+    pseudonymised: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     failure_reason: Mapped[str | None] = mapped_column(Text)
     # Job bookkeeping for long synthèses.
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

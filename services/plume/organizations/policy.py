@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 DocumentKind = Literal["arrete", "deliberation", "courrier", "bulletin_article", "synthese", "chat"]
 Hosting = Literal["fr", "eu", "non_eu"]
 PublicationMode = Literal["electronique", "affichage", "papier"]
+# What a provider may read of a resident's identity (docs/privacy.md), strictest first.
+PersonalData = Literal["refuse", "pseudonymise", "allow"]
+PERSONAL_DATA_ORDER: tuple[str, ...] = ("refuse", "pseudonymise", "allow")
+DEFAULT_PERSONAL_DATA: PersonalData = "pseudonymise"
 
 # CGCT L. 2131-1 IV: below this population a commune may choose, by délibération, to publish
 # its acts by affichage or on paper instead of electronically.
@@ -71,6 +75,7 @@ class PolicyPatch(BaseModel):
     publication_mode: PublicationMode | None = None
     mayor: Officer | None = None
     secretary: Officer | None = None
+    personal_data: PersonalData | None = None
     # A lower level may only shorten it (the shortest in the chain is in force).
     retention_days: StrictInt | None = Field(default=None, ge=1, le=MAX_RETENTION_DAYS)
     # The kinds of documents whose review needs a signed-in agent (identity verified by
@@ -104,6 +109,19 @@ class EffectivePolicy(BaseModel):
     mayor: Officer | None = None
     secretary: Officer | None = None
     verified_review_required: list[DocumentKind] = Field(default_factory=list)
+    personal_data: PersonalData = DEFAULT_PERSONAL_DATA
+
+
+def personal_data_problem(policy: dict[str, Any], *, operator_level: bool) -> str | None:
+    """Why a level's `personal_data` is not allowed, or None: below the operator a level may
+    only narrow, and `allow` (residents' identities sent in clear) is the operator's alone."""
+    if policy.get("personal_data") == "allow" and not operator_level:
+        return (
+            "Seul l'opérateur, dans sa propre politique, peut autoriser l'envoi en clair des "
+            "données personnelles aux fournisseurs d'IA ; un EPCI ou une commune ne peut que "
+            "restreindre (« pseudonymise » ou « refuse »)."
+        )
+    return None
 
 
 def publication_mode_problem(policy: dict[str, Any]) -> str | None:
@@ -140,21 +158,27 @@ def merge_patch(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
     """Compute the policy in force at the end of `chain` (operator first, the tenant last).
 
-    Lists are intersected, so a lower level can narrow but never widen; the kinds whose
-    review needs a verified identity add up (a level may require more, never less); the
-    retention is the shortest in the chain; the tribunal is the nearest level's choice; the
-    acts' settings (population, publication mode, mayor, secretary) are the organisation's
-    own.
+    Lists are intersected, so a lower level can narrow but never widen; so is `personal_data`
+    (the strictest level's); the kinds whose review needs a verified identity add up (a level
+    may require more, never less); the retention is the shortest in the chain; the tribunal
+    is the nearest level's choice; the acts' settings (population, publication mode, mayor,
+    secretary) are the organisation's own.
     """
     operator_level = {**DEFAULT_POLICY, **(chain[0] if chain else {})}
     kinds = set(operator_level["allowed_kinds"])
     hosting = set(operator_level["allowed_hosting"])
     tribunal = operator_level["tribunal_administratif"]
+    personal = PERSONAL_DATA_ORDER.index(
+        operator_level.get("personal_data") or DEFAULT_PERSONAL_DATA
+    )
     retention = operator_level["retention_days"]
     verified = {k for level in chain for k in level.get("verified_review_required") or []}
     for level in chain[1:]:
         if level.get("retention_days") is not None:
             retention = min(retention, level["retention_days"])
+        if level.get("personal_data") is not None:
+            # The strictest level wins: a level below may narrow, never widen.
+            personal = min(personal, PERSONAL_DATA_ORDER.index(level["personal_data"]))
         if level.get("allowed_kinds") is not None:
             kinds &= set(level["allowed_kinds"])
         if level.get("allowed_hosting") is not None:
@@ -166,6 +190,7 @@ def effective_policy(chain: Sequence[dict[str, Any]]) -> EffectivePolicy:
         allowed_kinds=[k for k in ALL_KINDS if k in kinds],
         allowed_hosting=[h for h in ALL_HOSTING if h in hosting],
         tribunal_administratif=tribunal,
+        personal_data=PERSONAL_DATA_ORDER[personal],
         retention_days=retention,
         verified_review_required=[k for k in ALL_KINDS if k in verified],
         **{key: own[key] for key in ACT_SETTINGS if own.get(key) is not None},

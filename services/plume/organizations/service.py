@@ -15,6 +15,7 @@ from plume.organizations.policy import (
     EffectivePolicy,
     effective_policy,
     merge_patch,
+    personal_data_problem,
     publication_mode_problem,
 )
 from plume.organizations.repository import OrganizationRepository
@@ -127,6 +128,7 @@ class OrganizationService:
         await self._check_siret_free(payload.siret, None)
         policy = payload.policy.model_dump(exclude_none=True) if payload.policy else {}
         _check_publication_mode(policy)
+        _check_personal_data(policy, operator_level=False)
         organization = Organization(
             kind=kind,
             name=payload.name,
@@ -185,6 +187,9 @@ class OrganizationService:
             patch = payload.policy.model_dump(exclude_unset=True) if payload.policy else {}
             policy = {} if payload.policy is None else merge_patch(organization.policy, patch)
             _check_publication_mode(policy)
+            _check_personal_data(
+                policy, operator_level=organization.kind is OrganizationKind.OPERATOR
+            )
         if "siret" in fields and payload.siret != organization.siret:
             await self._check_siret_free(payload.siret, organization.id)
             await self.repository.set_siret(organization, payload.siret)
@@ -217,3 +222,9 @@ def _check_publication_mode(policy: dict[str, Any]) -> None:
     problem = publication_mode_problem(policy)
     if problem is not None:
         raise invalid_field("policy.publication_mode", problem)
+
+
+def _check_personal_data(policy: dict[str, Any], *, operator_level: bool) -> None:
+    problem = personal_data_problem(policy, operator_level=operator_level)
+    if problem is not None:
+        raise invalid_field("policy.personal_data", problem)

@@ -17,6 +17,7 @@ from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
 
 from plume.routing.tokens import count_message_tokens, count_text_tokens
+from plume.routing.types import REVEAL
 
 PROVIDER_NAME = "plume_offline"
 
@@ -30,6 +31,15 @@ CHAT_ANSWER = (
 
 # Given the messages, the document text, or None if the composer does not recognise them.
 Composer = Callable[[list[dict[str, Any]]], str | None]
+
+
+def _revealed(messages: list[dict[str, Any]], reveal: Callable[[str], str] | None) -> list[Any]:
+    if reveal is None:
+        return messages
+    return [
+        {**m, "content": reveal(m["content"])} if isinstance(m.get("content"), str) else m
+        for m in messages
+    ]
 
 
 class OfflineProvider(CustomLLM):
@@ -56,7 +66,8 @@ class OfflineProvider(CustomLLM):
     async def _answer_off_the_loop(self, messages: list[dict[str, Any]]) -> tuple[str, Usage]:
         # Composing a document and counting a long prompt take CPU time: in a worker thread,
         # the event loop goes on serving other requests meanwhile.
-        return await anyio.to_thread.run_sync(self._answer_with_usage, messages)
+        clear = _revealed(messages, REVEAL.get())
+        return await anyio.to_thread.run_sync(self._answer_with_usage, clear)
 
     async def acompletion(
         self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any

@@ -126,6 +126,15 @@ class RoutingPolicy:
             )
         return Route(group=group, chain=chain, hosting=hosting)
 
+    def leaves_the_process(self, route: Route) -> bool:
+        """Whether a deployment the route may reach, fallbacks included, runs outside Plume's
+        process: every one but the offline provider (what is pseudonymised, docs/privacy.md)."""
+        return any(
+            not self._deployments[deployment_id].is_offline
+            for name in route.chain
+            for deployment_id in self._allowed_ids(name, route.hosting)
+        )
+
     def usable_groups(self, hosting: frozenset[str]) -> list[ModelGroup]:
         return [
             group

@@ -6,6 +6,8 @@ importing the gateway.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -60,3 +62,11 @@ class StreamState:
     first_token_at: float | None = None
     fallbacks: int = 0
     finished: bool = False
+
+
+# Set by a provider call around each request to the Router (plume.calls.privacy): what puts a
+# pseudonymised request back in clear. The offline provider (routing/offline.py) runs in the
+# process, which holds the request in clear anyway: it reads it as it was written, and its
+# answer needs no restoring (a text without placeholders is restored as it is). Here, not
+# there, so that setting it imports no LiteLLM.
+REVEAL: ContextVar[Callable[[str], str] | None] = ContextVar("plume_offline_reveal", default=None)

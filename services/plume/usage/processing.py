@@ -66,7 +66,7 @@ async def processing_record(
             if any(kind in policy.allowed_kinds for kind in kinds)
         ],
         retention_days=policy.retention_days,
-        personal_data=getattr(policy, "personal_data", "pseudonymise"),
+        personal_data=policy.personal_data,
         processors=[
             Processor(
                 provider=row.provider,

@@ -36,6 +36,7 @@ from plume.errors import (
     NotFound,
     OrganizationSuspended,
     PayloadTooLarge,
+    PersonalDataRefused,
     PlumeError,
     ProviderUnavailable,
     QuotaExceeded,
@@ -265,7 +266,7 @@ def derived_errors(route: APIRoute | RouteContext) -> dict[int, list[str]]:
     if call_opener in calls:
         # A provider call: policy, model group, idempotency, quotas, the provider itself.
         add(KindDisabled, HostingNotAllowed, NotFound, IdempotencyInProgress)
-        add(InvalidRequest, IdempotencyMismatch, ContentRefused)
+        add(InvalidRequest, IdempotencyMismatch, ContentRefused, PersonalDataRefused)
         add(QuotaExceeded, RateLimited, ProviderUnavailable)
     if has_body:
         add(PayloadTooLarge)

@@ -260,7 +260,9 @@ async def _create(
         estimate = synthese.estimate(service.policy, route, long)
     else:
         estimate = await service.estimate(principal, route, kind, fields, None)
-    async with calls.open(principal, kind=kind, route=route, estimate=estimate) as call:
+    async with calls.open(
+        principal, kind=kind, route=route, estimate=estimate, fields=fields
+    ) as call:
         if long is not None:
             queued = await synthese.queue(call, fields)
             request.app.state.synthese_worker.wake.set()
@@ -289,7 +291,9 @@ async def draft_live(slug: str, request: Request, session: DBSession, calls: Cal
     try:
         route = service.route_for(principal, form.kind, None)
         estimate = await service.estimate(principal, route, form.kind, fields, None)
-        async with calls.open(principal, kind=form.kind, route=route, estimate=estimate) as call:
+        async with calls.open(
+            principal, kind=form.kind, route=route, estimate=estimate, fields=fields
+        ) as call:
             body = service.stream(call, form.kind, fields, None)
             return call.streaming_response(body, call.response_headers())
     except PlumeError:

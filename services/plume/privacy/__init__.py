@@ -1,0 +1,1 @@
+"""Residents\x27 identities kept from providers: detection, pseudonyms, restoration."""

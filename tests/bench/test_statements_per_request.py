@@ -1,0 +1,89 @@
+"""Benchmark: PostgreSQL statements per request, for the capacity model
+(docs/operations.md#capacity-model).
+
+One in-process application on a fresh database (a commune and its EPCI, an agent key), the
+fake provider in its own process. Counts the statements the application sends (every
+`cursor.execute`; the driver's own BEGIN is not one) and the transactions it commits, for a
+chat completion, an arrêté (both through the fake provider), a draft read and a listing.
+Prints the table; nothing is asserted beyond each request succeeding. `make bench` runs it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from plume.app import create_app
+from plume.db import create_engine, create_session_factory
+from tests.bench.inprocess import CHAT, Setup, bench_setup, serving
+from tests.support.database import DatabaseServer
+from tests.support.settings import make_settings
+
+pytestmark = pytest.mark.bench
+
+ROUNDS = 20
+ARRETE = {
+    "kind": "arrete",
+    "subject": "Stationnement interdit place de la Mairie pour le marché de Noël",
+    "context": "Le marché de Noël se tient le 12 décembre 2027 place de la Mairie.",
+    "provisions": [
+        "Le 12 décembre 2027, de 6 h à 20 h, le stationnement est interdit place de la Mairie."
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def setup(
+    database_server: DatabaseServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Setup]:
+    with bench_setup(database_server, tmp_path_factory.mktemp("statements-bench")) as ready:
+        yield ready
+
+
+async def test_statements_per_request(setup: Setup) -> None:
+    settings = make_settings(setup.database_url, models_file=setup.models_file)
+    engine = create_engine(setup.database_url, pool_size=4)
+    counts: Counter[str] = Counter()
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _statement(*_: Any) -> None:
+        counts["statements"] += 1
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def _commit(*_: Any) -> None:
+        counts["commits"] += 1
+
+    app = create_app(settings, session_factory=create_session_factory(engine))
+    headers = {"Authorization": f"Bearer {setup.agent_key}"}
+    rows: list[tuple[str, float, float]] = []
+    async with serving({"plume": app}) as clients:
+        http = clients["plume"]
+        draft = await http.post("/v1/drafts", headers=headers, json=ARRETE)
+        assert draft.status_code == 201, draft.text
+        draft_id = draft.json()["id"]
+        requests = {
+            "POST /v1/chat/completions": lambda: http.post(
+                "/v1/chat/completions", headers=headers, json=CHAT
+            ),
+            "POST /v1/drafts (arrêté)": lambda: http.post(
+                "/v1/drafts", headers=headers, json=ARRETE
+            ),
+            "GET /v1/drafts/{id}": lambda: http.get(f"/v1/drafts/{draft_id}", headers=headers),
+            "GET /v1/drafts": lambda: http.get("/v1/drafts", headers=headers),
+        }
+        for name, send in requests.items():
+            await send()  # warm
+            counts.clear()
+            for _ in range(ROUNDS):
+                response = await send()
+                assert response.status_code in (200, 201), response.text
+            rows.append((name, counts["statements"] / ROUNDS, counts["commits"] / ROUNDS))
+    await engine.dispose()
+    print("\n== PostgreSQL per request (in-process, one application) ==")
+    print(f"  {'request':32} {'statements':>10} {'commits':>8}")
+    for name, statements, commits in rows:
+        print(f"  {name:32} {statements:10.1f} {commits:8.1f}")
