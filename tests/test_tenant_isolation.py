@@ -54,6 +54,9 @@ TENANT_ADMIN = "tenant_admin"  # tenant_admin (and operator_admin)
 OPERATOR = "operator"  # operator_admin only
 CLIENT = "client"  # no key: an OAuth2 client's own authentication (RFC 6749's errors)
 SIGN_IN = "sign_in"  # the browser's sign-in (ProConnect): no key, no tenant
+# The agents' pages (/app): a signed-in agent's session only, never a key (tests/workspace
+# has their cross-tenant tests; here, keys are refused and nothing of a tenant shows).
+WORKSPACE = "workspace"
 
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): PUBLIC,
@@ -94,6 +97,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/drafts/{draft_id}/review"): ANY_KEY,
     ("GET", "/v1/drafts/{draft_id}/export"): ANY_KEY,
     ("DELETE", "/v1/drafts/{draft_id}"): ANY_KEY,
+    ("PATCH", "/v1/drafts/{draft_id}"): ANY_KEY,
     ("GET", "/v1/me"): ANY_KEY,
     ("GET", "/v1/organization/oauth-clients"): TENANT_ADMIN,
     ("POST", "/v1/organization/oauth-clients"): TENANT_ADMIN,
@@ -114,6 +118,15 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/auth/callback"): SIGN_IN,
     ("POST", "/auth/logout"): SIGN_IN,
     ("GET", "/auth/logged-out"): SIGN_IN,
+    ("GET", "/app"): WORKSPACE,
+    ("GET", "/app/static/{name}"): WORKSPACE,
+    ("GET", "/app/rediger/{slug}"): WORKSPACE,
+    ("POST", "/app/rediger/{slug}"): WORKSPACE,
+    ("POST", "/app/rediger/{slug}/flux"): WORKSPACE,
+    ("GET", "/app/brouillons/{draft_id}"): WORKSPACE,
+    ("POST", "/app/brouillons/{draft_id}/relecture"): WORKSPACE,
+    ("POST", "/app/brouillons/{draft_id}/texte"): WORKSPACE,
+    ("POST", "/app/brouillons/{draft_id}/effacer"): WORKSPACE,
 }
 
 # Plume's documentation (plume.web.docs), out of the OpenAPI description: no key, no tenant.
@@ -194,6 +207,8 @@ def body_for(method: str, path: str) -> Any:
         return dict(DRAFT_REQUEST)
     if (method, path) == ("POST", "/v1/drafts/{draft_id}/review"):
         return dict(REVIEW)
+    if (method, path) == ("PATCH", "/v1/drafts/{draft_id}"):
+        return dict(EDIT)
     if (method, path) == ("POST", "/v1/organization/agents"):
         return {"email": "intrus@example.fr", "role": "tenant_admin", "title": "Maire"}
     if (method, path) == ("PATCH", "/v1/organization/agents/{agent_id}"):
@@ -211,6 +226,7 @@ DRAFT_REQUEST: dict[str, Any] = {
     "context": "Le marché hebdomadaire se tient le samedi matin place de la Mairie.",
     "provisions": ["Le stationnement est interdit place de la Mairie le samedi de 6 h à 14 h."],
 }
+EDIT: dict[str, Any] = {"text": "# Arrêté réécrit par un intrus\n\nArticle 1er : rien.\n"}
 REVIEW: dict[str, Any] = {
     "decision": "approved",
     "reviewer": {"name": "Intrus Anonyme", "title": "Secrétaire de mairie"},
@@ -347,7 +363,7 @@ def test_the_openapi_declares_the_roles_of_each_route(app: FastAPI) -> None:
     """Operator routes require operator_admin only; tenant key routes refuse agents."""
     paths = app.openapi()["paths"]
     for (method, path), category in ROUTES.items():
-        if category == SIGN_IN:
+        if category in (SIGN_IN, WORKSPACE):
             assert path not in paths, path  # a browser's pages, out of the API's description
             continue
         security = paths[path][method.lower()].get("security", [])
@@ -1267,6 +1283,7 @@ DRAFT_ROUTES = [
     ("POST", "/v1/drafts/{draft_id}/review", REVIEW),
     ("GET", "/v1/drafts/{draft_id}/export?format=md", None),
     ("GET", "/v1/drafts/{draft_id}/export?format=docx", None),
+    ("PATCH", "/v1/drafts/{draft_id}", EDIT),
     ("DELETE", "/v1/drafts/{draft_id}", None),
 ]
 
@@ -1290,12 +1307,14 @@ async def assert_draft_untouched(client: AsyncClient, owner: Key, draft_id: str)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "draft"
     assert response.json()["review"] is None
+    assert "intrus" not in response.json()["text"]
 
 
 @covers("GET", "/v1/drafts/{draft_id}")
 @covers("POST", "/v1/drafts/{draft_id}/review")
 @covers("GET", "/v1/drafts/{draft_id}/export")
 @covers("DELETE", "/v1/drafts/{draft_id}")
+@covers("PATCH", "/v1/drafts/{draft_id}")
 async def test_another_tenants_draft_is_not_found(
     client: AsyncClient, world: World, subtests: pytest.Subtests
 ) -> None:
@@ -1807,6 +1826,27 @@ async def test_who_am_i_answers_the_callers_own_organisation(
         assert_problem(await call(client, "GET", "/v1/me/sessions", caller), 403, "forbidden")
         ended = await call(client, "DELETE", f"/v1/me/sessions/{uuid.uuid4()}", caller)
         assert_problem(ended, 403, "forbidden")
+
+
+@pytest.mark.parametrize("route", routes_of(WORKSPACE), ids=route_id)
+async def test_the_workspace_refuses_keys_and_reveals_no_tenant(
+    client: AsyncClient, world: World, route: tuple[str, str]
+) -> None:
+    """The agents' pages open to a signed-in agent's session only: a key is refused (403, a
+    French page), and nothing of a tenant shows, whoever's key it is."""
+    method, path = route
+    concrete = path.replace("{slug}", "arrete").replace("{name}", "plume.css")
+    url = fill(concrete, organization_id=uuid.uuid4(), key_id=uuid.uuid4())
+    for name in ("commune_a.admin", "operator"):
+        response = await call(client, method, url, world.key(name))
+        if path == "/app/static/{name}":
+            assert response.status_code == 200  # the same stylesheet for everyone
+        else:
+            assert response.status_code == 403, (name, response.text)
+            assert "réservé aux agents connectés" in response.text
+        for organization in (world.commune_a, world.epci_a, world.commune_b):
+            assert str(organization.id) not in response.text
+            assert organization.name not in response.text
 
 
 @pytest.mark.parametrize("route", routes_of(SIGN_IN), ids=route_id)

@@ -52,6 +52,7 @@ from plume.web.docs import docs_router, problems_router
 from plume.web.errors import install_exception_handlers
 from plume.web.middleware import RequestContextMiddleware
 from plume.web.openapi import install_openapi
+from plume.workspace import endpoints as workspace_endpoints
 
 logger = structlog.get_logger("plume.app")
 
@@ -265,5 +266,6 @@ def create_app(
     app.include_router(oauth_endpoints.admin_router)
     app.include_router(oauth_endpoints.tenant_router)
     app.include_router(oauth_endpoints.server_router)
+    app.include_router(workspace_endpoints.router)
     install_openapi(app)
     return app

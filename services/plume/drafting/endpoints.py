@@ -17,10 +17,17 @@ from plume.drafting import synthese
 from plume.drafting.document import DocumentKind
 from plume.drafting.erasure import erase_for
 from plume.drafting.export import ExportableDraft, export
-from plume.drafting.records import answer_headers, draft_out
+from plume.drafting.records import (
+    answer_headers,
+    draft_out,
+    record_edit,
+    record_erasure,
+    record_review,
+)
 from plume.drafting.schemas import (
     DraftOut,
     DraftRequest,
+    EditRequest,
     ReviewRequest,
     SyntheseRequest,
     request_fields,
@@ -188,23 +195,28 @@ async def review_draft(
     audit: Audit,
 ) -> DraftOut:
     draft = await _service(request).review(session, principal, draft_id, payload)
-    # The reviewer's name is part of the act's record; the comment is the commune's text.
-    await audit.record(
-        draft.organization_id,
-        "draft.review",
-        target=("draft", str(draft.id)),
-        details={
-            "decision": payload.decision,
-            "reviewer": {
-                "name": draft.reviewer_name,
-                "title": draft.reviewer_title,
-                "verified": draft.reviewed_by_agent_id is not None,
-            },
-            "kind": draft.kind,
-            "text": digest(draft.text),
-        },
-    )
+    await record_review(audit, draft, payload.decision)
     return draft_out(draft)
+
+
+@router.patch(
+    "/{draft_id}",
+    summary="Replace a draft's text before its review (sections and warnings recomputed)",
+    responses=raises(Conflict, NotFound),
+)
+async def edit_draft(
+    draft_id: uuid.UUID,
+    payload: EditRequest,
+    request: Request,
+    session: DBSession,
+    principal: AnyKey,
+    audit: Audit,
+) -> DraftOut:
+    """Only a draft not yet reviewed (`status: "draft"`): 409 otherwise. The text is parsed
+    and checked again; the audit trail records the digests of the old and new texts."""
+    edited = await _service(request).edit(session, principal, draft_id, payload.text)
+    await record_edit(audit, edited.draft, edited.text_before)
+    return draft_out(edited.draft)
 
 
 @router.get(
@@ -274,10 +286,5 @@ async def erase_draft(
     idempotent replays are erased; the id, kind, dates, review, usage and the text's digest
     stay, and `GET` shows `status: "erased"`."""
     erased = await erase_for(session, principal, draft_id)
-    await audit.record(
-        erased.organization_id,
-        "draft.erase",
-        target=("draft", str(erased.draft_id)),
-        details={"kind": erased.kind, "text": {"sha256": erased.text_digest}},
-    )
+    await record_erasure(audit, erased)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,5 +1,5 @@
-"""Between the drafts table and the API: a draft as answered, a document as stored, and the
-answer kept for the retries of an Idempotency-Key."""
+"""Between the drafts table and the API: a draft as answered, a document as stored, the
+answer kept for the retries of an Idempotency-Key, and a draft's actions as audited."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from collections.abc import Callable
 
 from fastapi import status
 
+from plume.audit.trail import AuditTrail
 from plume.calls.context import StoredResponse, Usage
 from plume.drafting.document import ActeNature, DraftWarning, Sections
+from plume.drafting.erasure import Erased
 from plume.drafting.finishing import FinishedDocument
 from plume.drafting.schemas import DraftOut, ReviewerOut, ReviewOut, UsageOut
+from plume.hashing import digest
 from plume.models import Draft, DraftStatus
 from plume.web.sse import sse
 
@@ -103,3 +106,45 @@ def streamed_answer(transcript: Callable[[], bytes], draft: DraftOut | None) -> 
     """A streamed draft's answer: the events its client received, then the draft."""
     assert draft is not None
     return StoredResponse(200, "text/event-stream", transcript() + sse(draft, "draft"))
+
+
+# -- a draft's actions in the audit trail (the API's and the workspace's alike) ----------
+
+
+async def record_review(audit: AuditTrail, draft: Draft, decision: str) -> None:
+    """The review in the audit trail (the API's and the workspace's alike)."""
+    # The reviewer's name is part of the act's record; the comment is the commune's text.
+    await audit.record(
+        draft.organization_id,
+        "draft.review",
+        target=("draft", str(draft.id)),
+        details={
+            "decision": decision,
+            "reviewer": {
+                "name": draft.reviewer_name,
+                "title": draft.reviewer_title,
+                "verified": draft.reviewed_by_agent_id is not None,
+            },
+            "kind": draft.kind,
+            "text": digest(draft.text),
+        },
+    )
+
+
+async def record_edit(audit: AuditTrail, draft: Draft, text_before: str) -> None:
+    """An edit in the audit trail: which text became which, by their digests (never text)."""
+    await audit.record(
+        draft.organization_id,
+        "draft.edit",
+        target=("draft", str(draft.id)),
+        details={"kind": draft.kind, "before": digest(text_before), "after": digest(draft.text)},
+    )
+
+
+async def record_erasure(audit: AuditTrail, erased: Erased) -> None:
+    await audit.record(
+        erased.organization_id,
+        "draft.erase",
+        target=("draft", str(erased.draft_id)),
+        details={"kind": erased.kind, "text": {"sha256": erased.text_digest}},
+    )

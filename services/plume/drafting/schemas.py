@@ -266,6 +266,17 @@ class ReviewRequest(_Strict):
     comment: Annotated[str, Field(max_length=5000)] | None = None
 
 
+EDIT_MAX = 100_000
+
+
+class EditRequest(_Strict):
+    """A draft's text as the person reviewing it corrected it (before review only)."""
+
+    text: str = Field(min_length=1, max_length=EDIT_MAX)
+
+    _clean = field_validator("text")(_not_blank)
+
+
 class ReviewerOut(BaseModel):
     name: str
     title: str

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -181,6 +182,36 @@ class DraftingService:
         draft.reviewed_by_agent_id = principal.agent_id
         return await repository.save(draft)
 
+    async def edit(
+        self, session: AsyncSession, principal: Principal, draft_id: uuid.UUID, text: str
+    ) -> Edited:
+        """Replace a draft's text before its review: its sections are parsed again and the
+        checker runs again on what the person wrote (the same rules as for a model's answer,
+        without the offline notice), so the warnings speak of the text as it now is."""
+        repository = DraftRepository(session, principal.scope)
+        draft = await repository.get(draft_id, for_update=True)
+        if draft is None or draft.organization_id != principal.organization_id:
+            raise NotFound("Aucun brouillon ne porte cet identifiant.")
+        if draft.status is not DraftStatus.DRAFT:
+            raise Conflict(_not_editable(draft.status))
+        before = draft.text
+        document = await anyio.to_thread.run_sync(
+            partial(
+                finish_document,
+                draft.kind,
+                text,
+                draft.request or {},
+                identity_of(principal),
+                offline=False,
+            )
+        )
+        draft.title = document.title
+        draft.text = document.text
+        draft.sections = document.sections.model_dump() if document.sections else None
+        draft.warnings = [w.model_dump() for w in document.warnings]
+        draft.acte_nature = document.acte_nature.model_dump() if document.acte_nature else None
+        return Edited(await repository.save(draft), before)
+
     async def _reviewer(
         self, session: AsyncSession, principal: Principal, draft: Draft, payload: ReviewRequest
     ) -> tuple[str, str]:
@@ -208,6 +239,23 @@ class DraftingService:
                 "reviewer", "Obligatoire : le nom et la fonction de la personne qui relit."
             )
         return payload.reviewer.name, payload.reviewer.title
+
+
+@dataclass(frozen=True, slots=True)
+class Edited:
+    draft: Draft
+    text_before: str
+
+
+def _not_editable(status: DraftStatus) -> str:
+    if status in (DraftStatus.APPROVED, DraftStatus.REJECTED):
+        return "Ce brouillon a déjà été relu : un document relu ne peut plus être modifié."
+    if status is DraftStatus.ERASED:
+        return "Ce brouillon a été effacé : son texte n'existe plus."
+    return (
+        f"Ce brouillon n'est pas modifiable (état : {status.value}) ; attendez la fin de sa "
+        "rédaction."
+    )
 
 
 def _count(contents: list[str]) -> int:

@@ -1,0 +1,1 @@
+"""The agents' workspace (/app): server-rendered French pages over the drafting service."""
