@@ -3,6 +3,7 @@ ignoring cookies, expiry, suspension on the next request, listing and revoking, 
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
@@ -223,13 +224,12 @@ async def test_ended_sessions_are_purged_after_a_week(
 ) -> None:
     agent = await _signed_in(browser, provider, factory, db)
     await _again(browser, provider, agent)
-    [old, current] = (
-        await db.execute(
-            select(AgentSession.id)
-            .where(AgentSession.agent_id == agent.id)
-            .order_by(AgentSession.created_at)
-        )
-    ).scalars()
+    # Both sessions began in the test's transaction (one `now()`): tell them apart by the
+    # session this browser holds.
+    listed = (await browser.get("/v1/me/sessions")).json()
+    items = listed["items"] if isinstance(listed, dict) else listed
+    [current] = [uuid.UUID(item["id"]) for item in items if item["current"]]
+    [old] = [uuid.UUID(item["id"]) for item in items if not item["current"]]
     await db.execute(
         update(AgentSession)
         .where(AgentSession.id == old)

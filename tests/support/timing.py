@@ -31,6 +31,26 @@ def best_time(run: Callable[[T], object], value: T, repeat: int = 3) -> float:
     return best
 
 
+def _series(
+    run: Callable[[T], object], make: Callable[[int], T], size: int, noise_s: float
+) -> str | None:
+    """Why the growth is not linear, or None."""
+    small_s = previous_s = best_time(run, make(size))
+    if small_s >= _SMALL_MAX_S:
+        return f"{small_s:.2f} s for the smallest input: not linear"
+    factor = 2
+    while factor <= GROWTH:
+        took = best_time(run, make(factor * size), repeat=2)
+        if took > min(_STEP * previous_s, _ALLOWED * small_s) + noise_s:
+            return (
+                f"{factor}× the input took {took / max(small_s, 1e-9):.0f}× as long "
+                f"({small_s:.4f} s, then {took:.4f} s): not linear"
+            )
+        previous_s = took
+        factor *= 2
+    return None
+
+
 def assert_linear(
     run: Callable[[T], object],
     make: Callable[[int], T],
@@ -41,15 +61,9 @@ def assert_linear(
     """`run` on `make(size)`, then on inputs twice, four… GROWTH times larger (each built
     before the clock starts): GROWTH times the input may take at most _ALLOWED times as
     long, and each doubling _STEP times as long as the one before. `noise_s` absorbs a
-    scheduling hiccup on tiny timings."""
-    small_s = previous_s = best_time(run, make(size))
-    assert small_s < _SMALL_MAX_S, f"{small_s:.2f} s for the smallest input: not linear"
-    factor = 2
-    while factor <= GROWTH:
-        took = best_time(run, make(factor * size), repeat=2)
-        assert took <= min(_STEP * previous_s, _ALLOWED * small_s) + noise_s, (
-            f"{factor}× the input took {took / max(small_s, 1e-9):.0f}× as long "
-            f"({small_s:.4f} s, then {took:.4f} s): not linear"
-        )
-        previous_s = took
-        factor *= 2
+    scheduling hiccup on tiny timings. A series that fails is measured once more: another
+    process's burst on a loaded machine rarely hits twice, a quadratic cost always does."""
+    failure = _series(run, make, size, noise_s)
+    if failure is not None:
+        failure = _series(run, make, size, noise_s)
+    assert failure is None, failure
