@@ -162,6 +162,8 @@ class Tally:
     # The request ids of the 2xx answers, per commune.
     answered: dict[str, set[str]] = field(default_factory=dict)
     unexpected: list[str] = field(default_factory=list)
+    # The request ids of the 503 answers, per commune.
+    unavailable: dict[str, set[str]] = field(default_factory=dict)
     transport_errors: int = 0
     promoted_at: float | None = None
     first_success_after_promotion: float | None = None
@@ -213,6 +215,8 @@ async def _load(
                         and tally.first_success_after_promotion is None
                     ):
                         tally.first_success_after_promotion = time.monotonic()
+                if answer.status_code == 503:
+                    tally.unavailable.setdefault(commune_id, set()).add(request_id)
                 if answer.status_code in (429, 502, 503):
                     await asyncio.sleep(0.05)
                 if time.monotonic() > stop_at + RECOVERY_BUDGET_S:
@@ -335,6 +339,7 @@ def test_plume_survives_a_failover_to_its_synchronous_replica(tmp_path: Path) ->
             assert processes[1].poll() is None, "plume serve exited"
             _check_the_books(replica, communes, tally)
             verified = run_plume(env_for(replica.url(SERVICE, DATABASE)), "audit", "verify")
+            print(f"  audit chains on the new primary:\n{verified}")
             assert verified, "no audit chain verified"
             assert "INVALID" not in verified, verified
         finally:
@@ -428,13 +433,20 @@ def _check_the_books(replica: Cluster, communes: list[tuple[str, str]], tally: T
             )
             assert charged[0] <= limit, f"{commune_id}: {charged[0]} charged, limit {limit}"
             assert ledger[0] == charged[0], f"{commune_id}: ledger {ledger[0]} != {charged[0]}"
-            recorded = {
-                request_id
-                for (request_id,) in admin.execute(
-                    "SELECT request_id FROM usage_records WHERE organization_id = %s",
+            records = dict(
+                admin.execute(
+                    "SELECT request_id, charged FROM usage_records WHERE organization_id = %s",
                     (commune_id,),
                 ).fetchall()
-            }
+            )
+            recorded = set(records)
+            unavailable = tally.unavailable.get(commune_id, set())
+            settled = unavailable & recorded
+            print(
+                f"    503 answers: {len(unavailable)}, of which settled all the same (a usage"
+                f" record on the new primary): {len(settled)},"
+                f" charged: {sum(1 for i in settled if records[i])}"
+            )
             lost = tally.answered.get(commune_id, set()) - recorded
             assert not lost, f"{len(lost)} answered 2xx without a usage record: {sorted(lost)[:3]}"
 
