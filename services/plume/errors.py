@@ -321,13 +321,18 @@ class ServiceUnavailable(PlumeError):
     status = 503
     code = "unavailable"
     title = "Service momentanément indisponible"
+    # The database may fail after a provider answered and its call was settled (a failover,
+    # docs/operations.md): this answer cannot promise that nothing was charged.
     advice = (
-        "La base de données ne répond pas ; rien n'a été enregistré ni facturé. Réessayez "
-        "après le délai de l'en-tête Retry-After."
+        "La base de données ne répond pas. Une demande adressée à un fournisseur d'IA a pu "
+        "être enregistrée et facturée malgré cette erreur : réessayez après le délai de "
+        "l'en-tête Retry-After avec le même en-tête Idempotency-Key, qui ne la facture pas "
+        "deux fois."
     )
     default_detail = (
-        "La base de données ne répond pas ; rien n'a été enregistré ni facturé. "
-        "Réessayez dans quelques instants."
+        "La base de données ne répond pas ; une demande déjà transmise à un fournisseur d'IA "
+        "a pu être enregistrée. Réessayez dans quelques instants avec le même "
+        "Idempotency-Key pour ne pas être facturé deux fois."
     )
 
     def __init__(self, detail: str | None = None) -> None:

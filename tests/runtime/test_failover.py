@@ -468,8 +468,8 @@ def _check_the_books(replica: Cluster, communes: list[tuple[str, str]], tally: T
                 f" record on the new primary): {len(set(unavailable) & recorded)},"
                 f" charged: {len(charged_503)}"
             )
-            # Reported, not asserted: such a 503 still says « rien n'a été enregistré ni
-            # facturé » (docs/operations.md, Failover).
+            # Reported, not asserted: such a 503 says the request may have been recorded
+            # and asks for a retry with the same Idempotency-Key (docs/operations.md).
             print(
                 "    of which a charged failure:"
                 f" {sum(1 for i in charged_503 if outcomes[i][0] == 'failure')},"
