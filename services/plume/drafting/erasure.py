@@ -63,9 +63,7 @@ def forget(draft: Draft, now: datetime) -> str:
     return text_digest
 
 
-async def erase_one(
-    session: AsyncSession, repository: DraftRepository, draft: Draft, now: datetime
-) -> Erased:
+async def erase_one(repository: DraftRepository, draft: Draft, now: datetime) -> Erased:
     text_digest = forget(draft, now)
     replays = await repository.forget_replays(draft.organization_id, draft.id)
     await repository.save(draft)
@@ -89,7 +87,7 @@ async def erase_for(session: AsyncSession, principal: Principal, draft_id: uuid.
             "Cette synthèse est en cours de rédaction : attendez qu'elle soit terminée (ou "
             "en échec) pour l'effacer."
         )
-    return await erase_one(session, repository, draft, datetime.now(UTC))
+    return await erase_one(repository, draft, datetime.now(UTC))
 
 
 async def erase_expired(
@@ -103,4 +101,4 @@ async def erase_expired(
     caller commits and comes back until fewer than `limit` are erased)."""
     repository = DraftRepository(session, TenantScope(frozenset([organization_id])))
     drafts = await repository.expired(organization_id, before, limit)
-    return [await erase_one(session, repository, draft, now) for draft in drafts]
+    return [await erase_one(repository, draft, now) for draft in drafts]

@@ -48,13 +48,17 @@ async def _cut_offs(
 ) -> list[tuple[uuid.UUID, str, int, datetime]]:
     """Each organisation with its retention in force and the creation date it cuts at."""
     async with sessions() as session, session.begin():
-        organizations = OrganizationService(session, TenantScope.everything())
-        cut_offs = []
-        for organization in await organizations.list_all():
-            chain = await organizations.chain(organization)
-            days = effective_policy([level.policy for level in chain]).retention_days
-            cut_offs.append((organization.id, organization.slug, days, at - timedelta(days=days)))
-        return cut_offs
+        everyone = await OrganizationService(session, TenantScope.everything()).list_all()
+    # The chains from the list read once, not two reads per organisation.
+    by_id = {organization.id: organization for organization in everyone}
+    cut_offs = []
+    for organization in everyone:
+        chain = [organization]
+        while chain[0].parent_id is not None and chain[0].parent_id in by_id:
+            chain.insert(0, by_id[chain[0].parent_id])
+        days = effective_policy([level.policy for level in chain]).retention_days
+        cut_offs.append((organization.id, organization.slug, days, at - timedelta(days=days)))
+    return cut_offs
 
 
 async def forget_addresses(
