@@ -1,0 +1,171 @@
+"""A synthèse from a joined file (PDF, DOCX, ODT, TXT): its text extracted on the server and
+sent through the API's own synthèse; every unreadable file refused in French next to the field
+« Fichier à synthétiser » (422), never a 500; and a long synthèse's progress bar."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from httpx import AsyncClient, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from plume.models import Draft, DraftStatus
+from plume.workspace import uploads
+from tests.identity.provider import MockProvider
+from tests.support.factories import Factory
+from tests.workspace.documents import docx_file, odt_file, pdf
+from tests.workspace.helpers import csrf_field, draft_id_of, signed_in_agent, text_of
+
+REPORT = [
+    "Compte rendu du conseil municipal du 12 mars 2027.",
+    "Le conseil a examiné la rénovation de l'école Jules-Ferry, estimée à 480 000 euros.",
+    "Les travaux commenceront en juillet pour s'achever avant la rentrée de septembre.",
+]
+
+
+async def post_file(browser: AsyncClient, name: str, content: bytes, **fields: str) -> Response:
+    return await browser.post(
+        "/app/rediger/synthese",
+        data={"format": "resume", **fields, **csrf_field(browser)},
+        files={"fichier": (name, content, "application/octet-stream")},
+    )
+
+
+def field_error(response: Response) -> str:
+    html = text_of(response.text)
+    start = html.index('id="champ-fichier-erreur">') + len('id="champ-fichier-erreur">')
+    return html[start : html.index("</p>", start)]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("compte-rendu.pdf", pdf([REPORT[:2], REPORT[2:]])),
+        ("compte-rendu.docx", docx_file(REPORT)),
+        ("compte-rendu.odt", odt_file(REPORT)),
+        ("compte-rendu.txt", "\n\n".join(REPORT).encode()),
+    ],
+)
+async def test_a_joined_file_is_the_synthèses_source(
+    browser: AsyncClient,
+    provider: MockProvider,
+    factory: Factory,
+    db: AsyncSession,
+    name: str,
+    content: bytes,
+) -> None:
+    await signed_in_agent(browser, provider, factory, db)
+    draft_id = draft_id_of(await post_file(browser, name, content))
+    draft = await db.get(Draft, uuid.UUID(draft_id))
+    assert draft is not None
+    source = draft.request["source_text"]
+    for sentence in REPORT:
+        assert sentence in source, (name, source)
+    page = await browser.get(f"/app/brouillons/{draft_id}")
+    assert page.status_code == 200
+    assert (await browser.get(f"/v1/drafts/{draft_id}")).json()["kind"] == "synthese"
+
+
+async def test_the_form_asks_for_a_file_of_the_accepted_kinds(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    await signed_in_agent(browser, provider, factory, db)
+    html = text_of((await browser.get("/app/rediger/synthese")).text)
+    assert 'enctype="multipart/form-data"' in html
+    assert '<label for="champ-fichier">Fichier à synthétiser</label>' in html
+    assert 'type="file" accept=".pdf,.odt,.docx,.txt"' in html
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("scan.pdf", pdf([[], []]), "ne contient pas de texte lisible"),
+        ("photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "Format non pris en charge"),
+        ("faux.pdf", b"Ceci n'est pas un PDF.", "n'est pas un PDF"),
+        ("tronque.pdf", pdf([REPORT])[:200], "illisible ou endommagé"),
+        ("faux.docx", b"PK\x03\x04 pas une archive", "n'est pas un document DOCX lisible"),
+        ("faux.odt", docx_file(REPORT), "n'est pas un document ODT lisible"),
+        ("vide.txt", b"", "Le fichier est vide."),
+        ("gros.txt", b"a" * (uploads.MAX_BYTES + 1), "Le fichier dépasse 10 Mo."),
+    ],
+)
+async def test_an_unreadable_file_is_refused_next_to_its_field(
+    browser: AsyncClient,
+    provider: MockProvider,
+    factory: Factory,
+    db: AsyncSession,
+    name: str,
+    content: bytes,
+    said: str,
+) -> None:
+    await signed_in_agent(browser, provider, factory, db)
+    response = await post_file(browser, name, content)
+    assert response.status_code == 422, response.text[:300]
+    assert said in field_error(response)
+    html = text_of(response.text)
+    assert '<a href="#champ-fichier">Fichier à synthétiser : ' in html
+    assert 'aria-invalid="true"' in html
+    assert "Aucun brouillon" in (await browser.get("/app")).text
+
+
+async def test_a_text_and_a_file_or_neither_are_refused(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    await signed_in_agent(browser, provider, factory, db)
+    both = await post_file(browser, "cr.txt", b"Un texte.", source_text="Un autre texte.")
+    assert both.status_code == 422
+    assert field_error(both) == "Collez un texte ou joignez un fichier, pas les deux."
+    neither = await browser.post(
+        "/app/rediger/synthese", data={"source_text": " ", **csrf_field(browser)}
+    )
+    assert neither.status_code == 422
+    assert 'id="champ-source-text-erreur">Collez un texte ou joignez un fichier.' in text_of(
+        neither.text
+    )
+
+
+async def test_a_multipart_form_needs_its_csrf_token_too(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    await signed_in_agent(browser, provider, factory, db)
+    forged = await browser.post(
+        "/app/rediger/synthese",
+        data={"format": "resume"},
+        files={"fichier": ("cr.txt", b"Un texte.", "text/plain")},
+    )
+    assert forged.status_code == 403
+    assert "Aucun brouillon" in (await browser.get("/app")).text
+
+
+async def test_a_synthèse_being_written_shows_its_progress(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    """The job's progress as its worker records it: a <progress> bar, « Partie 3 sur 12 »
+    said to screen readers, and the JSON that plume.js polls; nothing for another commune."""
+    who = await signed_in_agent(browser, provider, factory, db)
+    job = Draft(
+        organization_id=who.commune.id,
+        created_by_agent_id=who.agent.id,
+        kind="synthese",
+        status=DraftStatus.PROCESSING,
+        title="Synthèse en cours",
+        request={"kind": "synthese", "source_text": "…"},
+        ai_notice="Document rédigé avec l'aide d'une IA.",
+        progress={"done": 3, "total": 12},
+    )
+    db.add(job)
+    await db.flush()
+    page = text_of((await browser.get(f"/app/brouillons/{job.id}")).text)
+    assert '<progress id="barre-avancement" max="12" value="3">' in page
+    assert 'role="status" aria-live="polite">Partie 3 sur 12</p>' in page
+    assert f'data-avancement="/app/brouillons/{job.id}/avancement"' in page
+    polled = await browser.get(f"/app/brouillons/{job.id}/avancement")
+    assert polled.status_code == 200
+    assert polled.json() == {"status": "processing", "done": 3, "total": 12}
+
+    browser.cookies.clear()
+    await signed_in_agent(browser, provider, factory, db, name="Commune de Voisinville")
+    foreign = await browser.get(f"/app/brouillons/{job.id}/avancement")
+    assert foreign.status_code == 404
+    assert "Plumeville" not in foreign.text
