@@ -84,9 +84,7 @@ def live(committed_database_url: str, provider: MockProvider) -> Iterator[Live]:
 @pytest.fixture
 def page(chromium: str) -> Iterator[Any]:
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox", "--lang=fr-FR"]
-        )
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             context = browser.new_context(
                 accept_downloads=True, locale="fr-FR", viewport={"width": 1280, "height": 900}
