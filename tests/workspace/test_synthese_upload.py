@@ -4,10 +4,12 @@ sent through the API's own synthèse; every unreadable file refused in French ne
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import pytest
 from httpx import AsyncClient, Response
+from pypdf import PdfReader, PdfWriter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.models import Draft, DraftStatus
@@ -107,6 +109,55 @@ async def test_an_unreadable_file_is_refused_next_to_its_field(
     assert '<a href="#champ-fichier">Fichier à synthétiser : ' in html
     assert 'aria-invalid="true"' in html
     assert "Aucun brouillon" in (await browser.get("/app")).text
+
+
+def encrypted(content: bytes) -> bytes:
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(content)))
+    writer.encrypt("secret")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+async def test_the_limits_of_a_file_are_said_in_french(
+    browser: AsyncClient,
+    provider: MockProvider,
+    factory: Factory,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PDF with a password, more pages than the cap, an archive that would unpack too far
+    (the caps lowered for the test: the real ones are 2,000 pages and 200 MB)."""
+    await signed_in_agent(browser, provider, factory, db)
+    locked = await post_file(browser, "cr.pdf", encrypted(pdf([REPORT])))
+    assert locked.status_code == 422
+    assert "protégé par un mot de passe" in field_error(locked)
+    monkeypatch.setattr(uploads, "MAX_PAGES", 2)
+    long = await post_file(browser, "cr.pdf", pdf([REPORT, REPORT, REPORT]))
+    assert long.status_code == 422
+    assert field_error(long) == "Ce PDF a plus de 2 pages : joignez-le en plusieurs fois."
+    monkeypatch.setattr(uploads, "MAX_UNPACKED_BYTES", 10_000)
+    bomb = await post_file(browser, "cr.docx", docx_file(REPORT))
+    assert bomb.status_code == 422
+    assert field_error(bomb) == "Ce fichier DOCX est trop volumineux une fois décompressé."
+
+
+async def test_a_nul_character_in_the_forms_text_is_refused_not_stored(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    """The multipart body of this form may hold NUL bytes (a file's); its text fields may
+    not (PostgreSQL's text cannot hold them)."""
+    await signed_in_agent(browser, provider, factory, db)
+    response = await browser.post(
+        "/app/rediger/synthese",
+        data={"source_text": "Compte rendu\x00 du conseil.", **csrf_field(browser)},
+        files={"autre": ("", b"", "application/octet-stream")},
+    )
+    assert response.status_code == 422
+    assert 'id="champ-source-text-erreur">Ce champ contient un caractère nul' in response.text
+    # A file's own NUL bytes are no trouble: they are not its text.
+    text = "\n\n".join(REPORT).encode()
+    assert (await post_file(browser, "cr.txt", text + b"\x00")).status_code == 303
 
 
 async def test_a_text_and_a_file_or_neither_are_refused(
