@@ -44,7 +44,7 @@ def pdf(pages: list[list[str]]) -> bytes:
         content += b" ".join(_pdf_string(line) + b" Tj T*" for line in lines) + b" ET"
         stream = DecodedStreamObject()
         stream.set_data(content)
-        page[NameObject("/Contents")] = writer._add_object(stream)
+        page.replace_contents(stream)
         page[NameObject("/Annots")] = ArrayObject()
     out = io.BytesIO()
     writer.write(out)

@@ -115,6 +115,8 @@ def test_a_synthese_from_a_pdf_and_a_jobs_progress_bar(
     page.get_by_label("Fichier à synthétiser").set_input_files(
         {"name": "compte-rendu.pdf", "mimeType": "application/pdf", "buffer": report}
     )
+    page.get_by_label("Forme").select_option("points_cles")
+    shoot(page, "formulaire-synthese")
     page.get_by_role("button", name="Rédiger").click()
     page.wait_for_url(f"{live.url}/app/brouillons/*")
     assert page.title().startswith("Synthèse : ")
