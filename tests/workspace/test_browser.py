@@ -111,6 +111,14 @@ def test_a_synthese_from_a_pdf_and_a_jobs_progress_bar(
     violations = watch_csp(page)
     sign_in(page, live, live_agent.email)
     page.goto(f"{live.url}/app/rediger/synthese")
+    # Over 10 MB: said at once by the script, nothing sent.
+    field = page.get_by_label("Fichier à synthétiser")
+    field.set_input_files(
+        {"name": "gros.txt", "mimeType": "text/plain", "buffer": b"a" * (10 * 1024 * 1024 + 1)}
+    )
+    page.get_by_role("button", name="Rédiger").click()
+    assert field.evaluate("input => input.validationMessage") == "Le fichier dépasse 10 Mo."
+    assert page.url == f"{live.url}/app/rediger/synthese"
     report = pdf([["Compte rendu du conseil municipal.", "La cantine sera rénovée en 2027."]])
     page.get_by_label("Fichier à synthétiser").set_input_files(
         {"name": "compte-rendu.pdf", "mimeType": "application/pdf", "buffer": report}
