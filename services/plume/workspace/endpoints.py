@@ -48,7 +48,8 @@ HOME = "/app"
 SYNTHESE_FORM = "/app/rediger/synthese"
 RECENT = 30
 # The cursors of the pages before this one, so that « Précédents » can go back (a cursor
-# only leads forward); a trail longer than this starts again from the newest.
+# only leads forward); a longer trail keeps its last TRAIL_MAX (the links still work, the
+# page's number then counts from there).
 TRAIL_MAX = 100
 API_KEY_REFUSED = (
     "L'espace de travail est réservé aux agents connectés avec ProConnect : une clé d'API "
