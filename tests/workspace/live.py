@@ -127,6 +127,27 @@ def synthese_job(live: Live, agent: LiveAgent, done: int, total: int) -> uuid.UU
     return draft_id
 
 
+def courriers(live: Live, agent: LiveAgent, count: int) -> None:
+    """`count` letters of the commune, enough for the drafts list to have pages."""
+    with _database(live) as connection:
+        connection.execute(
+            sqlalchemy.insert(Draft),
+            [
+                {
+                    "organization_id": agent.commune_id,
+                    "created_by_agent_id": agent.agent_id,
+                    "kind": "courrier",
+                    "status": DraftStatus.DRAFT,
+                    "title": f"Courrier n° {number}",
+                    "request": {"kind": "courrier"},
+                    "text": "Madame, Monsieur,",
+                    "ai_notice": "Document rédigé avec l'aide d'une IA.",
+                }
+                for number in range(1, count + 1)
+            ],
+        )
+
+
 def advance_job(live: Live, draft_id: uuid.UUID, **values: Any) -> None:
     with _database(live) as connection:
         connection.execute(sqlalchemy.update(Draft).where(Draft.id == draft_id).values(**values))

@@ -24,6 +24,7 @@ from tests.workspace.live import (
     Live,
     LiveAgent,
     chromium,
+    courriers,
     live,
     live_agent,
     page,
@@ -69,6 +70,13 @@ def _synthese_in_progress(page: Any, live: Live, agent: LiveAgent) -> None:
     page.goto(f"{live.url}/app/brouillons/{synthese_job(live, agent, done=5, total=9)}")
 
 
+def _second_page(page: Any, live: Live, agent: LiveAgent) -> None:
+    courriers(live, agent, 40)
+    page.goto(f"{live.url}/app")
+    page.get_by_role("link", name="Suivants").click()
+    page.get_by_text("Page 2").wait_for()
+
+
 PAGES: list[Stop] = [
     Stop("Connexion", "/app", signed_in=False),
     *(Stop(f"Formulaire : {form.label}", f"/app/rediger/{form.slug}") for form in forms.FORMS),
@@ -78,6 +86,7 @@ PAGES: list[Stop] = [
     Stop("Confirmation d'effacement", _erasure),
     Stop("Synthèse en cours (barre d'avancement)", _synthese_in_progress),
     Stop("Accueil : Mes brouillons", "/app"),
+    Stop("Accueil : page 2 (Précédents, Suivants)", _second_page),
     Stop("Erreur 404", f"/app/brouillons/{uuid.UUID(int=0)}"),
 ]
 
