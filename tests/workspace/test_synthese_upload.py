@@ -5,6 +5,7 @@ sent through the API's own synthèse; every unreadable file refused in French ne
 from __future__ import annotations
 
 import io
+import random
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from httpx import AsyncClient, Response
 from pypdf import PdfReader, PdfWriter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plume.errors import InvalidRequest
 from plume.models import Draft, DraftStatus
 from plume.workspace import uploads
 from tests.identity.provider import MockProvider
@@ -158,6 +160,35 @@ async def test_a_nul_character_in_the_forms_text_is_refused_not_stored(
     # A file's own NUL bytes are no trouble: they are not its text.
     text = "\n\n".join(REPORT).encode()
     assert (await post_file(browser, "cr.txt", text + b"\x00")).status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("cr.pdf", pdf([REPORT, REPORT])),
+        ("cr.docx", docx_file(REPORT)),
+        ("cr.odt", odt_file(REPORT)),
+    ],
+)
+def test_damaged_files_are_refused_never_a_crash(name: str, content: bytes) -> None:
+    """Bytes changed at random here and there, some files cut short (a fixed seed, so that
+    a failure can be replayed): each one is read or refused with a French sentence naming
+    the field, never another exception (which would be a 500)."""
+    rng = random.Random(2027)
+    refusals = 0
+    for _ in range(200):
+        damaged = bytearray(content)
+        for _ in range(rng.randint(1, 20)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            damaged = damaged[: rng.randrange(len(damaged))]
+        try:
+            uploads.extract_text(name, bytes(damaged))
+        except InvalidRequest as error:
+            assert error.errors is not None
+            assert error.errors[0].field == "fichier"
+            refusals += 1
+    assert refusals > 20  # the damage was real
 
 
 async def test_a_text_and_a_file_or_neither_are_refused(

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import PurePath
 from xml.etree.ElementTree import Element
 
 import anyio
 import docx
+import structlog
 import pypdf
 from defusedxml import ElementTree
 from pypdf.errors import PyPdfError
 from starlette.datastructures import UploadFile
 
 from plume.drafting.schemas import SOURCE_MAX
-from plume.errors import InvalidRequest, invalid_field
+from plume.errors import InvalidRequest, PlumeError, invalid_field
+
+logger = structlog.get_logger("plume.workspace")
 
 FIELD = "fichier"
 MAX_BYTES = 10 * 1024 * 1024
@@ -53,7 +57,15 @@ def extract_text(filename: str, data: bytes) -> str:
     reader = _READERS.get(PurePath(filename).suffix.lower())
     if reader is None:
         raise refused("Format non pris en charge : joignez un fichier PDF, ODT, DOCX ou TXT.")
-    text = reader(data).replace("\x00", "").strip()
+    try:
+        text = reader(data).replace("\x00", "").strip()
+    except PlumeError:
+        raise
+    except Exception as error:
+        # The parsers read untrusted bytes: what they did not foresee is a damaged file,
+        # never a 500. The type alone is logged (never the content).
+        logger.warning("upload_unreadable", reader=reader.__name__, error=type(error).__name__)
+        raise refused("Ce fichier est illisible ou endommagé.") from None
     if not text:
         raise refused(
             "Le fichier ne contient pas de texte lisible (un document numérisé, par exemple) : "
@@ -86,7 +98,16 @@ def _archive(data: bytes, member: str, what: str) -> bytes:
             if sum(info.file_size for info in archive.infolist()) > MAX_UNPACKED_BYTES:
                 raise refused(f"Ce fichier {what} est trop volumineux une fois décompressé.")
             return archive.read(member)
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError):
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        OSError,
+        EOFError,
+        zlib.error,
+        NotImplementedError,  # a compression method zipfile does not know
+        RuntimeError,  # an encrypted member
+        ValueError,
+    ):
         raise refused(f"Ce fichier n'est pas un document {what} lisible.") from None
 
 
@@ -94,7 +115,7 @@ def _docx(data: bytes) -> str:
     _archive(data, "word/document.xml", "DOCX")  # the checks, before python-docx reads it
     try:
         document = docx.Document(io.BytesIO(data))
-    except (ValueError, KeyError, zipfile.BadZipFile) as error:
+    except (ValueError, KeyError, SyntaxError, zipfile.BadZipFile, zlib.error) as error:
         raise refused("Ce fichier n'est pas un document DOCX lisible.") from error
     lines = [paragraph.text for paragraph in document.paragraphs]
     for table in document.tables:
