@@ -175,7 +175,7 @@ def test_damaged_files_are_refused_never_a_crash(name: str, content: bytes) -> N
     a failure can be replayed): each one is read or refused with a French sentence naming
     the field, never another exception (which would be a 500)."""
     rng = random.Random(2027)
-    refusals = 0
+    fields: list[str] = []
     for _ in range(200):
         damaged = bytearray(content)
         for _ in range(rng.randint(1, 20)):
@@ -185,10 +185,9 @@ def test_damaged_files_are_refused_never_a_crash(name: str, content: bytes) -> N
         try:
             uploads.extract_text(name, bytes(damaged))
         except InvalidRequest as error:
-            assert error.errors is not None
-            assert error.errors[0].field == "fichier"
-            refusals += 1
-    assert refusals > 20  # the damage was real
+            fields += [e.field for e in error.errors or []] or ["(aucun champ)"]
+    assert set(fields) == {"fichier"}
+    assert len(fields) > 20  # the damage was real
 
 
 async def test_a_text_and_a_file_or_neither_are_refused(

@@ -13,8 +13,8 @@ from xml.etree.ElementTree import Element
 
 import anyio
 import docx
-import structlog
 import pypdf
+import structlog
 from defusedxml import ElementTree
 from pypdf.errors import PyPdfError
 from starlette.datastructures import UploadFile
