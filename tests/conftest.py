@@ -20,4 +20,4 @@ os.environ["PLUME_ENV"] = "test"
 # imported, which reads it then; `plume serve --workers N` started by a test gets its own.
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.skipped_tools"]

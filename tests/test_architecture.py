@@ -52,7 +52,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             r"credentials\.(auth|service)",
             r"oauth\.(service|tokens|bearer)",
             r"identity\.(oidc|state|sessions|service|pages)",
-            r"workspace\.(forms|pages)",
+            r"workspace\.(forms|pages|uploads)",
             r"quotas\.(guard|service|wording|gauges|defaults)",
             r"audit\.(trail|refusals|chain|signing|service)",
             r"usage\.(reports|processing)",

@@ -124,6 +124,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/app/rediger/{slug}"): WORKSPACE,
     ("POST", "/app/rediger/{slug}/flux"): WORKSPACE,
     ("GET", "/app/brouillons/{draft_id}"): WORKSPACE,
+    ("GET", "/app/brouillons/{draft_id}/avancement"): WORKSPACE,
     ("POST", "/app/brouillons/{draft_id}/relecture"): WORKSPACE,
     ("POST", "/app/brouillons/{draft_id}/texte"): WORKSPACE,
     ("POST", "/app/brouillons/{draft_id}/effacer"): WORKSPACE,

@@ -53,6 +53,8 @@ from plume.web.errors import install_exception_handlers
 from plume.web.middleware import RequestContextMiddleware
 from plume.web.openapi import install_openapi
 from plume.workspace import endpoints as workspace_endpoints
+from plume.workspace import uploads
+from plume.workspace.endpoints import SYNTHESE_FORM
 
 logger = structlog.get_logger("plume.app")
 
@@ -235,11 +237,16 @@ def create_app(
                 "Idempotency-Replayed",
             ],
         )
-    large: dict[str, Any] = {drafting_endpoints.router.prefix: settings.synthese_max_body_bytes}
+    large: dict[str, Any] = {
+        drafting_endpoints.router.prefix: settings.synthese_max_body_bytes,
+        # The synthèse's form: a pasted text or a file, and the form's few other fields.
+        SYNTHESE_FORM: settings.synthese_max_body_bytes + uploads.MAX_BYTES + 64 * 1024,
+    }
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         large_body_paths=large,
+        upload_paths=frozenset({SYNTHESE_FORM}),
     )
 
     app.include_router(health.router)

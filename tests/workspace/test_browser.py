@@ -1,101 +1,46 @@
 """The workspace in a real browser: Playwright driving the system's Chromium (Debian's
 `chromium`, never a downloaded one) against a running Plume (uvicorn, real commits) and the
 test OpenID provider. A secretary signs in, drafts an arrêté from the example, reads its
-warnings, approves it and downloads it; the keyboard alone reaches « Rédiger »; the browser
-reports no Content-Security-Policy violation. Skipped without Chromium, unless
-PLUME_REQUIRE_TOOLS=1 (CI)."""
+warnings, corrects it, approves it and downloads it (opened with python-docx); a synthèse
+from a PDF; a synthèse job's progress bar following the job; the keyboard alone reaches
+« Rédiger »; the browser reports no Content-Security-Policy violation. The main pages'
+screenshots land in docs/images/ (docs/workspace.md shows them). Skipped without Chromium,
+unless PLUME_REQUIRE_TOOLS=1 (CI)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
 from typing import Any
 
+import docx
 import pytest
-from pydantic import SecretStr
 
-from plume.app import create_app
-from plume.db import create_engine, create_session_factory
-from tests.identity.helpers import fresh_email, invited, person
-from tests.identity.provider import MockProvider
-from tests.support.factories import Factory
-from tests.support.servers import free_port, serve_in_thread
-from tests.support.settings import TEST_SECRET, make_settings
-from tests.support.tools import require_tool
+from tests.workspace.documents import pdf
+from tests.workspace.live import (
+    IMAGES,
+    Live,
+    LiveAgent,
+    advance_job,
+    chromium,
+    live,
+    live_agent,
+    page,
+    sign_in,
+    synthese_job,
+)
+
+__all__ = ["chromium", "live", "live_agent", "page"]
 
 pytestmark = pytest.mark.slow
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+
+def shoot(page: Any, name: str) -> None:
+    """A screenshot for the documentation, the whole page at 1280 px wide."""
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=IMAGES / f"workspace-{name}.png", full_page=True)
 
 
-@dataclass(frozen=True)
-class Live:
-    url: str
-    provider: MockProvider
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    return require_tool("chromium", "chromium-browser", what="Chromium")
-
-
-@pytest.fixture(scope="module")
-async def live_email(committed_database_url: str) -> str:
-    """A commune and its invited secretary, committed for the server to see."""
-    engine = create_engine(committed_database_url, pool_size=1)
-    email = fresh_email()
-    try:
-        async with create_session_factory(engine)() as session, session.begin():
-            commune = await Factory(session, TEST_SECRET).commune("Commune de Navigueville")
-            await invited(session, commune, email, title="Secrétaire de mairie")
-    finally:
-        await engine.dispose()
-    return email
-
-
-@pytest.fixture(scope="module")
-def live(committed_database_url: str, provider: MockProvider) -> Iterator[Live]:
-    """A running Plume (its own engine, lifespan on) signing agents in with the provider."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    settings = make_settings(
-        committed_database_url,
-        public_url=url,
-        oidc_issuer=provider.issuer,
-        oidc_client_id="plume-test",
-        oidc_client_secret=SecretStr("plume-test-client-secret"),
-        oidc_scopes="openid email profile given_name usual_name siret",
-    )
-    with serve_in_thread(create_app(settings), port, lifespan="on"):
-        yield Live(url, provider)
-
-
-@pytest.fixture
-def page(chromium: str) -> Iterator[Any]:
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            context = browser.new_context(accept_downloads=True, locale="fr-FR")
-            yield context.new_page()
-        finally:
-            browser.close()
-
-
-def sign_in(page: Any, live: Live, email: str) -> None:
-    subject = f"sub-{uuid.uuid5(uuid.NAMESPACE_URL, email).hex}"  # the same person each time
-    live.provider.set_user(subject, person(email))
-    page.goto(f"{live.url}/app")
-    page.get_by_role("link", name="S’identifier avec ProConnect").click()
-    # The test provider's consent form: the subject to sign in as.
-    page.locator('input[name="sub"]').fill(subject)
-    page.locator('input[name="sub"]').press("Enter")
-    page.wait_for_url(f"{live.url}/app")
-
-
-def test_a_secretary_drafts_reviews_and_downloads_an_arrete(
-    page: Any, live: Live, live_email: str
-) -> None:
+def watch_csp(page: Any) -> list[str]:
     violations: list[str] = []
     page.on(
         "console",
@@ -106,16 +51,40 @@ def test_a_secretary_drafts_reviews_and_downloads_an_arrete(
             else None
         ),
     )
-    sign_in(page, live, live_email)
+    return violations
+
+
+def test_a_secretary_drafts_corrects_approves_and_downloads_an_arrete(
+    page: Any, live: Live, live_agent: LiveAgent
+) -> None:
+    violations = watch_csp(page)
+    sign_in(page, live, live_agent.email)
     assert page.title() == "Mes brouillons — Plume"
     page.get_by_role("link", name="Arrêté", exact=True).click()
     assert page.title() == "Rédiger : Arrêté — Plume"
     page.get_by_role("link", name="Exemple").click()
     assert page.get_by_label("Objet").input_value().startswith("Réglementation temporaire")
+    shoot(page, "formulaire-arrete")
     page.get_by_role("button", name="Rédiger").click()
     page.wait_for_url(f"{live.url}/app/brouillons/*")
     assert page.get_by_role("heading", name="Points à vérifier", exact=False).is_visible()
     assert page.locator(".avertissements li").count() >= 1
+    assert page.locator(".document mark").count() >= 1  # the [À COMPLÉTER] places
+    shoot(page, "brouillon")
+
+    # The correction: the number from the registre, then the dates of publication and of
+    # signature, saved before review.
+    text = page.get_by_label("Texte du document")
+    corrected = (
+        text.input_value()
+        .replace("n° [À COMPLÉTER]", "n° 2027-012")
+        .replace("[À COMPLÉTER]", "2 mai 2027")
+    )
+    text.fill(corrected)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Enregistrer").click()
+    assert page.locator(".document mark").count() == 0
+    assert page.get_by_label("Texte du document").input_value() == corrected
 
     with page.expect_navigation():
         page.get_by_role("button", name="Approuver").click()
@@ -125,13 +94,59 @@ def test_a_secretary_drafts_reviews_and_downloads_an_arrete(
         page.get_by_role("link", name="Télécharger (.docx)").click()
     download = download_info.value
     assert download.suggested_filename.endswith(".docx")
-    with open(download.path(), "rb") as file:
-        assert file.read(2) == b"PK"
+    document = docx.Document(download.path())
+    written = "\n".join(paragraph.text for paragraph in document.paragraphs)
+    assert "Article 1er" in written or "Article 1" in written
+    assert "[À COMPLÉTER]" not in written
+    assert "2027-012" in written
+
+    page.get_by_role("link", name="Mes brouillons").first.click()
+    shoot(page, "accueil")
     assert violations == []
 
 
-def test_the_keyboard_alone_reaches_redige(page: Any, live: Live, live_email: str) -> None:
-    sign_in(page, live, live_email)
+def test_a_synthese_from_a_pdf_and_a_jobs_progress_bar(
+    page: Any, live: Live, live_agent: LiveAgent
+) -> None:
+    violations = watch_csp(page)
+    sign_in(page, live, live_agent.email)
+    page.goto(f"{live.url}/app/rediger/synthese")
+    # Over 10 MB: said at once by the script, nothing sent.
+    field = page.get_by_label("Fichier à synthétiser")
+    field.set_input_files(
+        {"name": "gros.txt", "mimeType": "text/plain", "buffer": b"a" * (10 * 1024 * 1024 + 1)}
+    )
+    page.get_by_role("button", name="Rédiger").click()
+    assert field.evaluate("input => input.validationMessage") == "Le fichier dépasse 10 Mo."
+    assert page.url == f"{live.url}/app/rediger/synthese"
+    report = pdf([["Compte rendu du conseil municipal.", "La cantine sera rénovée en 2027."]])
+    page.get_by_label("Fichier à synthétiser").set_input_files(
+        {"name": "compte-rendu.pdf", "mimeType": "application/pdf", "buffer": report}
+    )
+    page.get_by_label("Forme").select_option("points_cles")
+    shoot(page, "formulaire-synthese")
+    page.get_by_role("button", name="Rédiger").click()
+    page.wait_for_url(f"{live.url}/app/brouillons/*")
+    assert page.title().startswith("Synthèse : ")
+
+    job = synthese_job(live, live_agent, done=3, total=12)
+    page.goto(f"{live.url}/app/brouillons/{job}")
+    bar = page.get_by_role("progressbar", name="Avancement de la synthèse")
+    assert bar.get_attribute("value") == "3"
+    assert page.get_by_role("status").filter(has_text="Partie 3 sur 12").is_visible()
+    shoot(page, "synthese-en-cours")
+    # The worker records its progress: the bar follows without a reload...
+    advance_job(live, job, progress={"done": 7, "total": 12})
+    page.get_by_text("Partie 7 sur 12").wait_for(timeout=10_000)
+    assert bar.get_attribute("value") == "7"
+    # ...and the page shows the draft once the job has ended.
+    advance_job(live, job, status="draft", title="Synthèse du compte rendu", text="Résumé.")
+    page.get_by_role("heading", name="Synthèse du compte rendu").wait_for(timeout=10_000)
+    assert violations == []
+
+
+def test_the_keyboard_alone_reaches_redige(page: Any, live: Live, live_agent: LiveAgent) -> None:
+    sign_in(page, live, live_agent.email)
     page.goto(f"{live.url}/app/rediger/courrier")
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.textContent")
@@ -142,8 +157,12 @@ def test_the_keyboard_alone_reaches_redige(page: Any, live: Live, live_email: st
             break
     else:
         pytest.fail("« Rédiger » is not reachable with the Tab key")
-    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
-    assert outline != "none"  # the focus is visible
+    style = page.evaluate(
+        "(() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, s.outlineWidth, s.outlineColor]; })()"
+    )
+    assert style[0] != "none"  # the focus is visible
+    assert float(re.sub("px$", "", style[1])) >= 2
     with page.expect_navigation():
         page.keyboard.press("Enter")  # an empty form: errors, announced, focused
     assert page.title().startswith("Erreur — ")

@@ -20,14 +20,15 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.config import Settings
 from plume.credentials.auth import Principal, levels_of, scope_for
 from plume.credentials.secrets import KeyHasher
 from plume.db import TenantScope
-from plume.errors import Forbidden, OrganizationSuspended, Unauthenticated
+from plume.drafting.schemas import SOURCE_MAX
+from plume.errors import Forbidden, InvalidRequest, OrganizationSuspended, Unauthenticated
 from plume.identity.repository import AgentRepository, FoundSession
 from plume.models import AgentRole, AgentStatus, ApiKeyRole, OrganizationKind, OrganizationStatus
 from plume.organizations.policy import effective_policy
@@ -75,6 +76,17 @@ async def _submitted_csrf(request: Request) -> str | None:
         fields = parse_qs((await request.body()).decode("utf-8", "replace"))
         values = fields.get(CSRF_FIELD)
         return values[0] if values else None
+    if media_type == "multipart/form-data":
+        # A page's form with a file (the synthèse's source): parsed once, here, within the
+        # body limit the middleware enforces; the page then reads the same parsed form. The
+        # body is kept too: a provider call digests it (calls.dependencies).
+        await request.body()
+        try:
+            form = await request.form(max_files=1, max_fields=100, max_part_size=SOURCE_MAX)
+        except HTTPException:  # Starlette's refusal of a malformed body
+            raise InvalidRequest("Le formulaire envoyé est illisible : renvoyez-le.") from None
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
     return None
 
 

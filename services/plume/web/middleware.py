@@ -68,11 +68,19 @@ class RequestContextMiddleware:
     """Outermost layer of the application (inside Starlette's own error middleware)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, large_body_paths: dict[str, int]
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        large_body_paths: dict[str, int],
+        upload_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.large_body_paths = large_body_paths
+        # Pages whose multipart forms carry files (PDF, DOCX: NUL bytes by nature); their
+        # text fields are checked for NUL by the page itself.
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,6 +98,9 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status_holder: dict[str, Any] = {"status": 500, "started": False}
         limit = self.large_body_paths.get(scope["path"], self.max_body_bytes)
+        binary = scope["path"] in self.upload_paths and (
+            _header(scope, b"content-type") or ""
+        ).startswith("multipart/form-data")
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -112,6 +123,8 @@ class RequestContextMiddleware:
                 state["body_bytes"] = received
                 if received > limit:
                     raise BodyTooLarge(limit)
+                if binary:
+                    return message
                 # PostgreSQL text cannot hold NUL: refuse it here, as a bad request.
                 window = tail[0] + body
                 if b"\\u0000" in window or b"\x00" in window:

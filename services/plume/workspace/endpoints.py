@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import structlog
 from fastapi import APIRouter, Request, Response, status
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
 
 from plume.audit.trail import AuditTrail, actor_of
 from plume.calls.dependencies import Calls
@@ -21,15 +23,21 @@ from plume.db import enter_tenant_context
 from plume.drafting import synthese
 from plume.drafting.erasure import erase_for, may_erase
 from plume.drafting.records import draft_out, record_edit, record_erasure, record_review
-from plume.drafting.schemas import DraftOut, ReviewRequest, SyntheseRequest, request_fields
+from plume.drafting.schemas import (
+    SOURCE_MAX,
+    DraftOut,
+    ReviewRequest,
+    SyntheseRequest,
+    request_fields,
+)
 from plume.drafting.service import DraftingService
-from plume.errors import Forbidden, NotFound, PlumeError, Unauthenticated
+from plume.errors import Forbidden, NotFound, PlumeError, Unauthenticated, invalid_field
 from plume.identity.sessions import CSRF_COOKIE, SESSION_COOKIE, authenticate_session
 from plume.models import DraftStatus
 from plume.quotas.service import QuotaService
-from plume.web.pagination import PageRequest
+from plume.web.pagination import next_cursor, page_request
 from plume.web.transaction import DBSession
-from plume.workspace import forms
+from plume.workspace import forms, uploads
 from plume.workspace.pages import render, static_file
 
 logger = structlog.get_logger("plume.workspace")
@@ -37,7 +45,12 @@ logger = structlog.get_logger("plume.workspace")
 router = APIRouter(prefix="/app", include_in_schema=False)
 
 HOME = "/app"
+SYNTHESE_FORM = "/app/rediger/synthese"
 RECENT = 30
+# The cursors of the pages before this one, so that « Précédents » can go back (a cursor
+# only leads forward); a longer trail keeps its last TRAIL_MAX (the links still work, the
+# page's number then counts from there).
+TRAIL_MAX = 100
 API_KEY_REFUSED = (
     "L'espace de travail est réservé aux agents connectés avec ProConnect : une clé d'API "
     "ou un client OAuth2 ne l'ouvre pas (ils utilisent l'API, /v1)."
@@ -113,8 +126,28 @@ def _audit(request: Request, session: AsyncSession, principal: Principal) -> Aud
 
 
 async def _posted(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {name: value for name, value in form.items() if isinstance(value, str)}
+    return (await _posted_with_file(request))[0]
+
+
+async def _posted_with_file(request: Request) -> tuple[dict[str, str], UploadFile | None]:
+    """The form's text fields, and its file if one was chosen. The same limits as the CSRF
+    check's reading of a multipart form (which parsed it first)."""
+    form = await request.form(max_files=1, max_fields=100, max_part_size=SOURCE_MAX)
+    texts = {name: value for name, value in form.items() if isinstance(value, str)}
+    files = [value for value in form.values() if isinstance(value, UploadFile) and value.filename]
+    return texts, files[0] if files else None
+
+
+async def _synthese_source(posted: dict[str, str], upload: UploadFile | None) -> dict[str, str]:
+    """The synthèse's source: the pasted text or the file's, never both, never neither."""
+    pasted = posted.get("source_text", "").strip()
+    if upload is not None and pasted:
+        raise uploads.refused("Collez un texte ou joignez un fichier, pas les deux.")
+    if upload is not None:
+        return {**posted, "source_text": await uploads.read_upload(upload)}
+    if not pasted:
+        raise invalid_field("source_text", "Collez un texte ou joignez un fichier.")
+    return posted
 
 
 # -- home ------------------------------------------------------------------------------------
@@ -136,22 +169,30 @@ async def home(
     kind: str | None = None,
     statut: str | None = None,
     efface: str | None = None,
+    suite: str | None = None,
 ) -> Response:
+    """The newest drafts, RECENT a page: `suite` is the trail of cursors that led to this
+    page (dot-separated), the last one this page's own."""
     try:
         principal = await _agent(request, session)
+        if principal is None:
+            return _page(request, "connexion.html", {"principal": None})
+        kind = kind if kind in forms.BY_KIND else None
+        statut = statut if statut in {s.value for s in DraftStatus} else None
+        trail = [cursor for cursor in (suite or "").split(".") if cursor][-TRAIL_MAX:]
+        page = page_request(RECENT, trail[-1] if trail else None)
+        found = await _drafting(request).list_page(
+            session, principal, page, kind, DraftStatus(statut) if statut else None
+        )
     except PlumeError as error:
         return _error_page(request, error)
-    if principal is None:
-        return _page(request, "connexion.html", {"principal": None})
-    kind = kind if kind in forms.BY_KIND else None
-    statut = statut if statut in {s.value for s in DraftStatus} else None
-    rows = await _drafting(request).list_page(
-        session,
-        principal,
-        PageRequest(limit=RECENT, after=None),
-        kind,
-        DraftStatus(statut) if statut else None,
-    )
+    rows, cursor = next_cursor(list(found), page, lambda row: (row.created_at, row.id))
+    filters = {"kind": kind or "", "statut": statut or ""}
+
+    def link(cursors: list[str]) -> str:
+        query = {**filters, "suite": ".".join(cursors)}
+        return f"{HOME}?" + urlencode({name: value for name, value in query.items() if value})
+
     quotas = await QuotaService(session, request.app.state.clock).status(
         [level.id for level in principal.chain]
     )
@@ -163,6 +204,9 @@ async def home(
             "drafts": [draft_out(row) for row in rows],
             "kind": kind,
             "statut": statut,
+            "page_number": len(trail) + 1,
+            "next_page": link([*trail, cursor]) if cursor else None,
+            "previous_page": link(trail[:-1]) if trail else None,
             "quotas": [
                 q
                 for q in quotas
@@ -192,6 +236,8 @@ def _form_page(
             "form": form,
             "values": values,
             "errors": errors or {},
+            "accept": uploads.ACCEPT,
+            "max_bytes": uploads.MAX_BYTES,
         },
         status_code,
     )
@@ -228,20 +274,27 @@ async def draft(slug: str, request: Request, session: DBSession, calls: Calls) -
         return _error_page(request, error)
     if principal is None:
         return _to_home()
-    posted = await _posted(request)
+    posted, upload = await _posted_with_file(request)
     values = {name: posted.get(name, "") for name in form.field_names()}
-    payload, errors = forms.validate(form, forms.request_of(form, posted))
+    try:
+        if form.kind == "synthese":
+            posted = await _synthese_source(posted, upload)
+    except PlumeError as error:
+        return _form_page(request, principal, form, values, _field_errors(error), 422)
+    payload, errors = forms.read(form, posted)
     if payload is None:
         return _form_page(request, principal, form, values, errors, 422)
     try:
         created = await _create(request, principal, calls, form.kind, payload)
     except PlumeError as error:
         await session.rollback()
-        field_errors = {e.field: e.message for e in error.errors or []}
-        return _form_page(
-            request, principal, form, values, {"": error.detail, **field_errors}, error.status
-        )
+        errors = {"": error.detail, **_field_errors(error)}
+        return _form_page(request, principal, form, values, errors, error.status)
     return RedirectResponse(f"/app/brouillons/{created.id}", status_code=303)
+
+
+def _field_errors(error: PlumeError) -> dict[str, str]:
+    return {e.field: e.message for e in error.errors or []}
 
 
 async def _create(
@@ -283,7 +336,7 @@ async def draft_live(slug: str, request: Request, session: DBSession, calls: Cal
         return _error_page(request, error)
     if principal is None or form is None or form.kind == "synthese":
         return Response(status_code=422)
-    payload, _ = forms.validate(form, forms.request_of(form, await _posted(request)))
+    payload, _ = forms.read(form, await _posted(request))
     if payload is None:
         return Response(status_code=422)
     service = _drafting(request)
@@ -327,6 +380,7 @@ async def _draft_page(
             "may_erase": may_erase(principal, row) and out.status not in ("erased", "processing"),
             "errors": errors or {},
             "text": out.text if text is None else text,
+            "progress": _progress(row.progress),
         },
         status_code,
     )
@@ -341,6 +395,27 @@ async def draft_page(draft_id: uuid.UUID, request: Request, session: DBSession) 
         return await _draft_page(request, session, principal, draft_id)
     except PlumeError as error:
         return _error_page(request, error)
+
+
+def _progress(recorded: dict[str, Any] | None) -> dict[str, int]:
+    """A job's progress as the worker records it: parts summarised, parts known so far."""
+    done, total = (recorded or {}).get("done", 0), (recorded or {}).get("total", 0)
+    return {"done": int(done), "total": int(total)}
+
+
+@router.get("/brouillons/{draft_id}/avancement")
+async def progress(draft_id: uuid.UUID, request: Request, session: DBSession) -> Response:
+    """A synthèse job's progress for plume.js's progress bar: its state, parts done, parts
+    known so far (more can come: the summaries are summarised in turn when too long)."""
+    try:
+        principal = await _agent(request, session)
+        if principal is None:
+            raise Unauthenticated("Votre session a pris fin : reconnectez-vous.")
+        row = await _drafting(request).get(session, principal, draft_id)
+    except PlumeError as error:
+        return JSONResponse({"detail": error.detail}, status_code=error.status)
+    body = {"status": row.status.value, **_progress(row.progress)}
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/brouillons/{draft_id}/relecture")

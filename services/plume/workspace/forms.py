@@ -5,6 +5,7 @@ the same rules), and the validation errors said in French next to the field they
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,13 +22,15 @@ from plume.drafting.schemas import (
     SyntheseRequest,
 )
 
-Widget = Literal["text", "textarea", "lines", "date", "time", "number", "select"]
+Widget = Literal["text", "textarea", "lines", "proxies", "file", "date", "time", "number", "select"]
 
 
 @dataclass(frozen=True, slots=True)
 class FormField:
     """One field: `name` is its path in the request, dotted for nested objects
-    (`session.present`, `vote.for`); a `lines` field is a list, one item per line."""
+    (`session.present`, `vote.for`); a `lines` field is a list, one item per line; a
+    `proxies` field is the séance's pouvoirs, one « X donne pouvoir à Y » per line; a `file`
+    field is read by the page (uploads.py), never sent as such to the API."""
 
     name: str
     label: str
@@ -131,6 +134,13 @@ FORMS: tuple[KindForm, ...] = (
                 "number",
                 help="Les absents qui ont donné pouvoir à un conseiller présent.",
             ),
+            FormField(
+                "session.proxies",
+                "Pouvoirs",
+                "proxies",
+                help="Un pouvoir par ligne, sous la forme « Jeanne Dupont donne pouvoir à "
+                "Paul Martin » ; autant de lignes que de conseillers représentés.",
+            ),
             FormField("session.secretary", "Secrétaire de séance"),
             FormField(
                 "session.vote_mode",
@@ -205,8 +215,15 @@ FORMS: tuple[KindForm, ...] = (
                 "source_text",
                 "Texte à synthétiser",
                 "textarea",
-                required=True,
-                help="Collez le texte (compte rendu, rapport) : Plume en fait la synthèse.",
+                help="Collez le texte (compte rendu, rapport), ou joignez-le en fichier "
+                "ci-dessous : Plume en fait la synthèse.",
+            ),
+            FormField(
+                "fichier",
+                "Fichier à synthétiser",
+                "file",
+                help="Un fichier PDF, ODT, DOCX ou TXT de 10 Mo au plus, dont le texte peut "
+                "être sélectionné (un document numérisé n'en a pas).",
             ),
             FormField(
                 "format",
@@ -226,10 +243,39 @@ BY_KIND = {form.kind: form for form in FORMS}
 
 # -- from the posted form to the request ---------------------------------------------------
 
+# « Jeanne Dupont donne pouvoir à Paul Martin » (« a » without its accent, any case).
+_PROXY = re.compile(r"(?P<grantor>.+?)\s+donne\s+pouvoir\s+(?:à|a)\s+(?P<holder>.+)", re.I)
+
+
+class UnreadableField(ValueError):
+    """A field's text the form cannot turn into the API's value, said in French."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+def _proxies(form_field: FormField, raw: str) -> list[dict[str, str]]:
+    proxies = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        found = _PROXY.fullmatch(line.strip())
+        if found is None:
+            raise UnreadableField(
+                form_field.name,
+                f"Ligne {number} : écrivez « Prénom Nom donne pouvoir à Prénom Nom ».",
+            )
+        proxies.append({"grantor": found["grantor"].strip(), "holder": found["holder"].strip()})
+    return proxies
+
 
 def _value(form_field: FormField, raw: str) -> Any:
     if form_field.widget == "lines":
         return [line.strip() for line in raw.splitlines() if line.strip()]
+    if form_field.widget == "proxies":
+        return _proxies(form_field, raw)
     if form_field.widget == "number":
         try:
             return int(raw.strip())
@@ -244,7 +290,7 @@ def request_of(form: KindForm, posted: Mapping[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": form.kind}
     for form_field in form.fields:
         raw = posted.get(form_field.name, "")
-        if not raw.strip():
+        if not raw.strip() or form_field.widget == "file":
             continue
         target = body
         *parents, leaf = form_field.name.split(".")
@@ -252,6 +298,18 @@ def request_of(form: KindForm, posted: Mapping[str, str]) -> dict[str, Any]:
             target = target.setdefault(parent, {})
         target[leaf] = _value(form_field, raw)
     return body
+
+
+def read(form: KindForm, posted: Mapping[str, str]) -> tuple[BaseModel | None, dict[str, str]]:
+    """The posted form as the API's request, or its errors by field name (`""`: the form)."""
+    for name, value in posted.items():
+        if "\x00" in value:  # PostgreSQL's text cannot hold it
+            return None, {name: "Ce champ contient un caractère nul, qui n'est pas admis."}
+    try:
+        body = request_of(form, posted)
+    except UnreadableField as error:
+        return None, {error.name: error.message}
+    return validate(form, body)
 
 
 def validate(form: KindForm, body: dict[str, Any]) -> tuple[BaseModel | None, dict[str, str]]:
@@ -274,7 +332,11 @@ def values_of(form: KindForm, body: Mapping[str, Any]) -> dict[str, str]:
             value = value.get(part) if isinstance(value, Mapping) else None
         if value is None:
             continue
-        values[form_field.name] = "\n".join(value) if isinstance(value, list) else str(value)
+        if form_field.widget == "proxies":
+            lines = [f"{p['grantor']} donne pouvoir à {p['holder']}" for p in value]
+            values[form_field.name] = "\n".join(lines)
+        else:
+            values[form_field.name] = "\n".join(value) if isinstance(value, list) else str(value)
     return values
 
 

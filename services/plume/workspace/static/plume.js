@@ -67,10 +67,58 @@ function liveDrafting(form) {
   });
 }
 
+// A synthèse being written: its progress bar follows the job (every 2 s), and the page
+// reloads once the job has ended, to show the draft or the failure.
+function followProgress(section) {
+  const bar = document.getElementById("barre-avancement");
+  const said = document.getElementById("texte-avancement");
+  async function poll() {
+    let state = null;
+    try {
+      const response = await fetch(section.dataset.avancement, { credentials: "same-origin" });
+      if (response.ok) { state = await response.json(); }
+    } catch (error) {
+      state = null;
+    }
+    if (state && state.status !== "processing") { window.location.reload(); return; }
+    if (state && state.total > 0) {
+      bar.max = state.total;
+      bar.value = state.done;
+      const text = "Partie " + state.done + " sur " + state.total;
+      if (said.textContent !== text) { said.textContent = text; }
+    }
+    window.setTimeout(poll, 2000);
+  }
+  window.setTimeout(poll, 1000);
+}
+
+// A file over the size cap is said at once, next to its field, rather than after sending it.
+function checkFileSize(input) {
+  input.addEventListener("change", function () {
+    const limit = Number(input.dataset.maxOctets);
+    const file = input.files && input.files[0];
+    const tooLarge = file && limit && file.size > limit;
+    input.setCustomValidity(tooLarge ? "Le fichier dépasse 10 Mo." : "");
+    if (tooLarge) { input.reportValidity(); }
+  });
+  // Before « Rédiger »'s own handler: a refused file neither sends nor waits.
+  input.form.addEventListener("submit", function (event) {
+    if (!input.checkValidity()) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      input.reportValidity();
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
+  const section = document.querySelector("[data-avancement]");
+  if (section) { followProgress(section); }
   // An error summary takes the focus, so that a screen reader reads it first.
   const summary = document.getElementById("erreurs");
   if (summary) { summary.focus(); }
+  const file = document.querySelector("input[type=file][data-max-octets]");
+  if (file) { checkFileSize(file); }
   const form = document.querySelector("form.redaction");
   if (form) { liveDrafting(form); }
 });
