@@ -28,7 +28,7 @@ from plume.drafting.records import apply_document
 from plume.drafting.repository import DraftRepository, Lease, SyntheseJobQueue
 from plume.drafting.schemas import SyntheseRequest
 from plume.drafting.service import DraftingService
-from plume.drafting.synthese import JobSettings
+from plume.drafting.synthese import JobSettings, PartLimits
 from plume.errors import PlumeError
 from plume.models import DraftStatus
 from plume.quotas.guard import QuotaGuard
@@ -43,11 +43,14 @@ class SyntheseWorker:
         service: DraftingService,
         calls: ProviderCalls,
         settings: JobSettings | None = None,
+        *,
+        limits: PartLimits | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.service = service
         self.calls = calls
         self.settings = settings or JobSettings()
+        self.limits = limits or PartLimits()
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._scope: anyio.CancelScope | None = None
@@ -170,7 +173,7 @@ class SyntheseWorker:
             with anyio.CancelScope() as work:
                 keeper = asyncio.create_task(self._keep_lease(held, work))
                 try:
-                    document = await synthese.summarise(call, payload, parts, progress)
+                    document = await synthese.summarise(call, payload, parts, progress, self.limits)
                 finally:
                     keeper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
