@@ -5,12 +5,15 @@ parts already asked produced is counted and charged, to the token."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
@@ -23,7 +26,7 @@ from starlette.routing import Route
 
 from plume.app import create_app
 from plume.db import create_engine, create_session_factory
-from plume.models import UsageRecord
+from plume.models import Draft, DraftStatus, UsageRecord
 from plume.routing.config import parse_routing
 from plume.routing.router import ProviderRouter
 from tests.drafting.helpers import (
@@ -57,6 +60,9 @@ class CountingProvider:
     def __init__(self, delay_s: float = 0.5) -> None:
         self.delay_s = delay_s
         self.fail_at: int | None = None
+        # Requests from the `hold_from`-th on wait for the gate (a process stalls, say).
+        self.hold_from: int | None = None
+        self.gate = threading.Event()
         self.requests = 0
         self.successes = 0
         self.running = 0
@@ -68,14 +74,18 @@ class CountingProvider:
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def reset(self, fail_at: int | None = None) -> None:
-        self.fail_at, self.requests, self.successes, self.most = fail_at, 0, 0, 0
+    def reset(self, fail_at: int | None = None, hold_from: int | None = None) -> None:
+        self.fail_at, self.hold_from = fail_at, hold_from
+        self.requests, self.successes, self.most = 0, 0, 0
+        self.gate.clear()
 
     async def chat(self, request: Request) -> Response:
         body = await request.json()
         self.requests += 1
         if self.requests == self.fail_at:
             return JSONResponse({"error": {"message": "panne"}}, status_code=500)
+        if self.hold_from is not None and self.requests >= self.hold_from:
+            await anyio.to_thread.run_sync(self.gate.wait)
         self.running += 1
         self.most = max(self.most, self.running)
         try:
@@ -107,7 +117,10 @@ class CountingProvider:
 def provider() -> Iterator[CountingProvider]:
     counting = CountingProvider()
     with serve_in_thread(counting.app, counting.port):
-        yield counting
+        try:
+            yield counting
+        finally:
+            counting.gate.set()
 
 
 def router_to(provider: CountingProvider, per_deployment: int | None = None) -> ProviderRouter:
@@ -252,3 +265,62 @@ async def test_a_failing_part_stops_the_rest_and_what_was_produced_is_charged(
     # Exactly what the three answers produced, to the token.
     assert record.completion_tokens == 3 * COMPLETION_TOKENS
     assert record.prompt_tokens == 3 * 100
+
+
+async def test_a_resumed_job_does_not_pay_again_for_the_parts_already_summarised(
+    stack: Callable[..., Awaitable[Stack]], provider: CountingProvider
+) -> None:
+    live = await stack(per_synthese=2)
+    agent = live.agent
+    provider.reset(hold_from=5)
+    response = await post_draft(live.client, agent, {"kind": "synthese", "source_text": SOURCE})
+    assert response.status_code == 202, response.text[:500]
+    job_id = uuid.UUID(response.json()["id"])
+    sessions = create_session_factory(live.engine)
+
+    async def job() -> Draft:
+        async with sessions() as session:
+            draft = await session.get(Draft, job_id)
+            assert draft is not None
+            return draft
+
+    # Four parts summarised, the fifth and sixth under way when the process stops (SIGTERM).
+    worker = live.app.state.synthese_worker
+    worker.start()
+    for _ in range(2000):
+        if provider.requests == 6 and len((await job()).part_summaries or {}) == 4:
+            break
+        await asyncio.sleep(0.01)
+    await worker.stop()
+    provider.gate.set()
+    stopped = await job()
+    assert stopped.status is DraftStatus.PROCESSING
+    assert stopped.progress is not None
+    parts = stopped.progress["total"]
+    assert parts >= 8
+
+    # Another process resumes the job: only the parts not yet summarised, then the synthèse.
+    provider.reset()
+    assert await worker.run_once() is True
+    done = await job()
+    assert done.status is DraftStatus.DRAFT, done.failure_reason
+    assert done.attempts == 2
+    assert provider.requests == parts - 4 + 1
+    assert done.part_summaries is None  # the job has ended: its checkpoints are gone
+    async with sessions() as session:
+        records = (
+            await session.scalars(
+                select(UsageRecord)
+                .where(UsageRecord.organization_id == agent.organization.id)
+                .order_by(UsageRecord.created_at)
+            )
+        ).all()
+    # Each attempt is charged what it asked for, to the token: the four parts once.
+    assert [(r.outcome, r.error_code) for r in records] == [
+        ("failure", "interrupted"),
+        ("success", None),
+    ]
+    assert [r.completion_tokens for r in records] == [
+        4 * COMPLETION_TOKENS,
+        (parts - 4 + 1) * COMPLETION_TOKENS,
+    ]

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -55,7 +56,9 @@ class JobSettings:
     max_attempts: int = 3
 
 
-Progress = Callable[[int, int], Awaitable[None]]
+# (parts done, parts in all, the part just summarised: its digest and its summary).
+Progress = Callable[[int, int, "Checkpoint | None"], Awaitable[None]]
+Checkpoint = tuple[str, str]
 
 
 async def plan(policy: RoutingPolicy, route: Route, payload: SyntheseRequest) -> SynthesePlan:
@@ -109,13 +112,18 @@ async def summarise(
     payload: SyntheseRequest,
     synthese: SynthesePlan,
     on_progress: Progress | None = None,
+    *,
     limits: PartLimits | None = None,
+    known: Mapping[str, str] | None = None,
 ) -> FinishedDocument:
     """Summarise the parts, several at once (`limits`), then the summaries (again if they are
-    still too long); the call adds up what every provider call consumed."""
+    still too long); the call adds up what every provider call consumed. A part whose
+    summary is `known` (by its digest: an earlier attempt's, see `part_digest`) is not
+    summarised again."""
     identity = identity_of(call.principal)
     request = request_fields(payload)
     limits = limits or PartLimits()
+    known = known or {}
     parts = synthese.parts
     progress = _Progress(on_progress, len(parts) if len(parts) > 1 else 0)
     while len(parts) > 1:
@@ -129,7 +137,7 @@ async def summarise(
                 extra={"part": index, "parts": count},
             )
 
-        summaries = await _summaries(call, parts, messages_for, limits, progress)
+        summaries = await _summaries(call, parts, messages_for, limits, progress, known)
         joined = "\n\n".join(summaries)
         parts = (
             [joined]
@@ -172,11 +180,11 @@ class _Progress:
     done: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def one_more(self) -> None:
+    async def one_more(self, summarised: Checkpoint | None) -> None:
         async with self.lock:
             self.done += 1
             if self.report is not None:
-                await self.report(self.done, self.total)
+                await self.report(self.done, self.total, summarised)
 
 
 async def _summaries(
@@ -185,6 +193,7 @@ async def _summaries(
     messages_for: Callable[[int, str], list[dict[str, Any]]],
     limits: PartLimits,
     progress: _Progress,
+    known: Mapping[str, str],
 ) -> list[str]:
     """Each part's summary, in the parts' order, several asked at once. After a failure no
     part starts, but those already asked run to their end: the provider is paid for them,
@@ -195,18 +204,25 @@ async def _summaries(
     mine = asyncio.Semaphore(limits.per_synthese)
     shared = limits.organisation(call.principal.organization.id)
 
-    async def one(index: int, part: str) -> None:
+    async def one(index: int, part: str, digest: str) -> None:
         async with mine, shared:
             if failures:
                 return
             try:
                 completion = await call.complete(messages_for(index + 1, part))
                 summaries[index] = completion.text.strip()
-                await progress.one_more()
+                await progress.one_more((digest, summaries[index]))
             except Exception as error:
                 failures.append(error)
 
-    tasks = [asyncio.create_task(one(index, part)) for index, part in enumerate(parts)]
+    tasks = []
+    for index, part in enumerate(parts):
+        digest = part_digest(part)
+        if digest in known:
+            summaries[index] = known[digest]
+            await progress.one_more(None)
+        else:
+            tasks.append(asyncio.create_task(one(index, part, digest)))
     try:
         await asyncio.gather(*tasks)
     finally:
@@ -230,10 +246,10 @@ async def stream(
     """A long synthèse inline: `progress` events, then the `draft` (or `error`)."""
     updates: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
 
-    async def progress(done: int, total: int) -> None:
+    async def progress(done: int, total: int, _: Checkpoint | None) -> None:
         updates.put_nowait((done, total))
 
-    task = asyncio.create_task(summarise(call, payload, synthese, progress, limits))
+    task = asyncio.create_task(summarise(call, payload, synthese, progress, limits=limits))
     getter: asyncio.Task[tuple[int, int]] | None = None
     try:
         while not task.done():
@@ -262,6 +278,11 @@ async def stream(
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pending
+
+
+def part_digest(part: str) -> str:
+    """What names a part's summary among a job's checkpoints: its text's digest."""
+    return hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def surely_within(text: str, budget: int) -> bool:
