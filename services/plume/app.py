@@ -30,6 +30,7 @@ from plume.drafting.finishing import offline_composer
 from plume.drafting.gauges import SyntheseBacklog
 from plume.drafting.jobs import SyntheseWorker
 from plume.drafting.service import DraftingService
+from plume.drafting.synthese import PartLimits
 from plume.errors import DEFAULT_PUBLIC_URL, set_public_url
 from plume.identity import endpoints as identity_endpoints
 from plume.identity.oidc import OidcProvider
@@ -105,7 +106,10 @@ def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> No
     # The job queue is no tenant's: its sessions begin in the system's scope, and the work
     # on a job enters its tenant's context.
     app.state.synthese_worker = SyntheseWorker(
-        system_sessions(session_factory), app.state.drafting, app.state.provider_calls
+        system_sessions(session_factory),
+        app.state.drafting,
+        app.state.provider_calls,
+        limits=app.state.synthese_limits,
     )
     app.state.quota_sweeper = Sweeper(session_factory, clock, settings.quota_sweep_interval_s)
     app.state.quota_gauges = QuotaGauges(session_factory, clock, settings.quota_gauge_interval_s)
@@ -203,6 +207,9 @@ def create_app(
     app.state.provider_router = router
     app.state.clock = clock or SystemClock()
     app.state.drafting = DraftingService(router)
+    app.state.synthese_limits = PartLimits(
+        settings.synthese_concurrency, settings.synthese_organization_concurrency
+    )
     app.state.chat = ChatService(router)
     # Agents' sign-in (ProConnect): off without an issuer.
     app.state.oidc = (

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     synthese_max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # A long synthèse's parts summarised at once: per synthèse, and for all of an
+    # organisation's synthèses in one process.
+    synthese_concurrency: int = Field(default=8, ge=1, le=64)
+    synthese_organization_concurrency: int = Field(default=8, ge=1, le=256)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
     # A statement running longer, or a transaction left idle longer, is cut by PostgreSQL

@@ -72,6 +72,8 @@ class CallPrivacy:
         self.mode = mode
         self._protected = protected_names(principal, fields)
         self.pseudonyms = Pseudonyms(self._protected) if mode == "pseudonymise" else None
+        # A synthèse's parts are protected concurrently: one table of pseudonyms, one writer.
+        self._protecting = anyio.Lock()
 
     @property
     def count(self) -> int:
@@ -92,7 +94,8 @@ class CallPrivacy:
         """The messages as the provider may read them (detection in a worker thread)."""
         if self.pseudonyms is None:
             return list(messages)
-        return await anyio.to_thread.run_sync(self.pseudonyms.protect_messages, messages)
+        async with self._protecting:
+            return await anyio.to_thread.run_sync(self.pseudonyms.protect_messages, messages)
 
     def restore(self, text: str) -> str:
         return self.pseudonyms.restore(text) if self.pseudonyms is not None else text

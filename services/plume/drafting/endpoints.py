@@ -128,7 +128,9 @@ async def create_draft(
         headers = call.response_headers()
         if isinstance(payload, SyntheseRequest) and long is not None:
             if payload.stream:
-                return call.streaming_response(synthese.stream(call, payload, long), headers)
+                limits = request.app.state.synthese_limits
+                body = synthese.stream(call, payload, long, limits)
+                return call.streaming_response(body, headers)
             draft = await synthese.queue(call, fields)
             request.app.state.synthese_worker.wake.set()
             return _answer(draft, status.HTTP_202_ACCEPTED, headers)

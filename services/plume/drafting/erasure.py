@@ -2,8 +2,8 @@
 /v1/drafts/{id}`) and by retention (drafts older than the organisation's `retention_days`,
 daily). What stays is the record: id, kind, dates, review, usage and the text's digest; what
 goes is everything that holds the commune's words — the request, title, text, sections,
-warnings, ACTES nature, review comment, job progress and the stored answers of idempotent
-retries. The audit trail holds no text and is left as it is."""
+warnings, ACTES nature, review comment, job progress and part summaries, and the stored
+answers of idempotent retries. The audit trail holds no text and is left as it is."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def forget(draft: Draft, now: datetime) -> str:
     draft.acte_nature = None
     draft.review_comment = None
     draft.progress = None
+    draft.part_summaries = None
     draft.status = DraftStatus.ERASED
     draft.erased_at = now
     draft.text_digest = text_digest

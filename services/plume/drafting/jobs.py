@@ -28,7 +28,7 @@ from plume.drafting.records import apply_document
 from plume.drafting.repository import DraftRepository, Lease, SyntheseJobQueue
 from plume.drafting.schemas import SyntheseRequest
 from plume.drafting.service import DraftingService
-from plume.drafting.synthese import JobSettings
+from plume.drafting.synthese import Checkpoint, JobSettings, PartLimits
 from plume.errors import PlumeError
 from plume.models import DraftStatus
 from plume.quotas.guard import QuotaGuard
@@ -43,11 +43,14 @@ class SyntheseWorker:
         service: DraftingService,
         calls: ProviderCalls,
         settings: JobSettings | None = None,
+        *,
+        limits: PartLimits | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.service = service
         self.calls = calls
         self.settings = settings or JobSettings()
+        self.limits = limits or PartLimits()
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._scope: anyio.CancelScope | None = None
@@ -104,6 +107,7 @@ class SyntheseWorker:
             key_id, client_id = draft.created_by_key_id, draft.created_by_client_id
             reservation_id = draft.reservation_id
             attempts = draft.attempts
+            known = dict(draft.part_summaries or {})
             request = dict(draft.request)
             group = draft.model_group
         try:
@@ -131,7 +135,7 @@ class SyntheseWorker:
                 reservation_id=reservation_id,
                 draft_id=draft_id,
             ) as call:
-                document = await self._summarise(call, held, payload, parts)
+                document = await self._summarise(call, held, payload, parts, known)
                 await call.settle(self._completed(principal.scope, held, document, call.usage))
         except SettledElsewhere:
             # Its call settled what it consumed; the draft is the other worker's.
@@ -155,22 +159,26 @@ class SyntheseWorker:
         held: Lease,
         payload: SyntheseRequest,
         parts: synthese.SynthesePlan,
+        known: dict[str, str],
     ) -> FinishedDocument:
         """The provider work, under this worker's lease: stopped as soon as the lease is
         found to be another's (no provider call after that), or the process stops (the
         call settles what it consumed, the job is given back)."""
 
-        async def progress(done: int, total: int) -> None:
+        async def progress(done: int, total: int, summarised: Checkpoint | None) -> None:
             async with self.session_factory() as session, session.begin():
                 progress = {"done": done, "total": total}
-                if not await SyntheseJobQueue(session).extend(held, self.settings.lease, progress):
+                queue = SyntheseJobQueue(session)
+                if not await queue.extend(held, self.settings.lease, progress, summarised):
                     raise SettledElsewhere()
 
         try:
             with anyio.CancelScope() as work:
                 keeper = asyncio.create_task(self._keep_lease(held, work))
                 try:
-                    document = await synthese.summarise(call, payload, parts, progress)
+                    document = await synthese.summarise(
+                        call, payload, parts, progress, limits=self.limits, known=known
+                    )
                 finally:
                     keeper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -222,6 +230,7 @@ class SyntheseWorker:
                 # the call settles what it consumed without the draft.
                 raise SettledElsewhere()
             apply_document(draft, document, usage)
+            draft.part_summaries = None
             draft.status = DraftStatus.DRAFT
             draft.locked_until = None
             draft.lease_token = None
@@ -242,6 +251,7 @@ class SyntheseWorker:
                 return
             draft.status = DraftStatus.FAILED
             draft.failure_reason = reason
+            draft.part_summaries = None
             draft.locked_until = None
             draft.lease_token = None
             await repository.save(draft)

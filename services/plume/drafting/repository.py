@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Text, cast, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.db import TenantScope
@@ -182,9 +182,22 @@ class SyntheseJobQueue:
         ended)."""
         return await self._update(held, locked_until=func.now() + lease)
 
-    async def extend(self, held: Lease, lease: timedelta, progress: dict[str, int]) -> bool:
-        """Renew the lease and record the job's progress; False as for `renew`."""
-        return await self._update(held, locked_until=func.now() + lease, progress=progress)
+    async def extend(
+        self,
+        held: Lease,
+        lease: timedelta,
+        progress: dict[str, int],
+        summarised: tuple[str, str] | None = None,
+    ) -> bool:
+        """Renew the lease and record the job's progress, and the summary of the part just
+        done (added to the others); False as for `renew`."""
+        values: dict[str, Any] = {"locked_until": func.now() + lease, "progress": progress}
+        if summarised is not None:
+            digest, summary = summarised
+            added = func.jsonb_build_object(cast(digest, Text), cast(summary, Text))
+            kept = func.coalesce(Draft.part_summaries, func.jsonb_build_object())
+            values["part_summaries"] = kept.op("||")(added)
+        return await self._update(held, **values)
 
     async def release(self, held: Lease) -> bool:
         """Give the job back at once (its worker is stopping): another process takes it."""

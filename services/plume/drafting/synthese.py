@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -19,7 +22,7 @@ import structlog
 from fastapi import status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.calls.context import Estimate, StoredResponse
+from plume.calls.context import Estimate, FailedAfterProducing, StoredResponse
 from plume.calls.unit import ProviderCall
 from plume.drafting.finishing import FinishedDocument, identity_of
 from plume.drafting.prompts import build_messages
@@ -27,7 +30,7 @@ from plume.drafting.records import draft_out, stored_answer, streamed_answer
 from plume.drafting.repository import DraftRepository
 from plume.drafting.schemas import DraftOut, SyntheseRequest, request_fields
 from plume.drafting.service import finish, new_row, store
-from plume.errors import InternalError, PlumeError
+from plume.errors import InternalError, PlumeError, ProviderUnavailable
 from plume.models import DraftStatus
 from plume.routing.policy import RoutingPolicy
 from plume.routing.tokens import count_text_tokens
@@ -53,7 +56,9 @@ class JobSettings:
     max_attempts: int = 3
 
 
-Progress = Callable[[int, int], Awaitable[None]]
+# (parts done, parts in all, the part just summarised: its digest and its summary).
+Progress = Callable[[int, int, "Checkpoint | None"], Awaitable[None]]
+Checkpoint = tuple[str, str]
 
 
 async def plan(policy: RoutingPolicy, route: Route, payload: SyntheseRequest) -> SynthesePlan:
@@ -107,51 +112,144 @@ async def summarise(
     payload: SyntheseRequest,
     synthese: SynthesePlan,
     on_progress: Progress | None = None,
+    *,
+    limits: PartLimits | None = None,
+    known: Mapping[str, str] | None = None,
 ) -> FinishedDocument:
-    """Summarise each part, then the summaries (again if they are still too long); the
-    call adds up what every provider call consumed."""
+    """Summarise the parts, several at once (`limits`), then the summaries (again if they are
+    still too long); the call adds up what every provider call consumed. A part whose
+    summary is `known` (by its digest: an earlier attempt's, see `part_digest`) is not
+    summarised again."""
     identity = identity_of(call.principal)
     request = request_fields(payload)
+    limits = limits or PartLimits()
+    known = known or {}
     parts = synthese.parts
-    done = 0
-    total = len(parts) if len(parts) > 1 else 0
+    progress = _Progress(on_progress, len(parts) if len(parts) > 1 else 0)
     while len(parts) > 1:
-        summaries: list[str] = []
-        for index, part in enumerate(parts, start=1):
-            messages = build_messages(
+
+        def messages_for(index: int, part: str, count: int = len(parts)) -> list[dict[str, Any]]:
+            return build_messages(
                 "synthese",
                 identity,
                 {**request, "source_text": part},
                 template="synthese_part",
-                extra={"part": index, "parts": len(parts)},
+                extra={"part": index, "parts": count},
             )
-            completion = await call.complete(messages)
-            summaries.append(completion.text.strip())
-            done += 1
-            if on_progress is not None:
-                await on_progress(done, total)
+
+        summaries = await _summaries(call, parts, messages_for, limits, progress, known)
         joined = "\n\n".join(summaries)
         parts = (
             [joined]
             if surely_within(joined, synthese.budget)
             else await anyio.to_thread.run_sync(parts_of, joined, synthese.budget)
         )
-        total += len(parts) if len(parts) > 1 else 0
+        progress.total += len(parts) if len(parts) > 1 else 0
     messages = build_messages("synthese", identity, {**request, "source_text": parts[0]})
     completion = await call.complete(messages, max_tokens=payload.max_output_tokens)
     return await finish("synthese", completion, request, identity)
 
 
+class PartLimits:
+    """How many part summaries run at once: at most `per_synthese` for one synthèse, and
+    `per_organisation` for all of an organisation's synthèses in this process (a provider's
+    own bound is its deployment's `max_parallel_requests`, which LiteLLM's Router keeps)."""
+
+    def __init__(self, per_synthese: int = 8, per_organisation: int = 8) -> None:
+        self.per_synthese = per_synthese
+        self.per_organisation = per_organisation
+        # An organisation's semaphore lives while one of its synthèses holds it.
+        self._organisations: weakref.WeakValueDictionary[uuid.UUID, asyncio.Semaphore] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def organisation(self, organization_id: uuid.UUID) -> asyncio.Semaphore:
+        semaphore = self._organisations.get(organization_id)
+        if semaphore is None:
+            semaphore = asyncio.Semaphore(self.per_organisation)
+            self._organisations[organization_id] = semaphore
+        return semaphore
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Parts done out of all the rounds' parts, reported one at a time and in order."""
+
+    report: Progress | None
+    total: int
+    done: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def one_more(self, summarised: Checkpoint | None) -> None:
+        async with self.lock:
+            self.done += 1
+            if self.report is not None:
+                await self.report(self.done, self.total, summarised)
+
+
+async def _summaries(
+    call: ProviderCall,
+    parts: list[str],
+    messages_for: Callable[[int, str], list[dict[str, Any]]],
+    limits: PartLimits,
+    progress: _Progress,
+    known: Mapping[str, str],
+) -> list[str]:
+    """Each part's summary, in the parts' order, several asked at once. After a failure no
+    part starts, but those already asked run to their end: the provider is paid for them,
+    so their usage is counted before the failure is raised. Cancelled (the client left, the
+    process stops), every part still running is cancelled with it."""
+    summaries: list[str] = [""] * len(parts)
+    failures: list[BaseException] = []
+    mine = asyncio.Semaphore(limits.per_synthese)
+    shared = limits.organisation(call.principal.organization.id)
+
+    async def one(index: int, part: str, digest: str) -> None:
+        async with mine, shared:
+            if failures:
+                return
+            try:
+                completion = await call.complete(messages_for(index + 1, part))
+                summaries[index] = completion.text.strip()
+                await progress.one_more((digest, summaries[index]))
+            except Exception as error:
+                failures.append(error)
+
+    tasks = []
+    for index, part in enumerate(parts):
+        digest = part_digest(part)
+        if digest in known:
+            summaries[index] = known[digest]
+            await progress.one_more(None)
+        else:
+            tasks.append(asyncio.create_task(one(index, part, digest)))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+    if failures:
+        first = failures[0]
+        produced = call.usage.completion_tokens > 0
+        if produced and type(first) is ProviderUnavailable:
+            raise FailedAfterProducing() from first  # says that what was produced is charged
+        raise first
+    return summaries
+
+
 async def stream(
-    call: ProviderCall, payload: SyntheseRequest, synthese: SynthesePlan
+    call: ProviderCall,
+    payload: SyntheseRequest,
+    synthese: SynthesePlan,
+    limits: PartLimits | None = None,
 ) -> AsyncIterator[bytes]:
     """A long synthèse inline: `progress` events, then the `draft` (or `error`)."""
     updates: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
 
-    async def progress(done: int, total: int) -> None:
+    async def progress(done: int, total: int, _: Checkpoint | None) -> None:
         updates.put_nowait((done, total))
 
-    task = asyncio.create_task(summarise(call, payload, synthese, progress))
+    task = asyncio.create_task(summarise(call, payload, synthese, progress, limits=limits))
     getter: asyncio.Task[tuple[int, int]] | None = None
     try:
         while not task.done():
@@ -180,6 +278,11 @@ async def stream(
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pending
+
+
+def part_digest(part: str) -> str:
+    """What names a part's summary among a job's checkpoints: its text's digest."""
+    return hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def surely_within(text: str, budget: int) -> bool:

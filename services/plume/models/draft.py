@@ -101,6 +101,9 @@ class Draft(TimestampedMixin, Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     # Job bookkeeping for long synthèses.
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The summaries of the parts done so far, by the part's digest, while the job runs: an
+    # attempt that resumes the job does not pay for them again. Emptied when the job ends.
+    part_summaries: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The lease's owner, set by each claim: only the worker holding it may renew, extend or

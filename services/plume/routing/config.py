@@ -84,6 +84,9 @@ class Deployment(BaseModel):
     price_per_million_tokens: Price
     timeout_s: float = Field(default=60, gt=0, le=3600)
     context_window: int | None = Field(default=None, gt=0)
+    # Requests this process sends the deployment at once (LiteLLM's Router waits for a free
+    # slot): the provider's own concurrency limit, shared by a synthèse's parts and the rest.
+    max_parallel_requests: int | None = Field(default=None, ge=1)
     impact: Impact | None = None
 
     @field_validator("model")

@@ -143,6 +143,8 @@ class ProviderRouter(RoutingPolicy):
                 }
                 if deployment.api_base:
                     params["api_base"] = deployment.api_base
+                if deployment.max_parallel_requests is not None:
+                    params["max_parallel_requests"] = deployment.max_parallel_requests
                 key = self._keys[deployment_id]
                 if key:
                     params["api_key"] = key
