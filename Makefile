@@ -18,7 +18,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 FAST := -n 2 --dist loadfile -m "not slow and not bench"
 SLOW := -n 2 --dist loadfile -m slow
 
-.PHONY: install run test test-fast test-slow bench lint fmt lock clean
+.PHONY: install run test test-fast test-slow bench screenshots lint fmt lock clean
 
 install: $(STAMP) $(TOOLS_STAMP)
 
@@ -50,6 +50,11 @@ test-slow: $(STAMP) $(TOOLS_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/pytest -m bench -s -p no:cacheprovider
+
+# The workspace's screenshots (docs/images) and axe table (docs/workspace.md), from the
+# browser tests (Debian's chromium and chromium-l10n).
+screenshots: $(STAMP)
+	PLUME_UPDATE_DOCS=1 $(BIN)/pytest -p no:cacheprovider -m slow tests/workspace
 
 lint: $(STAMP)
 	$(BIN)/ruff check services tests migrations

@@ -4,6 +4,8 @@ commune and its secretary committed for the server to see, and signing in as a p
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +30,10 @@ from tests.support.tools import require_tool
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-IMAGES = DOCS / "images"
+# The screenshots and the axe table go into docs/ with PLUME_UPDATE_DOCS=1 (`make
+# screenshots`); otherwise a run leaves the working tree as it was.
+UPDATE_DOCS = os.environ.get("PLUME_UPDATE_DOCS") == "1"
+IMAGES = DOCS / "images" if UPDATE_DOCS else Path(tempfile.gettempdir()) / "plume-screenshots"
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,10 @@ def live(committed_database_url: str, provider: MockProvider) -> Iterator[Live]:
 @pytest.fixture
 def page(chromium: str) -> Iterator[Any]:
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        # French for the browser's own words too (« Parcourir… »), with Debian's chromium-l10n.
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--lang=fr-FR"]
+        )
         try:
             context = browser.new_context(
                 accept_downloads=True, locale="fr-FR", viewport={"width": 1280, "height": 900}
