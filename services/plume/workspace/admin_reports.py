@@ -181,10 +181,10 @@ async def split_quotas(
             splittable = await service.check_split(epci, commune.id, items)
             await service.replace(commune.id, items, within=splittable)
         except PlumeError as error:
-            await session.rollback()
+            await session.rollback()  # expires `commune`: its id was read before
             problems = _problems_on_fields(error, pairs, typed)
             return await _quotas_page(
-                request, session, None, {str(commune.id): typed}, problems, commune.id
+                request, session, None, {str(organization_id): typed}, problems, organization_id
             )
         await access.audit_of(request, session, principal).record(
             commune.id,
