@@ -142,7 +142,8 @@ async def test_an_admin_invites_changes_and_suspends_an_agent(
     assert "Suspendu(e)" in page
     assert f'aria-label="Réactiver {email}"' in page
     stored = await db.get(Agent, uuid.UUID(agent_id.group(1)), populate_existing=True)
-    assert stored is not None and stored.status is AgentStatus.SUSPENDED
+    assert stored is not None
+    assert stored.status is AgentStatus.SUSPENDED
 
     trail = text_of((await browser.get(f"{ADMIN}/journal", params={"action": "agent.update"})).text)
     assert trail.count("<code>agent.update</code>") == 2
@@ -193,7 +194,8 @@ async def test_a_keys_secret_is_shown_once_and_revoking_asks_to_confirm(
     assert "ne pourra plus jamais" in text_of(created.text)
     # The key works, as the API's would.
     me = await browser.get("/v1/me", headers={"Authorization": f"Bearer {secret.group(1)}"})
-    assert me.status_code == 200 and me.json()["name"] == "Portail citoyen"
+    assert me.status_code == 200
+    assert me.json()["name"] == "Portail citoyen"
     listing = await browser.get(f"{ADMIN}/cles")
     assert "Portail citoyen" in listing.text
     assert secret.group(1) not in listing.text
@@ -222,7 +224,8 @@ async def test_a_clients_secret_is_shown_once_and_it_can_be_revoked(
     assert created.status_code == 200, created.text
     secret = re.search(r'class="valeur-secrete">(plcs_[^<]+)<', created.text)
     client_id = re.search(r"<code>(plc_[^<]+)</code>", created.text)
-    assert secret and client_id, created.text
+    assert secret, created.text
+    assert client_id, created.text
     token = await browser.post(
         "/oauth/token",
         data={"grant_type": "client_credentials"},
@@ -272,7 +275,8 @@ async def test_an_admin_of_one_commune_cannot_see_or_change_anothers(
     suspended = await post(browser, f"{ADMIN}/agents/{other_agent.id}", status="suspended")
     assert suspended.status_code == 404
     stored = await db.get(Agent, other_agent.id, populate_existing=True)
-    assert stored is not None and stored.status is AgentStatus.INVITED
+    assert stored is not None
+    assert stored.status is AgentStatus.INVITED
     invited_there = await post(
         browser, f"{ADMIN}/agents", email=fresh_email(), role="agent", organisation=str(other.id)
     )
@@ -305,7 +309,8 @@ async def test_an_epci_admin_splits_its_allowance_among_its_communes(
 
     page = text_of((await browser.get(f"{ADMIN}/quotas")).text)
     assert "Répartition entre les communes" in page
-    assert f"<legend>{first.name}</legend>" in page and f"<legend>{second.name}</legend>" in page
+    assert f"<legend>{first.name}</legend>" in page
+    assert f"<legend>{second.name}</legend>" in page
     assert f'<option value="{first.id}">{first.name}</option>' in page
 
     saved = await post(browser, f"{ADMIN}/quotas/{first.id}", limite_requests_month="600")
@@ -345,7 +350,8 @@ async def test_an_epci_admin_splits_its_allowance_among_its_communes(
     ).status_code == 404
     # The EPCI's admin administers its communes too (and only them).
     agents = await browser.get(f"{ADMIN}/agents", params={"organisation": str(first.id)})
-    assert agents.status_code == 200 and f"Agents : {first.name}" in text_of(agents.text)
+    assert agents.status_code == 200
+    assert f"Agents : {first.name}" in text_of(agents.text)
     assert (
         await browser.get(f"{ADMIN}/agents", params={"organisation": str(stranger.id)})
     ).status_code == 404
@@ -368,8 +374,10 @@ async def test_usage_is_shown_by_month_and_kind_with_charts_and_csv(
     assert page.status_code == 200
     html = text_of(page.text)
     assert html.count('role="img"') == 2
-    assert "<figcaption" in html and "Requêtes par mois" in html
-    assert "<desc" in html and "Arrêté : 1" in html
+    assert "<figcaption" in html
+    assert "Requêtes par mois" in html
+    assert "<desc" in html
+    assert "Arrêté : 1" in html
     assert '<th scope="row">Arrêté</th><td>1</td>' in html
     assert "style=" not in html
     tokens = await browser.get(f"{ADMIN}/consommation", params={"mesure": "tokens"})
@@ -382,12 +390,14 @@ async def test_usage_is_shown_by_month_and_kind_with_charts_and_csv(
     assert csv.headers["content-type"].startswith("text/csv")
     assert "attachment" in csv.headers["content-disposition"]
     lines = csv.text.strip().splitlines()
-    assert lines[0].startswith("key,") and lines[-1].startswith("total,")
+    assert lines[0].startswith("key,")
+    assert lines[-1].startswith("total,")
     assert len(lines) == 3  # this month, then the total
 
     wrong = await browser.get(f"{ADMIN}/consommation", params={"du": "2026-13-45"})
     assert wrong.status_code == 422
-    assert 'role="alert"' in wrong.text and "AAAA-MM-JJ" in wrong.text
+    assert 'role="alert"' in wrong.text
+    assert "AAAA-MM-JJ" in wrong.text
 
 
 async def test_the_audit_trail_is_listed_filtered_and_its_chain_verified(
@@ -397,12 +407,14 @@ async def test_the_audit_trail_is_listed_filtered_and_its_chain_verified(
     await signed_in_admin_of(browser, provider, db, commune)
     await post(browser, f"{ADMIN}/agents", email=fresh_email(), role="agent")
     page = text_of((await browser.get(f"{ADMIN}/journal")).text)
-    assert "<code>agent.sign_in</code>" in page and "<code>agent.invite</code>" in page
+    assert "<code>agent.sign_in</code>" in page
+    assert "<code>agent.invite</code>" in page
     assert '<button type="submit" class="principal">Vérifier la chaîne</button>' in page
     filtered = text_of(
         (await browser.get(f"{ADMIN}/journal", params={"action": "agent.invite"})).text
     )
-    assert "<code>agent.invite</code>" in filtered and "<code>agent.sign_in</code>" not in filtered
+    assert "<code>agent.invite</code>" in filtered
+    assert "<code>agent.sign_in</code>" not in filtered
     checked = text_of((await browser.get(f"{ADMIN}/journal", params={"verifier": "1"})).text)
     assert re.search(r"Chaîne intègre : \d+ entrée\(s\) vérifiée\(s\)", checked)
 
@@ -462,7 +474,8 @@ async def test_the_operator_creates_suspends_and_sets_an_organisations_policy(
     assert created.status_code == 303, created.text
     detail_url = created.headers["location"]
     detail = text_of((await browser.get(detail_url)).text)
-    assert "<h1>Commune nouvelle</h1>" in detail and epci.name in detail
+    assert "<h1>Commune nouvelle</h1>" in detail
+    assert epci.name in detail
     organization_id = detail_url.rsplit("/", 1)[1]
 
     assert (await post(browser, f"{detail_url}/statut", status="suspended")).status_code == 303
@@ -488,7 +501,8 @@ async def test_the_operator_creates_suspends_and_sets_an_organisations_policy(
     )
     own = read.json()["own_policy"]
     assert own["allowed_kinds"] == ["arrete", "courrier"]
-    assert own["retention_days"] == 30 and own["population"] == 1200
+    assert own["retention_days"] == 30
+    assert own["population"] == 1200
     assert own["mayor"] == {"name": "Claire Dubois", "title": "Maire"}
 
     bad = await post(browser, f"{detail_url}/politique", population="beaucoup")
@@ -500,7 +514,8 @@ async def test_the_operator_creates_suspends_and_sets_an_organisations_policy(
     )
     assert quotas.status_code == 303
     page = text_of((await browser.get(detail_url)).text)
-    assert "<td>250</td>" in page and "12,50 €" in page
+    assert "<td>250</td>" in page
+    assert "12,50 €" in page
 
 
 async def test_the_operator_sees_usage_and_quotas_across_tenants(
@@ -525,8 +540,11 @@ async def test_the_operator_sees_usage_and_quotas_across_tenants(
         f'<a href="/app/operateur/organisations/{commune.id}">{commune.name}</a></th><td>1</td>'
         in html
     )
-    assert "<tfoot>" in html and html.count('role="img"') == 2
-    assert "Quotas du mois" in html and "<td>300</td>" in html
+    assert "<tfoot>" in html
+    assert html.count('role="img"') == 2
+    assert "Quotas du mois" in html
+    assert "<td>300</td>" in html
     csv = await browser.get("/app/operateur/consommation.csv")
-    assert csv.status_code == 200 and commune.slug in csv.text
+    assert csv.status_code == 200
+    assert commune.slug in csv.text
     assert csv.text.strip().splitlines()[-1].startswith("total,")

@@ -148,7 +148,10 @@ class Problems:
     @classmethod
     def of(cls, error: PlumeError) -> Problems:
         by_field = {e.field: e.message for e in error.errors or []}
-        return cls(error.detail, by_field, error.status)
+        # The API's detail names the field as JSON does (« [0].limit »): the page lists the
+        # fields by their labels instead.
+        summary = "Corrigez les champs signalés ci-dessous." if by_field else error.detail
+        return cls(summary, by_field, error.status)
 
     def __bool__(self) -> bool:
         return bool(self.summary)

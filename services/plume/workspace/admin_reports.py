@@ -146,7 +146,7 @@ async def quotas(
         return access.refusal_page(request, error)
 
 
-def _number(text: str) -> str:
+def typed_number(text: str) -> str:
     """« 1 200 » or « 12,50 » as the API reads numbers."""
     return "".join(text.replace("€", "").split()).replace("\u202f", "").replace(",", ".")
 
@@ -206,7 +206,7 @@ def _items(pairs: list[tuple[str, str]], typed: dict[str, str]) -> list[QuotaIn]
         if not text:
             continue
         try:
-            limit = Decimal(_number(text))
+            limit = Decimal(typed_number(text))
         except InvalidOperation:
             raise invalid_field(name, "indiquez un nombre, par exemple 1200 ou 12,50") from None
         try:

@@ -32,8 +32,10 @@ from plume.workspace.admin_reports import (
     PERIOD_LABELS,
     csv_answer,
     report_dates,
+    typed_number,
     usage_context,
 )
+from plume.workspace.pages import amount
 
 router = APIRouter(prefix="/app/operateur", include_in_schema=False)
 
@@ -150,7 +152,7 @@ async def _organisation_page(
     view = await service.admin_view(organization)
     parent = await service.find(organization.parent_id) if organization.parent_id else None
     quotas = await QuotaService(session, request.app.state.clock).status([organization.id])
-    limits = {f"limite_{q.metric}_{q.period}": str(q.limit) for q in quotas}
+    limits = {f"limite_{q.metric}_{q.period}": amount(q.limit, q.metric) for q in quotas}
     problems = problems or Problems()
     return access.page(
         request,
@@ -278,7 +280,7 @@ def _quota_items(typed: dict[str, str]) -> list[QuotaIn]:
             continue
         metric, period = name.removeprefix("limite_").rsplit("_", 1)
         try:
-            limit = Decimal("".join(text.split()).replace(",", "."))
+            limit = Decimal(typed_number(text))
         except InvalidOperation:
             raise invalid_field(name, "indiquez un nombre, par exemple 1200 ou 12,50") from None
         try:
