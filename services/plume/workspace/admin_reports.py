@@ -332,7 +332,9 @@ def usage_context(
         "by_kind": by_kind,
         "measure": measure,
         "measures": charts.MEASURES,
-        "month_chart": charts.bar_chart(f"{label} par mois", by_month.rows, "month", measure),
+        "month_chart": charts.bar_chart(
+            f"{label} par mois", charts.every_month(by_month.rows, first, last), "month", measure
+        ),
         "kind_chart": charts.bar_chart(
             f"{label} par type de document", by_kind.rows, "kind", measure
         ),

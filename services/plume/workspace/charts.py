@@ -6,6 +6,7 @@ readers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from plume.usage.schemas import UsageRow
@@ -66,6 +67,10 @@ class Chart:
     value_x: int
 
     @property
+    def empty(self) -> bool:
+        return all(bar.width == 0 for bar in self.bars)
+
+    @property
     def description(self) -> str:
         return " ; ".join(f"{bar.label} : {bar.text}" for bar in self.bars) or "Aucune donnée."
 
@@ -118,4 +123,30 @@ def bar_chart(title: str, rows: list[UsageRow], group_by: str, measure: str) -> 
         height=max(1, len(bars)) * ROW_HEIGHT,
         label_width=LABEL_WIDTH,
         value_x=LABEL_WIDTH + 8,
+    )
+
+
+def every_month(rows: list[UsageRow], first: date, last: date) -> list[UsageRow]:
+    """The months from `first` to `last`, those without usage at zero: the chart by month
+    shows the gaps too."""
+    found = {row.key: row for row in rows}
+    months = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        key = f"{year:04d}-{month:02d}"
+        months.append(found.get(key) or _empty(key))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def _empty(key: str) -> UsageRow:
+    return UsageRow(
+        key=key,
+        requests=0,
+        prompt_tokens=0,
+        completion_tokens=0,
+        cost_eur=Decimal(0),
+        energy_kwh=None,
+        gwp_kgco2eq=None,
+        requests_without_impact=0,
     )
