@@ -548,3 +548,17 @@ async def test_the_operator_sees_usage_and_quotas_across_tenants(
     assert csv.status_code == 200
     assert commune.slug in csv.text
     assert csv.text.strip().splitlines()[-1].startswith("total,")
+
+
+async def test_only_the_operators_administrators_act_as_operator(
+    browser: AsyncClient, provider: MockProvider, factory: Factory, db: AsyncSession
+) -> None:
+    """An agent of the operator's organisation stays an agent: no operator's pages, no
+    administration, no admin route of the API."""
+    operator = await factory.operator()
+    email = fresh_email()
+    await invited(db, operator, email, role="agent")
+    assert (await sign_in(browser, provider, email)).status_code == 302
+    assert (await browser.get("/app/operateur")).status_code == 403
+    assert (await browser.get(ADMIN)).status_code == 403
+    assert (await browser.get("/v1/admin/organizations")).status_code == 403

@@ -128,7 +128,8 @@ def parsed(schema: type[M], body: dict[str, Any]) -> M:
         raise invalid_request_from(error.errors()) from None
 
 
-def as_uuid(value: str | None, name: str) -> uuid.UUID | None:
+def as_uuid(value: str | None) -> uuid.UUID | None:
+    """An organisation's id from a query or a form; anything else is no organisation's."""
     if not value:
         return None
     try:

@@ -50,9 +50,7 @@ async def admin_context(
 ) -> tuple[Principal, Organization, dict[str, Any]]:
     """The admin, the organisation the page is about, and what every admin page shows."""
     principal = await access.admin(request, session, ADMIN)
-    target = await access.target_organization(
-        session, principal, access.as_uuid(organisation, "organisation")
-    )
+    target = await access.target_organization(session, principal, access.as_uuid(organisation))
     own = target.id == principal.organization_id
     return (
         principal,
@@ -137,9 +135,7 @@ async def invite(request: Request, session: DBSession) -> Response:
         principal = await access.admin(request, session, ADMIN)
         form = await access.posted(request)
         organisation = form.get("organisation") or None
-        target = await access.target_organization(
-            session, principal, access.as_uuid(organisation, "organisation")
-        )
+        target = await access.target_organization(session, principal, access.as_uuid(organisation))
         values = {name: form.get(name, "") for name in ("email", "role", "title")}
         try:
             payload = access.parsed(
@@ -283,9 +279,7 @@ async def _create(request: Request, session: AsyncSession, kind: str) -> Respons
         principal = await access.admin(request, session, ADMIN)
         form = await access.posted(request)
         organisation = form.get("organisation") or None
-        target = await access.target_organization(
-            session, principal, access.as_uuid(organisation, "organisation")
-        )
+        target = await access.target_organization(session, principal, access.as_uuid(organisation))
         values = {name: form.get(name, "") for name in ("name", "role", "expires_at")}
         try:
             created = await _mint(request, session, principal, target, kind, values)
