@@ -186,6 +186,11 @@ async def test_a_keys_secret_is_shown_once_and_revoking_asks_to_confirm(
 ) -> None:
     commune = await factory.commune("Commune de Saint-Valery-en-Caux")
     await signed_in_admin_of(browser, provider, db, commune)
+    past = await post(
+        browser, f"{ADMIN}/cles", name="Portail", role="agent", expires_at="2020-01-01"
+    )
+    assert past.status_code == 422
+    assert 'id="champ-expires_at-erreur">La date d' in text_of(past.text)
     created = await post(browser, f"{ADMIN}/cles", name="Portail citoyen", role="agent")
     assert created.status_code == 200, created.text
     assert created.headers["cache-control"] == "no-store"
@@ -459,6 +464,8 @@ async def test_the_operator_creates_suspends_and_sets_an_organisations_policy(
     assert epci.name in text_of(home.text)
     assert 'href="/app/operateur"' in home.text
 
+    unknown = await browser.get(f"/app/operateur/organisations/{uuid.uuid4()}")
+    assert unknown.status_code == 404
     missing = await post(browser, "/app/operateur/organisations", kind="commune", name="Sans code")
     assert missing.status_code == 422
     assert 'id="champ-insee_code-erreur">Obligatoire pour une commune.' in text_of(missing.text)

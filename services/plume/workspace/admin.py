@@ -200,7 +200,11 @@ def _details(agent: Any) -> dict[str, Any]:
 
 
 def _query(organisation: str | None) -> str:
-    return f"?organisation={organisation}" if organisation else ""
+    """Back to the organisation the form was about (an id, or nothing: never posted text)."""
+    try:
+        return f"?organisation={uuid.UUID(organisation)}" if organisation else ""
+    except ValueError:
+        return ""
 
 
 # -- OAuth2 clients and API keys -------------------------------------------------------------
