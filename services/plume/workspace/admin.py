@@ -35,7 +35,12 @@ router = APIRouter(prefix="/app/administration", include_in_schema=False)
 BASE = "/app/administration"
 ADMIN = ApiKeyRole.TENANT_ADMIN
 EVERYTHING = PageRequest(limit=MAX_LIMIT, after=None)
-ROLE_LABELS = {"agent": "Agent", "tenant_admin": "Administrateur", "operator_admin": "Opérateur"}
+ROLE_LABELS = {
+    "agent": "Agent",
+    "tenant_admin": "Administrateur",
+    "operator_admin": "Opérateur",
+    "system": "Système",
+}
 STATUS_LABELS = {
     "invited": "Invité(e)",
     "active": "Actif",
