@@ -317,6 +317,8 @@ async def test_an_epci_admin_splits_its_allowance_among_its_communes(
     assert f"<legend>{first.name}</legend>" in page
     assert f"<legend>{second.name}</legend>" in page
     assert f'<option value="{first.id}">{first.name}</option>' in page
+    # The picker shows the same section for the chosen commune.
+    assert '<form method="get" action="/app/administration/quotas" class="choix-commune">' in page
 
     saved = await post(browser, f"{ADMIN}/quotas/{first.id}", limite_requests_month="600")
     assert saved.status_code == 303, saved.text
