@@ -516,6 +516,7 @@ async def test_the_operator_creates_suspends_and_sets_an_organisations_policy(
 
     bad = await post(browser, f"{detail_url}/politique", population="beaucoup")
     assert bad.status_code == 422
+    assert "<li>Population : " in text_of(bad.text)
     assert 'role="alert"' in bad.text
 
     quotas = await post(
