@@ -52,7 +52,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             r"credentials\.(auth|service)",
             r"oauth\.(service|tokens|bearer)",
             r"identity\.(oidc|state|sessions|service|pages)",
-            r"workspace\.(forms|pages|uploads)",
+            r"workspace\.(forms|pages|uploads|charts)",
             r"quotas\.(guard|service|wording|gauges|defaults)",
             r"audit\.(trail|refusals|chain|signing|service)",
             r"usage\.(reports|processing)",
@@ -71,7 +71,15 @@ LAYERS: list[tuple[str, list[str]]] = [
             r"runtime\.demo",
         ],
     ),
-    ("http", [r".+\.endpoints", r"calls\.dependencies", r"web\.(errors|health|openapi|docs)"]),
+    (
+        "http",
+        [
+            r".+\.endpoints",
+            r"calls\.dependencies",
+            r"web\.(errors|health|openapi|docs)",
+            r"workspace\.(access|admin|admin_reports|operator)",
+        ],
+    ),
     ("composition", [r"app", r"cli"]),
 ]
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}

@@ -53,7 +53,10 @@ from plume.web.docs import docs_router, problems_router
 from plume.web.errors import install_exception_handlers
 from plume.web.middleware import RequestContextMiddleware
 from plume.web.openapi import install_openapi
+from plume.workspace import admin as workspace_admin
+from plume.workspace import admin_reports as workspace_admin_reports
 from plume.workspace import endpoints as workspace_endpoints
+from plume.workspace import operator as workspace_operator
 from plume.workspace import uploads
 from plume.workspace.endpoints import SYNTHESE_FORM
 
@@ -281,5 +284,8 @@ def create_app(
     app.include_router(oauth_endpoints.tenant_router)
     app.include_router(oauth_endpoints.server_router)
     app.include_router(workspace_endpoints.router)
+    app.include_router(workspace_admin.router)
+    app.include_router(workspace_admin_reports.router)
+    app.include_router(workspace_operator.router)
     install_openapi(app)
     return app

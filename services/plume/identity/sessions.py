@@ -135,9 +135,17 @@ def refusal(found: FoundSession, settings: Settings, now: datetime) -> Exception
     return None
 
 
+def agent_role(role: AgentRole, organization_kind: OrganizationKind) -> ApiKeyRole:
+    """The key role an agent acts with: its own, except that an administrator of the
+    operator's organisation (Seine-Maritime Numérique) is its operator_admin."""
+    if role is AgentRole.TENANT_ADMIN and organization_kind is OrganizationKind.OPERATOR:
+        return ApiKeyRole.OPERATOR_ADMIN
+    return ROLE_OF_AGENT[role]
+
+
 def principal_of(found: FoundSession) -> Principal:
     chain, agent = found.chain, found.agent
-    role = ROLE_OF_AGENT[agent.role]
+    role = agent_role(agent.role, chain[-1].kind)
     policy = effective_policy([level.policy for level in chain])
     return Principal(
         key_id=None,
