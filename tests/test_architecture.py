@@ -49,7 +49,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "domain",
         [
             r"organizations\.(service|gauges)",
-            r"credentials\.(auth|service)",
+            r"credentials\.(auth|service|minting)",
             r"oauth\.(service|tokens|bearer)",
             r"identity\.(oidc|state|sessions|service|pages)",
             r"workspace\.(forms|pages|uploads|charts)",

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from plume.audit.trail import Audit, AuditTrail, key_details
 from plume.credentials.auth import OperatorAdmin, Principal, TenantAdmin
+from plume.credentials.minting import mint_recorded
 from plume.credentials.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService, key_out
 from plume.errors import NotFound
-from plume.models import ApiKeyRole, Organization
+from plume.models import Organization
 from plume.organizations.service import OrganizationService
 from plume.web.openapi import raises
 from plume.web.pagination import Page, PageParams, next_cursor
@@ -55,25 +56,7 @@ async def _mint(
     audit: AuditTrail,
 ) -> ApiKeyCreated:
     response.headers["Cache-Control"] = "no-store"
-    created = await service.mint(
-        organization,
-        name=payload.name,
-        role=ApiKeyRole(payload.role),
-        expires_at=payload.expires_at,
-        created_by=principal.key_id,
-        caller_role=principal.role,
-    )
-    # Never the secret: its id, prefix, role and name.
-    await audit.record(
-        organization.id,
-        "api_key.create",
-        target=("api_key", str(created.id)),
-        details={
-            **key_details(created.name, created.role, created.prefix),
-            "expires_at": created.expires_at.isoformat() if created.expires_at else None,
-        },
-    )
-    return created
+    return await mint_recorded(service, organization, payload, caller=principal, audit=audit)
 
 
 async def _revoke(

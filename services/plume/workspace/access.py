@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from fastapi import Request, Response, status
@@ -19,10 +20,11 @@ from plume.config import Settings
 from plume.credentials.auth import Principal
 from plume.credentials.service import ROLE_RANK
 from plume.db import enter_tenant_context
-from plume.errors import Forbidden, NotFound, PlumeError, Unauthenticated
+from plume.errors import Forbidden, NotFound, PlumeError, Unauthenticated, invalid_field
 from plume.identity.sessions import CSRF_COOKIE, SESSION_COOKIE, authenticate_session
 from plume.models import ApiKeyRole, Organization
 from plume.organizations.service import OrganizationService
+from plume.quotas.schemas import QuotaIn
 from plume.web.validation import invalid_request_from
 from plume.workspace import forms
 from plume.workspace.pages import render
@@ -178,3 +180,39 @@ async def communes_of(session: AsyncSession, principal: Principal) -> list[Organ
         await service.get(child) for child in await service.child_ids(principal.organization_id)
     ]
     return sorted(found, key=lambda o: o.name)
+
+
+def typed_number(text: str) -> str:
+    """« 1 200 » or « 12,50 » as the API reads numbers."""
+    return "".join(text.replace("€", "").split()).replace("\u202f", "").replace(",", ".")
+
+
+def quota_field(metric: str, period: str) -> str:
+    """The form field of one quota's limit."""
+    return f"limite_{metric}_{period}"
+
+
+def typed_quotas(form: dict[str, str], pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """What was typed in each quota's field, by field."""
+    return {quota_field(m, p): form.get(quota_field(m, p), "") for m, p in pairs}
+
+
+def quota_items(pairs: list[tuple[str, str]], typed: dict[str, str]) -> list[QuotaIn]:
+    """The quotas typed (an empty field is no quota), in `pairs`' order, as the API's
+    schema reads them; a refusal names the field."""
+    items = []
+    for metric, period in pairs:
+        name = quota_field(metric, period)
+        text = typed[name].strip()
+        if not text:
+            continue
+        try:
+            limit = Decimal(typed_number(text))
+        except InvalidOperation:
+            raise invalid_field(name, "indiquez un nombre, par exemple 1200 ou 12,50") from None
+        try:
+            items.append(parsed(QuotaIn, {"metric": metric, "period": period, "limit": limit}))
+        except PlumeError as error:
+            message = error.errors[0].message if error.errors else error.detail
+            raise invalid_field(name, message) from None
+    return items

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.audit.trail import key_details
 from plume.credentials.auth import Principal
+from plume.credentials.minting import mint_recorded
 from plume.credentials.schemas import ApiKeyCreate
 from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService, find_key, key_out, manageable_roles
@@ -333,23 +334,8 @@ async def _mint(
     if values["expires_at"].strip():
         body["expires_at"] = _end_of_day(values["expires_at"])
     key_payload = access.parsed(ApiKeyCreate, body)
-    key = await _keys(request, session, principal).mint(
-        target,
-        name=key_payload.name,
-        role=ApiKeyRole(key_payload.role),
-        expires_at=key_payload.expires_at,
-        created_by=None,
-        caller_role=principal.role,
-    )
-    await audit.record(
-        target.id,
-        "api_key.create",
-        target=("api_key", str(key.id)),
-        details={
-            **key_details(key.name, key.role, key.prefix),
-            "expires_at": key.expires_at.isoformat() if key.expires_at else None,
-        },
-    )
+    keys = _keys(request, session, principal)
+    key = await mint_recorded(keys, target, key_payload, caller=principal, audit=audit)
     return key
 
 

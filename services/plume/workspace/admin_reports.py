@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -19,7 +19,7 @@ from plume.dates import date_range, utc_bounds
 from plume.errors import Forbidden, NotFound, PlumeError, invalid_field
 from plume.models import Organization
 from plume.organizations.service import OrganizationService
-from plume.quotas.schemas import QuotaIn, QuotaOut
+from plume.quotas.schemas import QuotaOut
 from plume.quotas.service import QuotaService
 from plume.usage.reports import as_csv, usage_report
 from plume.usage.schemas import GroupBy, UsageReport
@@ -146,11 +146,6 @@ async def quotas(
         return access.refusal_page(request, error)
 
 
-def typed_number(text: str) -> str:
-    """« 1 200 » or « 12,50 » as the API reads numbers."""
-    return "".join(text.replace("€", "").split()).replace("\u202f", "").replace(",", ".")
-
-
 @router.post("/quotas/{organization_id}")
 async def split_quotas(
     organization_id: uuid.UUID, request: Request, session: DBSession
@@ -172,9 +167,9 @@ async def split_quotas(
         pairs: list[tuple[str, str]] = [
             (q.metric, q.period) for q in await service.status([principal.organization_id])
         ]
-        typed = {f"limite_{m}_{p}": form.get(f"limite_{m}_{p}", "") for m, p in pairs}
+        typed = access.typed_quotas(form, pairs)
         try:
-            items = _items(pairs, typed)
+            items = access.quota_items(pairs, typed)
             epci = await OrganizationService(session, principal.scope).get(
                 principal.organization_id
             )
@@ -195,28 +190,6 @@ async def split_quotas(
     except (PlumeError, access.SignInFirst) as error:
         return access.refusal_page(request, error)
     return access.see(f"{BASE}/quotas?enregistre={commune.id}")
-
-
-def _items(pairs: list[tuple[str, str]], typed: dict[str, str]) -> list[QuotaIn]:
-    """The quotas typed for a commune, in the EPCI's order; each refusal names its field."""
-    items = []
-    for metric, period in pairs:
-        name = f"limite_{metric}_{period}"
-        text = typed[name].strip()
-        if not text:
-            continue
-        try:
-            limit = Decimal(typed_number(text))
-        except InvalidOperation:
-            raise invalid_field(name, "indiquez un nombre, par exemple 1200 ou 12,50") from None
-        try:
-            items.append(
-                access.parsed(QuotaIn, {"metric": metric, "period": period, "limit": limit})
-            )
-        except PlumeError as error:
-            message = error.errors[0].message if error.errors else error.detail
-            raise invalid_field(name, message) from None
-    return items
 
 
 def _problems_on_fields(

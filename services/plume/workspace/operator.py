@@ -6,7 +6,6 @@ services and audit records as /v1/admin/organizations, /quotas and /v1/admin/usa
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -14,13 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
 from plume.credentials.auth import Principal
-from plume.errors import PlumeError, invalid_field
+from plume.errors import PlumeError
 from plume.models import ApiKeyRole
 from plume.organizations.policy import ALL_HOSTING, ALL_KINDS
 from plume.organizations.schemas import OrganizationCreate, OrganizationUpdate
 from plume.organizations.service import OrganizationService
 from plume.quotas.defaults import DefaultQuotaService, given_details
-from plume.quotas.schemas import QuotaIn
 from plume.quotas.service import QuotaService
 from plume.usage.reports import usage_report
 from plume.usage.schemas import GroupBy
@@ -32,7 +30,6 @@ from plume.workspace.admin_reports import (
     PERIOD_LABELS,
     csv_answer,
     report_dates,
-    typed_number,
     usage_context,
 )
 from plume.workspace.pages import amount
@@ -249,13 +246,12 @@ async def set_quotas(organization_id: uuid.UUID, request: Request, session: DBSe
     try:
         principal = await access.admin(request, session, OPERATOR)
         form = await access.posted(request)
-        typed = {
-            f"limite_{m}_{p}": form.get(f"limite_{m}_{p}", "") for m in METRICS for p in PERIODS
-        }
+        pairs = [(metric, period) for metric in METRICS for period in PERIODS]
+        typed = access.typed_quotas(form, pairs)
         organization = await OrganizationService(session, principal.scope).get(organization_id)
         service = QuotaService(session, request.app.state.clock)
         try:
-            items = _quota_items(typed)
+            items = access.quota_items(pairs, typed)
             await service.replace(organization.id, items)
         except PlumeError as error:
             await session.rollback()
@@ -271,26 +267,6 @@ async def set_quotas(organization_id: uuid.UUID, request: Request, session: DBSe
     except (PlumeError, access.SignInFirst) as error:
         return access.refusal_page(request, error)
     return access.see(f"{BASE}/organisations/{organization_id}")
-
-
-def _quota_items(typed: dict[str, str]) -> list[QuotaIn]:
-    items = []
-    for name, text in typed.items():
-        if not text.strip():
-            continue
-        metric, period = name.removeprefix("limite_").rsplit("_", 1)
-        try:
-            limit = Decimal(typed_number(text))
-        except InvalidOperation:
-            raise invalid_field(name, "indiquez un nombre, par exemple 1200 ou 12,50") from None
-        try:
-            items.append(
-                access.parsed(QuotaIn, {"metric": metric, "period": period, "limit": limit})
-            )
-        except PlumeError as error:
-            message = error.errors[0].message if error.errors else error.detail
-            raise invalid_field(name, message) from None
-    return items
 
 
 # -- across tenants --------------------------------------------------------------------------
