@@ -64,7 +64,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "orchestration",
         [
-            r"calls\.(context|unit|settlement|idempotency|streaming|sweeper|privacy|inflight)",
+            r"calls\.(context|unit|settlement|idempotency|streaming|sweeper|privacy|inflight|recovery)",
             r"drafting\.(service|synthese|records|jobs|retention)",
             r"chat\.service",
             r"metrics\.observer",
