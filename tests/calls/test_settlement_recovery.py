@@ -5,9 +5,10 @@ once, and a client that retries with its Idempotency-Key never pays twice."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,12 @@ from sqlalchemy.orm import Session
 from plume.app import create_app
 from plume.calls import recovery
 from plume.db import create_engine, create_session_factory
+from plume.routing.router import ProviderRouter
 from tests.support.chat import chat_body
 from tests.support.clients import client_for
 from tests.support.factories import Factory, Key
 from tests.support.problems import assert_openai_error, assert_problem
+from tests.support.providers import unreachable_router
 from tests.support.quotas import ARTICLE
 from tests.support.settings import TEST_SECRET, make_settings
 
@@ -101,8 +104,15 @@ class Served:
 
 @pytest.fixture
 async def served(committed_database_url: str) -> AsyncIterator[Served]:
+    async with serving(committed_database_url) as served:
+        yield served
+
+
+@asynccontextmanager
+async def serving(url: str, router: ProviderRouter | None = None) -> AsyncIterator[Served]:
     """An application on the committed database (real commits), with a commune whose day
     quota of requests is set."""
+    committed_database_url = url
     engine = create_engine(committed_database_url)
     async with create_session_factory(engine)() as session, session.begin():
         setup = Factory(session, TEST_SECRET)
@@ -110,7 +120,7 @@ async def served(committed_database_url: str) -> AsyncIterator[Served]:
         commune = await setup.commune()
         agent = await setup.key(commune)
     admin_url = committed_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    app = create_app(make_settings(committed_database_url), engine=engine)
+    app = create_app(make_settings(committed_database_url), engine=engine, provider_router=router)
     try:
         async with client_for(app) as http:
             quotas = await http.put(
@@ -188,3 +198,35 @@ async def test_a_503_whose_request_was_recorded_is_replayed_by_its_key_not_charg
     records, used = served.books()
     assert records == [(key, "success", True)]
     assert used == 1
+
+
+async def test_a_failed_request_cut_by_the_database_releases_its_reservation_soon_after(
+    committed_database_url: str,
+) -> None:
+    """The provider failed (502) and the database went away as the failure was settled:
+    the request is answered at once, and its reservation is released on the database that
+    answers next, in the background, not held until the sweep (15 minutes)."""
+    async with serving(committed_database_url, unreachable_router()) as served:
+        key = f"released-{uuid.uuid4()}"
+        with cutting(served.engine, Cut(served.admin_url, after_commit=False)) as cut:
+            answer = await served.http.post("/v1/drafts", **_request("/v1/drafts", served, key))
+        assert cut.fired == 1
+        assert_problem(answer, 502, "provider_unavailable")
+        for _ in range(50):
+            records, used = served.books()
+            if records:
+                break
+            await asyncio.sleep(0.1)
+        assert records == [(key, "failure", False)]
+        assert used == 0
+        with psycopg.connect(served.admin_url, autocommit=True) as admin:
+            held = admin.execute(
+                "SELECT count(*) FROM quota_reservations WHERE organization_id = %s",
+                (served.organization_id,),
+            ).fetchone()
+            reserved = admin.execute(
+                "SELECT reserved_requests FROM quota_ledger WHERE organization_id = %s",
+                (served.organization_id,),
+            ).fetchone()
+        assert held == (0,)
+        assert reserved == (0,)

@@ -20,15 +20,17 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.calls.repository import SettlementRepository
 from plume.db import TenantScope, database_unreachable, enter_tenant_context
 
 if TYPE_CHECKING:
-    from plume.calls.unit import ProviderCall
+    from plume.calls.unit import ProviderCall, ProviderCalls
 
 T = TypeVar("T")
+logger = structlog.get_logger("plume.calls")
 
 # The waits before each new attempt: a replica is promoted within seconds.
 AGAIN_AFTER_S = (0.5, 1.0, 2.0, 4.0)
@@ -62,7 +64,7 @@ async def recorded(
 
 async def settle_again(
     error: Exception,
-    session_factory: async_sessionmaker[AsyncSession],
+    calls: ProviderCalls,
     call: ProviderCall,
     write: Callable[[], Awaitable[T | None]],
     kept: Kept[T],
@@ -76,7 +78,7 @@ async def settle_again(
         for wait in AGAIN_AFTER_S:
             await asyncio.sleep(wait)
             try:
-                if await recorded(session_factory, call.principal.scope, call.settlement_id):
+                if await recorded(calls.session_factory, call.principal.scope, call.settlement_id):
                     settled()
                     return kept.result
                 return await write()
@@ -85,3 +87,26 @@ async def settle_again(
                     raise
                 error = again
     raise error
+
+
+def settle_later(
+    error: Exception,
+    calls: ProviderCalls,
+    call: ProviderCall,
+    write: Callable[[], Awaitable[object]],
+    settled: Callable[[], None],
+) -> None:
+    """A call that ended while the database was away (its request answered 503): settled
+    in the background on the next database, as `settle_again` does — its reservation
+    released (or what its provider produced charged) now rather than by the sweep, 15
+    minutes later. The application's stop waits for it (`ProviderCalls.drain`)."""
+
+    async def again() -> None:
+        try:
+            await settle_again(error, calls, call, write, Kept(None), settled)
+        except Exception:
+            logger.warning("provider_call_left_to_the_sweep", kind=call.kind)
+
+    task = asyncio.ensure_future(again())
+    calls.track(task)
+    task.add_done_callback(calls.untrack)

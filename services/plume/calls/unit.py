@@ -52,7 +52,7 @@ from plume.calls.context import (
 )
 from plume.calls.inflight import InFlight
 from plume.calls.privacy import CallPrivacy
-from plume.calls.recovery import Kept, settle_again
+from plume.calls.recovery import Kept, settle_again, settle_later
 from plume.calls.settlement import Settlement
 from plume.calls.streaming import SettledStreamingResponse, close_quietly, within
 from plume.credentials.auth import Principal
@@ -187,8 +187,7 @@ class ProviderCall:
         max_tokens: int | None = None,
         sampling: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[str]:
-        """The answer's text deltas; `streamed()` says what they amounted to. The call
-        closes the provider's stream when it settles, if its reader did not."""
+        """The answer's text deltas (`streamed()`: their sum), closed at the settlement."""
         self._contacted = True
         self._stream = StreamState()
         state, router = self._stream, self._calls.router
@@ -272,8 +271,7 @@ class ProviderCall:
                 # Committed or not, unknown: asked, else written again (never twice).
                 self._unsettled = functools.partial(self._write, outcome, kept.store, answer)
                 done = functools.partial(self._mark_settled, outcome)
-                factory = self._calls.session_factory
-                return await settle_again(error, factory, self, self._unsettled, kept, done)
+                return await settle_again(error, self._calls, self, self._unsettled, kept, done)
             # What was produced is settled all the same, without what `store` would write.
             code = error.code if isinstance(error, SettledElsewhere) else "internal_error"
             with contextlib.suppress(Exception):
@@ -292,10 +290,9 @@ class ProviderCall:
         await self.close(error)
 
     async def close(self, error: BaseException | None = None, *, client_left: bool = False) -> None:
-        """Settle as the way the call ended says, unless it is settled already: never
-        twice. Errors of the settlement itself are logged, not raised: the request's own
-        error (if any) is what its caller needs, and an unsettled reservation is released by
-        the sweep."""
+        """Settle as the way the call ended says, unless settled already: never twice. Its
+        errors are logged, not raised (the request's own is what its caller needs); the
+        database gone, it is tried again in the background (plume.calls.recovery)."""
         if self._settled:
             return
         with anyio.CancelScope(shield=True):
@@ -308,10 +305,14 @@ class ProviderCall:
             else:
                 logger.error("provider_call_not_settled", kind=self.kind)
                 outcome = self._ending("failure", "internal_error")
+            write = self._unsettled or functools.partial(self._write, outcome)
             try:
-                await (self._unsettled() if self._unsettled else self._write(outcome))
-            except Exception:
+                await write()
+            except Exception as failed:
                 logger.exception("provider_call_settlement_failed", outcome=outcome.outcome)
+                if database_unreachable(failed):  # else the sweep releases its reservation
+                    done = functools.partial(self._mark_settled, outcome)
+                    settle_later(failed, self._calls, self, write, done)
             finally:
                 # Settled, or left to the sweep: nothing more to wait for.
                 self._calls.untrack(self)
@@ -325,8 +326,7 @@ class ProviderCall:
         return self._gone()
 
     def _gone(self) -> CallOutcome:
-        """The client went away: charged for what the provider was asked, if it was; if
-        nothing was asked yet, nothing is charged."""
+        """The client went away: charged for what the provider was asked, if it was."""
         if self._contacted:
             return self._ending("client_disconnected")
         return self._ending("failure", "client_disconnected")
