@@ -5,8 +5,9 @@ without a restart.
 What an operator relies on: no request answered 500 (a 503 with problem+json, only around
 the failover, is the service saying « try again »); Plume answers 2xx again within seconds of
 the promotion; no commune spends past its quota; every request answered 2xx left its usage
-record on the new primary (the replica is synchronous: a commit waits for it); every audit
-chain still verifies.
+record on the new primary (the replica is synchronous: a commit waits for it), none twice;
+every 503, retried with its Idempotency-Key, is replayed if its request was charged all the
+same (never charged again), or runs anew if it was not; every audit chain still verifies.
 
 The PostgreSQL servers are the machine's own binaries (/usr/lib/postgresql/*/bin), two
 throw-away clusters; the provider is the fake one, in its own process.
