@@ -337,6 +337,15 @@ def test_plume_survives_a_failover_to_its_synchronous_replica(tmp_path: Path) ->
                     headers=operator,
                 )
                 assert quotas.status_code == 200, quotas.text
+            # Its first provider call loads the pseudonymisation model (seconds): not the
+            # failover's doing, so done before the load (a commune far from its quota).
+            warm = httpx.post(
+                f"{base}/v1/chat/completions",
+                json=CHAT,
+                headers={"Authorization": f"Bearer {communes[1][1]}"},
+                timeout=120,
+            )
+            assert warm.status_code == 200, warm.text
 
             tally = FailoverTally()
             stopped_at, recovered = asyncio.run(
