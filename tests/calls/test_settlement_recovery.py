@@ -110,17 +110,16 @@ async def served(committed_database_url: str) -> AsyncIterator[Served]:
 
 @asynccontextmanager
 async def serving(url: str, router: ProviderRouter | None = None) -> AsyncIterator[Served]:
-    """An application on the committed database (real commits), with a commune whose day
-    quota of requests is set."""
-    committed_database_url = url
-    engine = create_engine(committed_database_url)
+    """An application on the committed database `url` (real commits), with a commune whose
+    day quota of requests is set."""
+    engine = create_engine(url)
     async with create_session_factory(engine)() as session, session.begin():
         setup = Factory(session, TEST_SECRET)
         operator = await setup.operator_key()
         commune = await setup.commune()
         agent = await setup.key(commune)
-    admin_url = committed_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    app = create_app(make_settings(committed_database_url), engine=engine, provider_router=router)
+    admin_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    app = create_app(make_settings(url), engine=engine, provider_router=router)
     try:
         async with client_for(app) as http:
             quotas = await http.put(

@@ -464,7 +464,9 @@ def _check_the_books(
             assert answer.headers.get("idempotency-replayed") == "true", answer.headers
             replayed += 1
         else:
-            assert answer.status_code in (200, 201, 429), answer.text
+            # 409: its claim outlived a settlement that never reached the new primary; it
+            # lapses with the call's deadline. Never a second charge either way.
+            assert answer.status_code in (200, 201, 409, 429), answer.text
             anew[answer.status_code] += 1
     print(
         f"  503 answers {sum(len(u) for u in tally.unavailable.values())}, of which charged"
