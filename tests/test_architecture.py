@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             r"hashing",
             r"models(\..+)?",
             r"web\.(transaction|pagination|validation|middleware|sse|spreadsheet)",
-            r"runtime\.(log|periodic|embedded|migrations|repository)",
+            r"runtime\.(log|periodic|embedded|migrations|repository|draining)",
             r"metrics\.registry",
         ],
     ),
@@ -64,7 +64,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "orchestration",
         [
-            r"calls\.(context|unit|settlement|idempotency|streaming|sweeper|privacy|inflight)",
+            r"calls\.(context|unit|settlement|idempotency|streaming|sweeper|privacy|inflight|recovery)",
             r"drafting\.(service|synthese|records|jobs|retention)",
             r"chat\.service",
             r"metrics\.observer",

@@ -321,9 +321,8 @@ def _serve_metrics_port(settings: Settings) -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    import uvicorn
-
     from plume.routing.config import load_routing
+    from plume.runtime.draining import serve
 
     settings.require_database_url()
     settings.require_secret_key()
@@ -335,12 +334,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     _serve_metrics_port(settings)
     _exit_cleanly_after_drain()
     # Workers are separate processes: they rebuild the app from the same environment.
-    uvicorn.run(
+    serve(
         "plume.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        delay_s=settings.drain_delay_s,
         # A worker imports LiteLLM before it can answer the supervisor's health check: that
         # takes several seconds on a busy machine, past uvicorn's 5 s default, which would
         # kill and respawn workers for ever.

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     db_statement_timeout_s: float = Field(default=30.0, ge=0)
     db_idle_in_transaction_timeout_s: float = Field(default=60.0, ge=0)
     drain_timeout_s: int = Field(default=30, ge=0)
+    # On SIGTERM, /readyz fails at once and `plume serve` accepts requests this long before
+    # its drain: a load balancer probing /readyz stops sending it any (plume.runtime.draining).
+    drain_delay_s: float = Field(default=0.0, ge=0, le=300)
     # A request's quota reservation is released by the sweep if it is not settled by then
     # (its process died); a synthèse job's reservation lives as long as the job may.
     quota_reservation_ttl_s: int = Field(default=900, ge=60)

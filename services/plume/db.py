@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from sqlalchemy import Connection, DateTime, MetaData, event, func, true
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -202,3 +204,32 @@ def create_engine(
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+# Raised by the server when it goes away under a connection (57P01-57P03).
+_SHUTDOWNS = (
+    psycopg.errors.AdminShutdown,
+    psycopg.errors.CrashShutdown,
+    psycopg.errors.CannotConnectNow,
+)
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """The database went away (or could not be reached): what was sent may or may not have
+    been committed. Not a query's own error."""
+    if isinstance(error, sa_exc.TimeoutError):  # pool exhausted or connect timeout
+        return True
+    if isinstance(error, psycopg.OperationalError):
+        # From the driver itself (the hot path's statements): a lost or closed connection
+        # is a bare OperationalError or a connection-class (08) error.
+        return (
+            type(error) is psycopg.OperationalError
+            or isinstance(error, _SHUTDOWNS)
+            or (error.sqlstate or "").startswith("08")
+        )
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        # A failed connection is a bare OperationalError; its subclasses are query errors.
+        return type(error.orig) is psycopg.OperationalError
+    return False

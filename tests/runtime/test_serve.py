@@ -70,6 +70,46 @@ async def test_serve_answers_and_stops_cleanly_on_sigterm(
             await process.wait()
 
 
+async def test_sigterm_fails_readiness_at_once_and_answers_through_the_drain_delay(
+    cli_env: dict[str, str], cli_cwd: Path
+) -> None:
+    """With PLUME_DRAIN_DELAY_S, SIGTERM turns /readyz to 503 `draining` at once while the
+    port stays open (a load balancer's probe sees it), then the process drains and exits 0."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *(PLUME, "serve", "--port", str(port)),
+        env={**cli_env, "PLUME_DRAIN_DELAY_S": "3"},
+        cwd=cli_cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as http:
+            for _ in range(300):
+                assert process.returncode is None, "plume serve exited early"
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("plume serve was not ready within 30 s")
+            process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            await asyncio.sleep(0.3)
+            ready = await http.get("/readyz")
+            assert (ready.status_code, ready.json()) == (503, {"status": "draining"})
+            assert (await http.get("/healthz")).status_code == 200
+            assert time.monotonic() - signalled < 2.5  # still within the delay
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+        assert process.returncode == 0, stderr.decode()[-2000:]
+        assert time.monotonic() - signalled >= 3
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 def test_sigterm_drains_an_in_flight_request(committed_database_url: str, tmp_path: Path) -> None:
     with running_fake_provider(slow_seconds=2.0) as fake:
         models = tmp_path / "models.yaml"

@@ -318,10 +318,11 @@ def unreachable_router() -> ProviderRouter:
 
 
 def main() -> None:
-    """Serve a FakeProvider in this process: `python -m tests.support.providers PORT`."""
+    """Serve a FakeProvider in this process: `python -m tests.support.providers PORT
+    [SLOW_SECONDS]` (how long the `slow` model takes before it answers)."""
     import sys
 
-    provider = FakeProvider()
+    provider = FakeProvider(float(sys.argv[2]) if len(sys.argv) > 2 else SLOW_SECONDS)
     port = int(sys.argv[1]) if len(sys.argv) > 1 else provider.port
     uvicorn.run(provider.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from plume.errors import PlumeError, ProviderUnavailable
 from plume.routing.types import Completion
+
+if TYPE_CHECKING:
+    from plume.calls.unit import ProviderCall
 
 # A call's kind is a document kind, or this one for the OpenAI-compatible chat completions.
 CHAT_KIND = "chat"
@@ -181,3 +184,9 @@ class DeadlineExceeded(ProviderUnavailable):
             f"Le fournisseur d'IA n'a pas terminé sa réponse dans le délai de {deadline_s:g} "
             f"secondes fixé par l'opérateur. {charged}"
         )
+
+
+class CallObserver(Protocol):
+    """Sees every settled call, outside any transaction (metrics)."""
+
+    def observe(self, call: ProviderCall, outcome: CallOutcome) -> None: ...

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.audit.repository import NewEntry
-from plume.models import IdempotencyKey
+from plume.models import IdempotencyKey, UsageRecord
 from plume.quotas.repository import LedgerMove
 
 # Claims the key, or takes over one that expired or whose request died unanswered. The
@@ -189,3 +189,8 @@ class SettlementRepository:
         parameters.update(entry.parameters())
         parameters["client_address"] = entry.client_address
         await self.session.execute(_SETTLE, parameters)
+
+    async def recorded(self, usage_id: uuid.UUID) -> bool:
+        """Whether the settlement whose usage record has this id committed."""
+        found = await self.session.scalar(select(UsageRecord.id).where(UsageRecord.id == usage_id))
+        return found is not None

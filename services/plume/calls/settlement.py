@@ -14,7 +14,6 @@ what is written.
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -169,7 +168,8 @@ class Settlement:
         completion = outcome.completion
         consumed = outcome.totals
         return UsageRow(
-            id=uuid.uuid4(),
+            # The call's own: a call settles once, even when its commit went unacknowledged.
+            id=call.settlement_id,
             organization_id=call.principal.organization_id,
             api_key_id=call.principal.key_id,
             request_id=call.facts.request_id,

@@ -30,6 +30,14 @@ KEEP_ALIVE = b": keep-alive\n\n"
 T = TypeVar("T")
 
 
+async def close_quietly(deltas: object) -> None:
+    """Close a provider's stream (if any) whose reader may not have: errors are moot now."""
+    closer = getattr(deltas, "aclose", None)
+    if closer is not None:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await closer()
+
+
 async def within(
     items: AsyncIterator[T], deadline: float, expired: Callable[[], Exception]
 ) -> AsyncIterator[T]:

@@ -18,10 +18,9 @@ stream hands its call to its response (`call.streaming_response`), which settles
 stream ends, however it ends, even if its body never ran. A synthèse job resumes the call
 its request reserved (`calls.resume`).
 
-Every provider call has a deadline (`PLUME_PROVIDER_DEADLINE_S`): its attempts, retries and
-fallbacks, a stream to its last word. The settlement runs in a task of its own, which the
-application waits for before it stops (`ProviderCalls.drain`): a request cancelled while it
-settles (uvicorn cancels, at the end of its drain, through any shield) settles all the same.
+Every provider call has a deadline (`PLUME_PROVIDER_DEADLINE_S`), to a stream's last word.
+The settlement runs in a task the application waits for before it stops (`drain`): a request
+cancelled while it settles (uvicorn cancels through any shield) settles all the same.
 """
 
 from __future__ import annotations
@@ -33,13 +32,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.calls.context import (
+    CallObserver,
     CallOutcome,
     DeadlineExceeded,
     Estimate,
@@ -52,10 +52,11 @@ from plume.calls.context import (
 )
 from plume.calls.inflight import InFlight
 from plume.calls.privacy import CallPrivacy
+from plume.calls.recovery import Kept, settle_again, settle_later
 from plume.calls.settlement import Settlement
-from plume.calls.streaming import SettledStreamingResponse, within
+from plume.calls.streaming import SettledStreamingResponse, close_quietly, within
 from plume.credentials.auth import Principal
-from plume.db import enter_tenant_context
+from plume.db import database_unreachable, enter_tenant_context
 from plume.errors import PlumeError, ProviderUnavailable
 from plume.hashing import digest
 from plume.quotas.guard import RateLimitStatus
@@ -66,12 +67,6 @@ logger = structlog.get_logger("plume.calls")
 
 T = TypeVar("T")
 Store = Callable[[AsyncSession], Awaitable[T]]
-
-
-class CallObserver(Protocol):
-    """Sees every settled call, outside any transaction (metrics)."""
-
-    def observe(self, call: ProviderCall, outcome: CallOutcome) -> None: ...
 
 
 class ProviderCall:
@@ -98,6 +93,8 @@ class ProviderCall:
         self.route = route
         self.estimate = estimate
         self.started = time.perf_counter()
+        # Its usage record's id: one settlement per call (plume.calls.recovery).
+        self.settlement_id = uuid.uuid4()
         # What the provider calls produced, added up (a synthèse makes several).
         self.usage = Usage()
         # What the provider may read of residents (docs/privacy.md); `fields`, the request's,
@@ -120,6 +117,8 @@ class ProviderCall:
         self._sent: list[bytes] = []
         self._handed_over = False
         self._settled = False
+        # A success the database went away under, to settle when the block ends.
+        self._unsettled: Callable[[], Awaitable[Any]] | None = None
         # The settlement under way, in its own task (see _write).
         self._settling: asyncio.Future[Any] | None = None
 
@@ -188,8 +187,7 @@ class ProviderCall:
         max_tokens: int | None = None,
         sampling: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[str]:
-        """The answer's text deltas; `streamed()` says what they amounted to. The call
-        closes the provider's stream when it settles, if its reader did not."""
+        """The answer's text deltas (`streamed()`: their sum), closed at the settlement."""
         self._contacted = True
         self._stream = StreamState()
         state, router = self._stream, self._calls.router
@@ -262,12 +260,18 @@ class ProviderCall:
     ) -> T | None:
         """The call succeeded: `store` what it produced (in the settlement's transaction),
         keep `answer` for the retries of its Idempotency-Key, record the digest of `output`.
-        If that cannot be committed, the provider was paid all the same: the call is settled
-        as a failure that is charged, and the error raised."""
+        The database gone: plume.calls.recovery; else, if that cannot be committed, the
+        provider was paid all the same: settled as a failure that is charged, error raised."""
         outcome = self._ending("success", output=output)
+        kept = Kept(store)
         try:
-            return await self._write(outcome, store, answer)
+            return await self._write(outcome, kept.store, answer)
         except Exception as error:
+            if database_unreachable(error):
+                # Committed or not, unknown: asked, else written again (never twice).
+                self._unsettled = functools.partial(self._write, outcome, kept.store, answer)
+                done = functools.partial(self._mark_settled, outcome)
+                return await settle_again(error, self._calls, self, self._unsettled, kept, done)
             # What was produced is settled all the same, without what `store` would write.
             code = error.code if isinstance(error, SettledElsewhere) else "internal_error"
             with contextlib.suppress(Exception):
@@ -286,14 +290,14 @@ class ProviderCall:
         await self.close(error)
 
     async def close(self, error: BaseException | None = None, *, client_left: bool = False) -> None:
-        """Settle as the way the call ended says, unless it is settled already: never
-        twice. Errors of the settlement itself are logged, not raised: the request's own
-        error (if any) is what its caller needs, and an unsettled reservation is released by
-        the sweep."""
+        """Settle as the way the call ended says, unless settled already: never twice. Its
+        errors are logged, not raised (the request's own is what its caller needs); the
+        database gone, it is tried again in the background (plume.calls.recovery)."""
         if self._settled:
             return
         with anyio.CancelScope(shield=True):
-            await self._close_stream()
+            deltas, self._deltas = self._deltas, None
+            await close_quietly(deltas)
             if error is not None:
                 outcome = self._failure(error)
             elif client_left:
@@ -301,10 +305,14 @@ class ProviderCall:
             else:
                 logger.error("provider_call_not_settled", kind=self.kind)
                 outcome = self._ending("failure", "internal_error")
+            write = self._unsettled or functools.partial(self._write, outcome)
             try:
-                await self._write(outcome)
-            except Exception:
+                await write()
+            except Exception as failed:
                 logger.exception("provider_call_settlement_failed", outcome=outcome.outcome)
+                if database_unreachable(failed):  # else the sweep releases its reservation
+                    done = functools.partial(self._mark_settled, outcome)
+                    settle_later(failed, self._calls, self, write, done)
             finally:
                 # Settled, or left to the sweep: nothing more to wait for.
                 self._calls.untrack(self)
@@ -318,8 +326,7 @@ class ProviderCall:
         return self._gone()
 
     def _gone(self) -> CallOutcome:
-        """The client went away: charged for what the provider was asked, if it was; if
-        nothing was asked yet, nothing is charged."""
+        """The client went away: charged for what the provider was asked, if it was."""
         if self._contacted:
             return self._ending("client_disconnected")
         return self._ending("failure", "client_disconnected")
@@ -337,13 +344,6 @@ class ProviderCall:
             totals=self.usage.totals(),
             output_digest=digest(output) if output is not None else None,
         )
-
-    async def _close_stream(self) -> None:
-        deltas, self._deltas = self._deltas, None
-        closer = getattr(deltas, "aclose", None)
-        if closer is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await closer()
 
     async def _write(
         self,
@@ -372,9 +372,12 @@ class ProviderCall:
         """The settlement's task ended (before anyone awaiting it resumes)."""
         if self._settling is task:
             self._settling = None
-        if task.cancelled() or task.exception() is not None:
-            return
+        if not task.cancelled() and task.exception() is None:
+            self._mark_settled(outcome)
+
+    def _mark_settled(self, outcome: CallOutcome) -> None:
         self._settled = True
+        self._unsettled = None
         self._calls.untrack(self)
         self._calls.observe(self, outcome)
 
@@ -411,9 +414,8 @@ class ProviderCalls(InFlight):
         estimate: Estimate,
         fields: Mapping[str, Any] | None = None,
     ) -> ProviderCall:
-        """A call reserved in `session`, the request's first transaction (which
-        authenticated it and holds nothing else), when its block is entered; `fields`, the
-        request's, are what a `refuse` policy inspects first."""
+        """A call reserved in `session`, the request's first transaction (holding nothing
+        else), when its block is entered; `fields` is what a `refuse` policy inspects."""
         return ProviderCall(
             self,
             principal,
@@ -449,8 +451,7 @@ class ProviderCalls(InFlight):
         )
 
     async def reserve(self, call: ProviderCall, session: AsyncSession) -> None:
-        """Phase 1: the tenant context and the reservation, the Idempotency-Key's claim;
-        committed before the provider is called, or rolled back."""
+        """Phase 1: the reservation and the key's claim, committed (or rolled back)."""
         try:
             await self.settlement.reserve(session, call)
             # Also when nothing was reserved: nothing may stay open while the provider works.
@@ -466,9 +467,8 @@ class ProviderCalls(InFlight):
         store: Store[T] | None,
         answer: Callable[[T | None], StoredResponse] | None,
     ) -> T | None:
-        """Phase 3, whatever happened; never interrupted by a client's departure. `store`
-        runs in the settlement's transaction: the result, its usage and its audit entry are
-        committed together or not at all."""
+        """Phase 3, whatever happened, never interrupted: `store`'s result, the usage and
+        the audit entry are committed together or not at all."""
         completion = outcome.completion
         logger.info(
             "provider_request",
@@ -494,7 +494,6 @@ class ProviderCalls(InFlight):
         return result
 
     def observe(self, call: ProviderCall, outcome: CallOutcome) -> None:
-        """Only once committed: a settlement that rolls back is settled again, differently,
-        and must not be counted twice."""
+        """Only once committed: a settlement rolled back is settled again, counted once."""
         for observer in self.observers:
             observer.observe(call, outcome)

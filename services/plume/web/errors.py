@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plume.audit.refusals import record_refusal
 from plume.calls.idempotency import IdempotentReplay
+from plume.db import database_unreachable
 from plume.errors import (
     Conflict,
     FieldError,
@@ -48,33 +49,6 @@ def problem_response(error: PlumeError, request: Request) -> JSONResponse:
     return JSONResponse(
         body, status_code=error.status, headers=error.headers, media_type=media_type
     )
-
-
-# Raised by the server when it goes away under a connection (57P01-57P03).
-_SHUTDOWNS = (
-    psycopg.errors.AdminShutdown,
-    psycopg.errors.CrashShutdown,
-    psycopg.errors.CannotConnectNow,
-)
-
-
-def _is_database_unreachable(error: Exception) -> bool:
-    if isinstance(error, sa_exc.TimeoutError):  # pool exhausted or connect timeout
-        return True
-    if isinstance(error, psycopg.OperationalError):
-        # From the driver itself (the hot path's statements): a lost or closed connection
-        # is a bare OperationalError or a connection-class (08) error.
-        return (
-            type(error) is psycopg.OperationalError
-            or isinstance(error, _SHUTDOWNS)
-            or (error.sqlstate or "").startswith("08")
-        )
-    if isinstance(error, sa_exc.DBAPIError):
-        if error.connection_invalidated:
-            return True
-        # A failed connection is a bare OperationalError; its subclasses are query errors.
-        return type(error.orig) is psycopg.OperationalError
-    return False
 
 
 def _path_pattern(template: str) -> re.Pattern[str]:
@@ -141,7 +115,7 @@ def install_exception_handlers(app: FastAPI, body_checks: Sequence[BodyCheck] = 
         return problem_response(mapped, request)
 
     async def on_database_error(request: Request, error: Exception) -> JSONResponse:
-        if _is_database_unreachable(error):
+        if database_unreachable(error):
             logger.warning("database_unavailable", error_type=type(error).__name__)
             return problem_response(ServiceUnavailable(), request)
         if isinstance(error, sa_exc.DataError):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from plume.runtime.draining import stopping
 from plume.runtime.migrations import current_revision
 
 router = APIRouter(tags=["operations"])
@@ -17,14 +18,14 @@ logger = structlog.get_logger("plume.health")
 _NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {
         "description": "The database does not answer, or its migrations are not at head "
-        "(which revision is in the logs, not here)",
+        "(which revision is in the logs, not here), or the process is stopping (draining)",
         "content": {
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "required": ["status", "database"],
+                    "required": ["status"],
                     "properties": {
-                        "status": {"const": "unavailable"},
+                        "status": {"enum": ["unavailable", "draining"]},
                         "database": {"enum": ["unreachable", "ok"]},
                         "migrations": {"const": "behind"},
                     },
@@ -47,11 +48,14 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database reachable and migrations at head",
+    summary="Readiness: database reachable, migrations at head, not stopping",
     response_model=Ready,
     responses=_NOT_READY,
 )
 async def readyz(request: Request) -> JSONResponse:
+    if stopping.is_set():
+        # Draining: the load balancer must send no new request; those in flight finish.
+        return JSONResponse({"status": "draining"}, status_code=503)
     expected = request.app.state.migration_head
     try:
         async with request.app.state.session_factory() as session:
