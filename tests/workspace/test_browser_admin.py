@@ -8,55 +8,16 @@ PLUME_REQUIRE_TOOLS=1 (CI)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from plume.dates import SystemClock
-from plume.db import create_engine, create_session_factory
-from plume.quotas.schemas import QuotaIn
-from plume.quotas.service import QuotaService
-from tests.identity.helpers import fresh_email, invited
-from tests.support.factories import Factory
-from tests.support.settings import TEST_SECRET
-from tests.workspace.live import IMAGES
+from tests.workspace.live import IMAGES, Epci, epci, quota_field
 from tests.workspace.test_browser import Live, chromium, live, page, sign_in
 
 pytestmark = pytest.mark.slow
 
-__all__ = ["chromium", "live", "page"]
-
-
-@dataclass(frozen=True)
-class Epci:
-    admin_email: str
-    operator_email: str
-    communes: tuple[str, str]
-
-
-@pytest.fixture(scope="module")
-async def epci(committed_database_url: str) -> Epci:
-    """An EPCI with 1 000 requests a month to split, two communes, its admin and an
-    administrator of the operator's organisation, committed for the server to see."""
-    engine = create_engine(committed_database_url, pool_size=1)
-    admin_email, operator_email = fresh_email(), fresh_email()
-    suffix = admin_email.split("@")[0][-4:]
-    names = (f"Commune d'Angiens {suffix}", f"Commune de Blosseville {suffix}")
-    try:
-        async with create_session_factory(engine)() as session, session.begin():
-            factory = Factory(session, TEST_SECRET)
-            epci = await factory.epci(f"Communauté de la Côte {suffix}")
-            for name in names:
-                await factory.commune(name, parent=epci)
-            quota = QuotaIn(metric="requests", period="month", limit=1000)  # type: ignore[arg-type]
-            await QuotaService(session, SystemClock()).replace(epci.id, [quota])
-            await invited(session, epci, admin_email, role="tenant_admin", title="Directrice")
-            operator = await factory.operator()
-            await invited(session, operator, operator_email, role="tenant_admin", title="Opérateur")
-    finally:
-        await engine.dispose()
-    return Epci(admin_email, operator_email, names)
+__all__ = ["chromium", "epci", "live", "page"]
 
 
 def shoot(page: Any, name: str) -> None:
@@ -73,10 +34,6 @@ def csp_violations(page: Any) -> list[str]:
         ),
     )
     return found
-
-
-def quota_field(page: Any, commune: str) -> Any:
-    return page.get_by_role("group", name=commune).get_by_label("Requêtes par mois")
 
 
 def test_an_epci_admin_splits_its_quota_between_two_communes(
