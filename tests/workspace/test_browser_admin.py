@@ -36,6 +36,28 @@ def csp_violations(page: Any) -> list[str]:
     return found
 
 
+def unmarked_focus(page: Any) -> list[str]:
+    """Tab through the whole page: the elements that take the focus without showing it
+    (no outline), as `tag#id text`."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for _ in range(300):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            """() => { const e = document.activeElement, s = getComputedStyle(e);
+            return [e.tagName, e.id + '|' + e.getAttribute('name') + '|' + e.textContent.trim()
+              .slice(0, 30) + '|' + e.getAttribute('href'), s.outlineStyle, s.outlineWidth]; }"""
+        )
+        tag, name, style, width = focused
+        if tag == "BODY" or f"{tag} {name}" in seen:
+            break
+        seen.add(f"{tag} {name}")
+        if style == "none" or width == "0px":
+            found.append(f"{tag} {name}")
+    assert seen, "nothing took the focus"
+    return found
+
+
 def test_an_epci_admin_splits_its_quota_between_two_communes(
     page: Any, live: Live, epci: Epci
 ) -> None:
@@ -59,6 +81,7 @@ def test_an_epci_admin_splits_its_quota_between_two_communes(
     assert page.title().startswith("Erreur — Quotas")
     alert = page.get_by_role("alert")
     assert "il reste au plus 400" in alert.inner_text()
+    assert "[0]" not in alert.inner_text()  # the fields by their labels, not as JSON names
     assert page.evaluate("document.activeElement.id") == "erreurs"  # announced, focused
     assert quota_field(page, second).get_attribute("aria-invalid") == "true"
     shoot(page, "admin-quotas-refus")
@@ -73,6 +96,7 @@ def test_an_epci_admin_splits_its_quota_between_two_communes(
     assert quota_field(page, first).input_value() == "600"
     assert quota_field(page, second).input_value() == "400"
     shoot(page, "admin-quotas")
+    assert unmarked_focus(page) == []
 
     # Something to show on the usage page: an arrêté drafted by the EPCI's admin.
     page.get_by_role("link", name="Mes brouillons").click()
@@ -124,7 +148,9 @@ def test_the_keyboard_reaches_the_split_and_the_operator_sees_every_tenant(
     shoot(page, "operateur-organisations")
     page.get_by_role("link", name=epci.communes[0]).click()
     assert page.get_by_role("heading", name="Politique").is_visible()
+    assert page.get_by_role("group", name="Hébergements permis").get_by_label("France").count()
     shoot(page, "operateur-organisation")
+    assert unmarked_focus(page) == []  # every link, button, field and box shows its focus
     page.get_by_role("link", name="Quotas et consommation").click()
     assert page.locator("#quotas-du-mois").is_visible()
     assert page.locator("svg[role=img]").count() + page.locator("figure.graphe p").count() == 2

@@ -42,6 +42,7 @@ router = APIRouter(prefix="/app/operateur", include_in_schema=False)
 BASE = "/app/operateur"
 OPERATOR = ApiKeyRole.OPERATOR_ADMIN
 KIND_LABELS = {"operator": "Opérateur", "epci": "EPCI", "commune": "Commune"}
+HOSTING_LABELS = {"fr": "France", "eu": "Union européenne", "non_eu": "Hors Union européenne"}
 METRICS = ("requests", "tokens", "cost_eur")
 PERIODS = ("minute", "day", "month")
 LISTS = ("allowed_kinds", "allowed_hosting", "verified_review_required")
@@ -56,6 +57,7 @@ def _context(principal: Principal, section: str) -> dict[str, Any]:
         "section": section,
         "kind_labels": KIND_LABELS,
         "document_labels": charts.KIND_LABELS,
+        "hosting_labels": HOSTING_LABELS,
         "all_kinds": ALL_KINDS,
         "all_hosting": ALL_HOSTING,
         "metric_labels": METRIC_LABELS,
