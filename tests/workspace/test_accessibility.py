@@ -194,6 +194,16 @@ def _policy_refused(page: Any, live: Live, cast: Cast) -> None:
     page.get_by_role("alert").wait_for()
 
 
+def _defaults_refused(page: Any, live: Live, cast: Cast) -> None:
+    # Refused, so nothing is saved: the live database's defaults stay as other tests expect.
+    page.goto(f"{live.url}/app/operateur/quotas-par-defaut")
+    page.get_by_role("group", name="Requêtes (commune)").get_by_label("Requêtes par jour").fill(
+        "beaucoup"
+    )
+    _submit(page, "Enregistrer les quotas par défaut")
+    page.get_by_role("alert").wait_for()
+
+
 PAGES: list[Stop] = [
     Stop("Connexion", "/app", "nobody"),
     *(Stop(f"Formulaire : {form.label}", f"/app/rediger/{form.slug}") for form in forms.FORMS),
@@ -228,6 +238,8 @@ PAGES: list[Stop] = [
     Stop("Opérateur : création refusée (erreurs)", _creation_refused, "operator"),
     Stop("Opérateur : une organisation", _organisation, "operator"),
     Stop("Opérateur : politique refusée (erreurs)", _policy_refused, "operator"),
+    Stop("Opérateur : quotas par défaut", "/app/operateur/quotas-par-defaut", "operator"),
+    Stop("Opérateur : quotas par défaut refusés (erreurs)", _defaults_refused, "operator"),
     Stop("Opérateur : quotas et consommation", "/app/operateur/consommation", "operator"),
 ]
 

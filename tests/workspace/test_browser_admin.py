@@ -151,6 +151,9 @@ def test_the_keyboard_reaches_the_split_and_the_operator_sees_every_tenant(
     assert page.get_by_role("group", name="Hébergements permis").get_by_label("France").count()
     shoot(page, "operateur-organisation")
     assert unmarked_focus(page) == []  # every link, button, field and box shows its focus
+    page.get_by_role("link", name="Quotas par défaut").click()
+    assert page.get_by_role("heading", name="Chaque nouvelle commune").is_visible()
+    shoot(page, "operateur-quotas-par-defaut")
     page.get_by_role("link", name="Quotas et consommation").click()
     assert page.locator("#quotas-du-mois").is_visible()
     assert page.locator("svg[role=img]").count() + page.locator("figure.graphe p").count() == 2
