@@ -130,9 +130,12 @@ def live(committed_database_url: str, provider: MockProvider) -> Iterator[Live]:
 @pytest.fixture
 def page(chromium: str) -> Iterator[Any]:
     with playwright_api.sync_playwright() as playwright:
-        # French for the browser's own words too (« Parcourir… »), with Debian's chromium-l10n.
+        # French for the browser's own words too (« Parcourir… »), with Debian's chromium-l10n;
+        # LANGUAGE too, or the date fields read month/day/year (12/06/2026 for 6 December).
         browser = playwright.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox", "--lang=fr-FR"]
+            executable_path=chromium,
+            args=["--no-sandbox", "--lang=fr-FR"],
+            env={**os.environ, "LANGUAGE": "fr"},
         )
         try:
             context = browser.new_context(
