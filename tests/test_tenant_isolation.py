@@ -150,6 +150,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/app/operateur/organisations/{organization_id}/statut"): WORKSPACE,
     ("POST", "/app/operateur/organisations/{organization_id}/politique"): WORKSPACE,
     ("POST", "/app/operateur/organisations/{organization_id}/quotas"): WORKSPACE,
+    ("GET", "/app/operateur/quotas-par-defaut"): WORKSPACE,
+    ("POST", "/app/operateur/quotas-par-defaut"): WORKSPACE,
     ("GET", "/app/operateur/consommation"): WORKSPACE,
     ("GET", "/app/operateur/consommation.csv"): WORKSPACE,
 }

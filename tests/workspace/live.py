@@ -18,8 +18,11 @@ import sqlalchemy
 from pydantic import SecretStr
 
 from plume.app import create_app
+from plume.dates import SystemClock
 from plume.db import create_engine, create_session_factory
 from plume.models import Draft, DraftStatus
+from plume.quotas.schemas import QuotaIn
+from plume.quotas.service import QuotaService
 from tests.identity.helpers import fresh_email, invited, person
 from tests.identity.provider import MockProvider
 from tests.support.factories import Factory
@@ -50,6 +53,17 @@ class LiveAgent:
     agent_id: uuid.UUID
 
 
+@dataclass(frozen=True)
+class Epci:
+    """An EPCI's admin, an admin of its first commune, an administrator of the operator's
+    organisation (decision 0011: acts as operator_admin) and the EPCI's two communes."""
+
+    admin_email: str
+    commune_admin_email: str
+    operator_email: str
+    communes: tuple[str, str]
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
     return require_tool("chromium", "chromium-browser", what="Chromium")
@@ -67,6 +81,33 @@ async def live_agent(committed_database_url: str) -> LiveAgent:
     finally:
         await engine.dispose()
     return LiveAgent(email, commune.id, agent.id)
+
+
+@pytest.fixture(scope="module")
+async def epci(committed_database_url: str) -> Epci:
+    """An EPCI with 1 000 requests a month to split, two communes, its admin, an admin of
+    the first commune and an administrator of the operator's organisation, committed for
+    the server to see."""
+    engine = create_engine(committed_database_url, pool_size=1)
+    admin_email, commune_admin_email, operator_email = fresh_email(), fresh_email(), fresh_email()
+    suffix = admin_email.split("@")[0][-4:]
+    names = (f"Commune d'Angiens {suffix}", f"Commune de Blosseville {suffix}")
+    try:
+        async with create_session_factory(engine)() as session, session.begin():
+            factory = Factory(session, TEST_SECRET)
+            epci = await factory.epci(f"Communauté de la Côte {suffix}")
+            communes = [await factory.commune(name, parent=epci) for name in names]
+            quota = QuotaIn(metric="requests", period="month", limit=1000)  # type: ignore[arg-type]
+            await QuotaService(session, SystemClock()).replace(epci.id, [quota])
+            await invited(session, epci, admin_email, role="tenant_admin", title="Directrice")
+            await invited(
+                session, communes[0], commune_admin_email, role="tenant_admin", title="Maire"
+            )
+            operator = await factory.operator()
+            await invited(session, operator, operator_email, role="tenant_admin", title="Opérateur")
+    finally:
+        await engine.dispose()
+    return Epci(admin_email, commune_admin_email, operator_email, names)
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +130,12 @@ def live(committed_database_url: str, provider: MockProvider) -> Iterator[Live]:
 @pytest.fixture
 def page(chromium: str) -> Iterator[Any]:
     with playwright_api.sync_playwright() as playwright:
-        # French for the browser's own words too (« Parcourir… »), with Debian's chromium-l10n.
+        # French for the browser's own words too (« Parcourir… »), with Debian's chromium-l10n;
+        # LANGUAGE too, or the date fields read month/day/year (12/06/2026 for 6 December).
         browser = playwright.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox", "--lang=fr-FR"]
+            executable_path=chromium,
+            args=["--no-sandbox", "--lang=fr-FR"],
+            env={**os.environ, "LANGUAGE": "fr"},
         )
         try:
             context = browser.new_context(
@@ -111,6 +155,11 @@ def sign_in(page: Any, live: Live, email: str) -> None:
     page.locator('input[name="sub"]').fill(subject)
     page.locator('input[name="sub"]').press("Enter")
     page.wait_for_url(f"{live.url}/app")
+
+
+def quota_field(page: Any, commune: str) -> Any:
+    """A commune's monthly requests on the EPCI's split-quota page."""
+    return page.get_by_role("group", name=commune).get_by_label("Requêtes par mois")
 
 
 def synthese_job(live: Live, agent: LiveAgent, done: int, total: int) -> uuid.UUID:

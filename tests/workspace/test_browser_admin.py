@@ -8,55 +8,16 @@ PLUME_REQUIRE_TOOLS=1 (CI)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from plume.dates import SystemClock
-from plume.db import create_engine, create_session_factory
-from plume.quotas.schemas import QuotaIn
-from plume.quotas.service import QuotaService
-from tests.identity.helpers import fresh_email, invited
-from tests.support.factories import Factory
-from tests.support.settings import TEST_SECRET
-from tests.workspace.live import IMAGES
+from tests.workspace.live import IMAGES, Epci, epci, quota_field
 from tests.workspace.test_browser import Live, chromium, live, page, sign_in
 
 pytestmark = pytest.mark.slow
 
-__all__ = ["chromium", "live", "page"]
-
-
-@dataclass(frozen=True)
-class Epci:
-    admin_email: str
-    operator_email: str
-    communes: tuple[str, str]
-
-
-@pytest.fixture(scope="module")
-async def epci(committed_database_url: str) -> Epci:
-    """An EPCI with 1 000 requests a month to split, two communes, its admin and an
-    administrator of the operator's organisation, committed for the server to see."""
-    engine = create_engine(committed_database_url, pool_size=1)
-    admin_email, operator_email = fresh_email(), fresh_email()
-    suffix = admin_email.split("@")[0][-4:]
-    names = (f"Commune d'Angiens {suffix}", f"Commune de Blosseville {suffix}")
-    try:
-        async with create_session_factory(engine)() as session, session.begin():
-            factory = Factory(session, TEST_SECRET)
-            epci = await factory.epci(f"Communauté de la Côte {suffix}")
-            for name in names:
-                await factory.commune(name, parent=epci)
-            quota = QuotaIn(metric="requests", period="month", limit=1000)  # type: ignore[arg-type]
-            await QuotaService(session, SystemClock()).replace(epci.id, [quota])
-            await invited(session, epci, admin_email, role="tenant_admin", title="Directrice")
-            operator = await factory.operator()
-            await invited(session, operator, operator_email, role="tenant_admin", title="Opérateur")
-    finally:
-        await engine.dispose()
-    return Epci(admin_email, operator_email, names)
+__all__ = ["chromium", "epci", "live", "page"]
 
 
 def shoot(page: Any, name: str) -> None:
@@ -75,8 +36,26 @@ def csp_violations(page: Any) -> list[str]:
     return found
 
 
-def quota_field(page: Any, commune: str) -> Any:
-    return page.get_by_role("group", name=commune).get_by_label("Requêtes par mois")
+def unmarked_focus(page: Any) -> list[str]:
+    """Tab through the whole page: the elements that take the focus without showing it
+    (no outline), as `tag#id text`."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for _ in range(300):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            """() => { const e = document.activeElement, s = getComputedStyle(e);
+            return [e.tagName, e.id + '|' + e.getAttribute('name') + '|' + e.textContent.trim()
+              .slice(0, 30) + '|' + e.getAttribute('href'), s.outlineStyle, s.outlineWidth]; }"""
+        )
+        tag, name, style, width = focused
+        if tag == "BODY" or f"{tag} {name}" in seen:
+            break
+        seen.add(f"{tag} {name}")
+        if style == "none" or width == "0px":
+            found.append(f"{tag} {name}")
+    assert seen, "nothing took the focus"
+    return found
 
 
 def test_an_epci_admin_splits_its_quota_between_two_communes(
@@ -102,6 +81,7 @@ def test_an_epci_admin_splits_its_quota_between_two_communes(
     assert page.title().startswith("Erreur — Quotas")
     alert = page.get_by_role("alert")
     assert "il reste au plus 400" in alert.inner_text()
+    assert "[0]" not in alert.inner_text()  # the fields by their labels, not as JSON names
     assert page.evaluate("document.activeElement.id") == "erreurs"  # announced, focused
     assert quota_field(page, second).get_attribute("aria-invalid") == "true"
     shoot(page, "admin-quotas-refus")
@@ -116,6 +96,7 @@ def test_an_epci_admin_splits_its_quota_between_two_communes(
     assert quota_field(page, first).input_value() == "600"
     assert quota_field(page, second).input_value() == "400"
     shoot(page, "admin-quotas")
+    assert unmarked_focus(page) == []
 
     # Something to show on the usage page: an arrêté drafted by the EPCI's admin.
     page.get_by_role("link", name="Mes brouillons").click()
@@ -167,7 +148,12 @@ def test_the_keyboard_reaches_the_split_and_the_operator_sees_every_tenant(
     shoot(page, "operateur-organisations")
     page.get_by_role("link", name=epci.communes[0]).click()
     assert page.get_by_role("heading", name="Politique").is_visible()
+    assert page.get_by_role("group", name="Hébergements permis").get_by_label("France").count()
     shoot(page, "operateur-organisation")
+    assert unmarked_focus(page) == []  # every link, button, field and box shows its focus
+    page.get_by_role("link", name="Quotas par défaut").click()
+    assert page.get_by_role("heading", name="Chaque nouvelle commune").is_visible()
+    shoot(page, "operateur-quotas-par-defaut")
     page.get_by_role("link", name="Quotas et consommation").click()
     assert page.locator("#quotas-du-mois").is_visible()
     assert page.locator("svg[role=img]").count() + page.locator("figure.graphe p").count() == 2

@@ -125,6 +125,7 @@ async def test_each_form_labels_its_fields_and_marks_the_required_ones(
         assert '<label for="champ-subject">Objet' in html
     assert html.count('type="submit"') == 2  # sign-out, and the form's one button
     assert '<button type="submit" class="principal">Rédiger</button>' in html
+    assert re.search(r'\. <a href="[^"]+\?exemple=1" class="exemple">Exemple</a>', html)
     example = await browser.get(f"/app/rediger/{form.slug}", params={"exemple": "1"})
     first_example = next(f for f in form.fields if f.name in example_form(kind))
     assert example_form(kind)[first_example.name][:40] in text_of(example.text)

@@ -203,16 +203,20 @@ def quota_items(pairs: list[tuple[str, str]], typed: dict[str, str]) -> list[Quo
     items = []
     for metric, period in pairs:
         name = quota_field(metric, period)
-        text = typed[name].strip()
-        if not text:
-            continue
-        try:
-            limit = Decimal(typed_number(text))
-        except InvalidOperation:
-            raise invalid_field(name, "indiquez un nombre, par exemple 1200 ou 12,50") from None
-        try:
-            items.append(parsed(QuotaIn, {"metric": metric, "period": period, "limit": limit}))
-        except PlumeError as error:
-            message = error.errors[0].message if error.errors else error.detail
-            raise invalid_field(name, message) from None
+        if typed[name].strip():
+            items.append(typed_quota(QuotaIn, name, typed[name], metric=metric, period=period))
     return items
+
+
+def typed_quota(schema: type[M], name: str, text: str, **keys: str) -> M:
+    """A quota typed in field `name` (« 1 200 », « 12,50 »), read by the API's `schema`; a
+    refusal names that field."""
+    try:
+        limit = Decimal(typed_number(text.strip()))
+    except InvalidOperation:
+        raise invalid_field(name, "indiquez un nombre, par exemple 1200 ou 12,50") from None
+    try:
+        return parsed(schema, {**keys, "limit": limit})
+    except PlumeError as error:
+        message = error.errors[0].message if error.errors else error.detail
+        raise invalid_field(name, message) from None

@@ -204,7 +204,7 @@ def _problems_on_fields(
             index = int(name[1 : name.index("]")])
             name = sent[index] if index < len(sent) else name
         fields[name] = problem.message
-    return Problems(error.detail, fields, error.status)
+    return Problems(Problems.of(error).summary, fields, error.status)
 
 
 # -- usage -----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """/app/operateur: the operator's pages (Seine-Maritime Numérique's administrators, the
 operator_admin role): the organisations (create an EPCI or a commune, suspend, reactivate,
-edit the policy), each one's quotas, and usage and quotas across every tenant. The same
-services and audit records as /v1/admin/organizations, /quotas and /v1/admin/usage."""
+edit the policy), each one's quotas, and usage and quotas across every tenant. The default
+quotas each new EPCI or commune is given. The same services and audit records as
+/v1/admin/organizations, /quotas, /v1/admin/default-quotas and /v1/admin/usage."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from starlette.background import BackgroundTask
 
 from plume.credentials.auth import Principal
 from plume.errors import PlumeError
-from plume.models import ApiKeyRole
+from plume.models import DEFAULT_QUOTA_KINDS, ApiKeyRole
 from plume.organizations.policy import ALL_HOSTING, ALL_KINDS
 from plume.organizations.schemas import OrganizationCreate, OrganizationUpdate
 from plume.organizations.service import OrganizationService
 from plume.quotas.defaults import DefaultQuotaService, given_details
+from plume.quotas.schemas import DefaultQuotaIn
 from plume.quotas.service import QuotaService
 from plume.usage.reports import usage_report
 from plume.usage.schemas import GroupBy
@@ -39,6 +41,7 @@ router = APIRouter(prefix="/app/operateur", include_in_schema=False)
 BASE = "/app/operateur"
 OPERATOR = ApiKeyRole.OPERATOR_ADMIN
 KIND_LABELS = {"operator": "Opérateur", "epci": "EPCI", "commune": "Commune"}
+HOSTING_LABELS = {"fr": "France", "eu": "Union européenne", "non_eu": "Hors Union européenne"}
 METRICS = ("requests", "tokens", "cost_eur")
 PERIODS = ("minute", "day", "month")
 LISTS = ("allowed_kinds", "allowed_hosting", "verified_review_required")
@@ -53,6 +56,7 @@ def _context(principal: Principal, section: str) -> dict[str, Any]:
         "section": section,
         "kind_labels": KIND_LABELS,
         "document_labels": charts.KIND_LABELS,
+        "hosting_labels": HOSTING_LABELS,
         "all_kinds": ALL_KINDS,
         "all_hosting": ALL_HOSTING,
         "metric_labels": METRIC_LABELS,
@@ -267,6 +271,82 @@ async def set_quotas(organization_id: uuid.UUID, request: Request, session: DBSe
     except (PlumeError, access.SignInFirst) as error:
         return access.refusal_page(request, error)
     return access.see(f"{BASE}/organisations/{organization_id}")
+
+
+# -- the default quotas ----------------------------------------------------------------------
+
+
+def _default_field(kind: str, metric: str, period: str) -> str:
+    return f"defaut_{kind}_{metric}_{period}"
+
+
+async def _defaults_page(
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    typed: dict[str, str] | None = None,
+    problems: Problems | None = None,
+    saved: bool = False,
+) -> Response:
+    defaults = await DefaultQuotaService(session).read()
+    values = {
+        _default_field(d.kind, d.metric, d.period): amount(d.limit, d.metric) for d in defaults
+    }
+    problems = problems or Problems()
+    return access.page(
+        request,
+        "operateur/quotas_defaut.html",
+        {
+            **_context(principal, "defauts"),
+            "kinds": DEFAULT_QUOTA_KINDS,
+            "defaults": defaults,
+            "values": typed if typed is not None else values,
+            "problems": problems,
+            "saved": saved,
+        },
+        problems.status,
+    )
+
+
+@router.get("/quotas-par-defaut")
+async def default_quotas(
+    request: Request, session: DBSession, enregistre: str | None = None
+) -> Response:
+    try:
+        principal = await access.admin(request, session, OPERATOR)
+        return await _defaults_page(request, session, principal, saved=bool(enregistre))
+    except (PlumeError, access.SignInFirst) as error:
+        return access.refusal_page(request, error)
+
+
+@router.post("/quotas-par-defaut")
+async def set_default_quotas(request: Request, session: DBSession) -> Response:
+    """« Enregistrer les quotas par défaut »: PUT /v1/admin/default-quotas (the list replaces
+    every default; an empty field is none). Existing organisations keep their quotas."""
+    try:
+        principal = await access.admin(request, session, OPERATOR)
+        form = await access.posted(request)
+        keys = [(k, m, p) for k in DEFAULT_QUOTA_KINDS for m in METRICS for p in PERIODS]
+        typed = {_default_field(*key): form.get(_default_field(*key), "") for key in keys}
+        try:
+            items = [
+                access.typed_quota(DefaultQuotaIn, name, text, kind=k, metric=m, period=p)
+                for (k, m, p), (name, text) in zip(keys, typed.items(), strict=True)
+                if text.strip()
+            ]
+            await DefaultQuotaService(session).replace(items)
+        except PlumeError as error:
+            await session.rollback()
+            return await _defaults_page(request, session, principal, typed, Problems.of(error))
+        await access.audit_of(request, session, principal).record(
+            principal.organization_id,
+            "quota.defaults_updated",
+            target=("default_quotas", "all"),
+            details={"default_quotas": [item.model_dump(mode="json") for item in items]},
+        )
+    except (PlumeError, access.SignInFirst) as error:
+        return access.refusal_page(request, error)
+    return access.see(f"{BASE}/quotas-par-defaut?enregistre=1")
 
 
 # -- across tenants --------------------------------------------------------------------------
