@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import anyio
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -39,6 +42,7 @@ from plume.metrics.observer import MetricsObserver
 from plume.oauth import endpoints as oauth_endpoints
 from plume.organizations import endpoints as organizations_endpoints
 from plume.organizations.gauges import OrganizationInfo
+from plume.privacy import detection
 from plume.quotas import endpoints as quota_endpoints
 from plume.quotas.gauges import QuotaGauges
 from plume.quotas.guard import QuotaGuard
@@ -81,6 +85,20 @@ which answers RFC 6749's (`OAuthError`) for the client's mistakes. Every operati
 the statuses it may answer. Text fields refuse the NUL character (`\\u0000`: 422).
 """
 OPENAPI_URL = "/openapi.json"
+
+
+async def _warm_up(warmed: asyncio.Event) -> None:
+    """Load the pseudonymisation's model (seconds, in a thread), then say the process is
+    ready: a restarted process's first pseudonymised request does not wait for it. A model
+    that fails to load is logged and left to the first request (which reports it)."""
+    started = time.perf_counter()
+    try:
+        await anyio.to_thread.run_sync(detection.model)
+        logger.info("warmed_up", seconds=round(time.perf_counter() - started, 1))
+    except Exception:
+        logger.exception("warm_up_failed")
+    finally:
+        warmed.set()
 
 
 def _wire(app: FastAPI, session_factory: async_sessionmaker[AsyncSession]) -> None:
@@ -177,8 +195,11 @@ def create_app(
         gauges.start()
         for timer in timers:
             timer.start()
+        warming = asyncio.create_task(_warm_up(app.state.warmed)) if settings.warm_up else None
         logger.info("started", env=settings.env.value)
         yield
+        if warming is not None:
+            warming.cancel()
         # Requests still running were cancelled by the server (after its drain), and settle
         # as they end; the job in progress records what it spent. Both need the engine.
         await worker.stop()
@@ -204,6 +225,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
+    # Set once what the process loads before it is ready is loaded (PLUME_WARM_UP).
+    app.state.warmed = asyncio.Event()
+    if not settings.warm_up:
+        app.state.warmed.set()
     app.state.session_factory = None
     app.state.migration_head = head_revision()
     router = provider_router or ProviderRouter(load_routing(settings.models_file))

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # On SIGTERM, /readyz fails at once and `plume serve` accepts requests this long before
     # its drain: a load balancer probing /readyz stops sending it any (plume.runtime.draining).
     drain_delay_s: float = Field(default=0.0, ge=0, le=300)
+    # Load the pseudonymisation's model at start, ready only once it is loaded (else on the
+    # first request that needs it, which then waits for it: seconds).
+    warm_up: bool = False
     # A request's quota reservation is released by the sweep if it is not settled by then
     # (its process died); a synthèse job's reservation lives as long as the job may.
     quota_reservation_ttl_s: int = Field(default=900, ge=60)

@@ -254,6 +254,8 @@ def test_a_rolling_restart_under_load_fails_no_request(
         "PLUME_MODELS_FILE": str(models),
         "PLUME_STATE_DIR": str(tmp_path),
         "PLUME_DRAIN_DELAY_S": str(DRAIN_DELAY_S),
+        # Ready only with the pseudonymisation's model loaded, as the chart's pods are.
+        "PLUME_WARM_UP": "true",
         "PLUME_DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S),
     }
     operator_key = run_plume(env, "bootstrap")

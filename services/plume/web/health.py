@@ -18,14 +18,15 @@ logger = structlog.get_logger("plume.health")
 _NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {
         "description": "The database does not answer, or its migrations are not at head "
-        "(which revision is in the logs, not here), or the process is stopping (draining)",
+        "(which revision is in the logs, not here), or the process is stopping (draining) or "
+        "still loading what it needs (warming, PLUME_WARM_UP)",
         "content": {
             "application/json": {
                 "schema": {
                     "type": "object",
                     "required": ["status"],
                     "properties": {
-                        "status": {"enum": ["unavailable", "draining"]},
+                        "status": {"enum": ["unavailable", "draining", "warming"]},
                         "database": {"enum": ["unreachable", "ok"]},
                         "migrations": {"const": "behind"},
                     },
@@ -56,6 +57,9 @@ async def readyz(request: Request) -> JSONResponse:
     if stopping.is_set():
         # Draining: the load balancer must send no new request; those in flight finish.
         return JSONResponse({"status": "draining"}, status_code=503)
+    if not request.app.state.warmed.is_set():
+        # Loading the pseudonymisation's model (PLUME_WARM_UP): no request yet.
+        return JSONResponse({"status": "warming"}, status_code=503)
     expected = request.app.state.migration_head
     try:
         async with request.app.state.session_factory() as session:
