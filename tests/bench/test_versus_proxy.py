@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -44,6 +46,10 @@ pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]
 PROXY = ROOT / ".venv-proxy" / "bin" / "litellm"
 RESULTS = ROOT / "docs" / "bench" / "versus-proxy.md"
+# A directory: Plume's one-worker server runs under `py-spy record` and its samples are written
+# there (tests/bench/profile.py splits them by area).
+PROFILE = os.environ.get("PLUME_BENCH_PROFILE")
+PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
 MASTER_KEY = "sk-bench-proxy"
 ROUNDS = int(os.environ.get("PLUME_BENCH_ROUNDS", "3"))
 SEQUENTIAL = 150
@@ -114,9 +120,13 @@ def _started(argv: list[str], env: dict[str, str], ready: str, log: Path) -> Ite
         try:
             wait_until_ready(ready, process, timeout=180)
             yield Server(process)
+        except BaseException:
+            print(f"\n--- the end of {log.name} ---\n" + log.read_text(errors="replace")[-3000:])
+            raise
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            # py-spy writes its samples on Ctrl-C, and stops the server it started.
+            process.send_signal(signal.SIGINT if argv[0] == str(PY_SPY) else signal.SIGTERM)
+            process.wait(timeout=60)
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,11 @@ class Stack:
     def plume(self, workers: int) -> Iterator[tuple[Server, Target]]:
         port = free_port()
         argv = [PLUME, "serve", "--port", str(port), "--workers", str(workers)]
+        if PROFILE and workers == 1:
+            output = Path(PROFILE) / f"plume-{datetime.now(UTC):%H%M%S}.txt"
+            argv = [str(PY_SPY), "record", "--format", "raw", "--nonblocking"]
+            argv += ["--rate", "200", "-o", str(output), "--", PLUME, "serve"]
+            argv += ["--port", str(port), "--workers", "1"]
         log = self.tmp / f"plume-{workers}.log"
         with _started(argv, self.plume_env, f"http://127.0.0.1:{port}/healthz", log) as server:
             headers = {"Authorization": f"Bearer {self.setup.agent_key}"}
@@ -149,13 +164,14 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(
-    database_server: DatabaseServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
+def stack(database_server: DatabaseServer) -> Iterator[Stack]:
     if not PROXY.exists():
         pytest.skip("LiteLLM's proxy is not installed: `make bench` installs it (.venv-proxy)")
-    tmp = tmp_path_factory.mktemp("versus-proxy")
-    with bench_setup(database_server, tmp) as setup:
+    # Not pytest's tmp_path: pytest runs of other checkouts on the machine prune its base
+    # directories, and the servers read their files for minutes.
+    with ExitStack() as held:
+        tmp = Path(held.enter_context(tempfile.TemporaryDirectory(prefix="plume-bench-")))
+        setup = held.enter_context(bench_setup(database_server, tmp))
         config = _write_configs(setup, tmp)
         ready = Stack(setup, _plume_env(setup, tmp), config, tmp)
         with ready.plume(1) as (_, plume):
