@@ -2,12 +2,12 @@
 files that point at them.
 
 `FakeProvider`'s behaviour is chosen by the request's `model` (the part after LiteLLM's
-`openai/`): `ok…` answers normally (plain or streamed), `oklong` streams 36 chunks at
-once, `ok50ms` answers after 50 ms (the benchmarks' realistic provider), `e500` fails
-with 500, `e429` with 429 and Retry-After, `slow` answers after `slow_seconds`,
-`notjson` answers 200 with a body that is not JSON, `cut` starts a stream and drops the connection, `refuse` refuses the
-content. Every call is counted per model. `RecordingProvider` also records what it receives
-and streams a long `drip…` answer a client can hang up in the middle of.
+`openai/`): `ok…` answers normally (plain or streamed), `oklong` streams 36 chunks at once,
+`ok50ms` answers after 50 ms (the benchmarks' realistic provider), `e500` fails with 500,
+`e429` with 429 and Retry-After, `slow` answers after `slow_seconds`, `notjson` answers 200
+with a body that is not JSON, `cut` starts a stream and drops the connection, `refuse`
+refuses the content. Every call is counted per model. `RecordingProvider` also records what
+it receives and streams a long `drip…` answer a client can hang up in the middle of.
 
 `python -m tests.support.providers PORT` serves a FakeProvider in its own process.
 """
