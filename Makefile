@@ -8,6 +8,10 @@ LOCKS := requirements/bootstrap.lock requirements/build.lock requirements/dev.lo
 # set: its dependency tree would constrain the project's. The tests find it at .venv-tools.
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
+# LiteLLM's own proxy, the baseline `make bench` measures Plume against (tests/bench/
+# test_versus_proxy.py), in a virtualenv of its own: only `make bench` installs it.
+PROXY_VENV := .venv-proxy
+PROXY_STAMP := $(PROXY_VENV)/.installed-stamp
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
@@ -18,7 +22,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 FAST := -n 2 --dist loadfile -m "not slow and not bench"
 SLOW := -n 2 --dist loadfile -m slow
 
-.PHONY: install run test test-fast test-slow bench screenshots lint fmt lock clean
+.PHONY: install bench-proxy run test test-fast test-slow bench screenshots lint fmt lock clean
 
 install: $(STAMP) $(TOOLS_STAMP)
 
@@ -35,6 +39,14 @@ $(TOOLS_STAMP): requirements/tools.lock requirements/bootstrap.lock
 	$(TOOLS_VENV)/bin/uv pip sync --quiet --python $(TOOLS_VENV)/bin/python --require-hashes requirements/tools.lock
 	@touch $(TOOLS_STAMP)
 
+bench-proxy: $(PROXY_STAMP)
+
+$(PROXY_STAMP): requirements/bench-proxy.lock requirements/bootstrap.lock
+	@test -x $(PROXY_VENV)/bin/python || $(PYTHON) -m venv $(PROXY_VENV)
+	$(PROXY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/bootstrap.lock
+	$(PROXY_VENV)/bin/uv pip sync --quiet --python $(PROXY_VENV)/bin/python --require-hashes requirements/bench-proxy.lock
+	@touch $(PROXY_STAMP)
+
 run: $(STAMP)
 	$(BIN)/plume demo
 
@@ -48,7 +60,7 @@ test-fast: $(STAMP) $(TOOLS_STAMP)
 test-slow: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/pytest $(SLOW)
 
-bench: $(STAMP)
+bench: $(STAMP) $(PROXY_STAMP)
 	$(BIN)/pytest -m bench -s -p no:cacheprovider
 
 # The workspace's screenshots (docs/images) and axe table (docs/workspace.md), from the
@@ -73,6 +85,7 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile --quiet requirements/build.in --generate-hashes -o requirements/build.lock
 	$(BIN)/uv pip compile --quiet requirements/bootstrap.in --generate-hashes -o requirements/bootstrap.lock
 	$(BIN)/uv pip compile --quiet requirements/tools.in --generate-hashes --python-version 3.11 -o requirements/tools.lock
+	$(BIN)/uv pip compile --quiet requirements/bench-proxy.in --generate-hashes --python-version 3.11 -o requirements/bench-proxy.lock
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) $(PROXY_VENV) .mypy_cache .pytest_cache .ruff_cache

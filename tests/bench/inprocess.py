@@ -42,6 +42,8 @@ class Setup:
     agent_key: str
     commune_id: str
     epci_id: str
+    # The fake provider's OpenAI-compatible base URL.
+    provider_base: str
 
 
 @contextmanager
@@ -95,6 +97,7 @@ def bench_setup(database_server: DatabaseServer, tmp: Path) -> Iterator[Setup]:
             # `orgs create` prints: id, kind, slug, name (tab-separated).
             commune_id=commune.split("\t")[0],
             epci_id=epci.split("\t")[0],
+            provider_base=f"http://127.0.0.1:{provider_port}/v1",
         )
     finally:
         provider.terminate()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from plume.privacy import detection
 from plume.privacy.pseudonyms import Pseudonyms, fields_with_personal_data
 
@@ -102,3 +104,43 @@ def test_the_model_is_loaded_once_whatever_the_threads() -> None:
     for thread in threads:
         thread.join()
     assert len({id(m) for m in models}) == 1
+
+
+def test_a_conversation_resent_is_read_by_the_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's findings are remembered by digest: the history a conversation sends again
+    is not read again, and what is found (and protected) stays the same."""
+    text = "Réponds à Mme Odile Fontanel, arrivée en 2019, au sujet de sa demande."
+    first = Pseudonyms(["Commune de Rouen"]).protect(text)
+    assert first == "Réponds à Mme [PERSONNE_1], arrivée en 2019, au sujet de sa demande."
+
+    def unread(*_: object, **__: object) -> None:
+        raise AssertionError("the model read a text it had already read")
+
+    monkeypatch.setattr(detection, "model", unread)
+    assert Pseudonyms(["Commune de Rouen"]).protect(text) == first
+    # The commune's protected names still apply on a remembered text.
+    assert Pseudonyms(["Odile Fontanel"]).protect(text) == text
+
+
+def test_the_model_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(detection, "MODEL_MEMORY", 2)
+    monkeypatch.setattr(detection, "_model_memory", type(detection._model_memory)())
+    for index in range(5):
+        detection.detect(f"Le dossier numéro {index} de Mme Odile Fontanel.")
+    assert len(detection._model_memory) == 2
+
+
+def test_only_short_texts_the_model_has_read_are_quick() -> None:
+    read = "Écris à Mme Odile Fontanel au sujet du cimetière."
+    unread = "Écris à M. Gaspard Rivoal au sujet de la cantine."
+    detection._model_memory.clear()
+    pseudonyms = Pseudonyms()
+    messages = [{"role": "user", "content": [{"type": "text", "text": read}]}]
+    assert not pseudonyms.quick(messages)
+    pseudonyms.protect(read)
+    assert pseudonyms.quick(messages)
+    assert Pseudonyms().quick(messages)  # the model's reading outlives the request
+    assert not Pseudonyms().quick([*messages, {"role": "user", "content": unread}])
+    long_text = read * 200
+    detection.detect(long_text)
+    assert not Pseudonyms().quick([{"role": "user", "content": long_text}])

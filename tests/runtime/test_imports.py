@@ -1,6 +1,7 @@
 """What the command line imports: the `plume` command's own work (help, migrations, operator
 tasks) and the supervisor of `plume serve --workers N` never import LiteLLM (seconds of start-up,
-and a dependency scanners flag); only the workers serving requests do. (The supervisor does
+a hundred and fifty megabytes, and a dependency scanners flag); only the workers serving
+requests do. Nothing imports spaCy before a request needs pseudonymising. (The supervisor does
 import EcoLogits' electricity mixes: it validates the routing file, zones included, before
 starting any worker.)"""
 
@@ -30,7 +31,7 @@ for name in filter(None, os.environ.get("PROBE_MISSING", "").split(",")):
     sys.modules[name] = None
 
 def report():
-    found = sorted({m.split(".")[0] for m in sys.modules} & {"litellm", "ecologits"})
+    found = sorted({m.split(".")[0] for m in sys.modules} & {"litellm", "ecologits", "spacy"})
     with open(out, "w") as file:
         json.dump(found, file)
 
@@ -78,15 +79,21 @@ def test_the_command_line_never_imports_litellm(
 ) -> None:
     out = tmp_path / "imported.json"
     process = _probe(out, *argv, env={**cli_env, "PLUME_STATE_DIR": str(tmp_path)})
-    assert "litellm" not in _imported(out, process)
+    imported = _imported(out, process)
+    assert "litellm" not in imported
+    assert "spacy" not in imported
     assert process.returncode == 0
 
 
 def test_the_probe_sees_litellm_when_the_application_is_imported(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
+    """…and that the application's import leaves spaCy and its French model (over 100 MB a
+    process) to the first request its organisation's policy has pseudonymised."""
     out = tmp_path / "imported.json"
-    assert "litellm" in _imported(out, _probe(out, "--control", env=cli_env))
+    imported = _imported(out, _probe(out, "--control", env=cli_env))
+    assert "litellm" in imported
+    assert "spacy" not in imported
 
 
 def test_the_serve_supervisor_never_imports_litellm(
@@ -106,7 +113,9 @@ def test_the_serve_supervisor_never_imports_litellm(
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
         process.send_signal(signal.SIGTERM)
-        assert "litellm" not in _imported(out, process)
+        imported = _imported(out, process)
+        assert "litellm" not in imported
+        assert "spacy" not in imported
         assert process.returncode == 0
     finally:
         if process.poll() is None:

@@ -2,11 +2,12 @@
 files that point at them.
 
 `FakeProvider`'s behaviour is chosen by the request's `model` (the part after LiteLLM's
-`openai/`): `ok…` answers normally (plain or streamed), `e500` fails with 500, `e429` with
-429 and Retry-After, `slow` answers after `slow_seconds`, `notjson` answers 200 with a body
-that is not JSON, `cut` starts a stream and drops the connection, `refuse` refuses the
-content. Every call is counted per model. `RecordingProvider` also records what it receives
-and streams a long `drip…` answer a client can hang up in the middle of.
+`openai/`): `ok…` answers normally (plain or streamed), `oklong` streams 36 chunks at once,
+`ok50ms` answers after 50 ms (the benchmarks' realistic provider), `e500` fails with 500,
+`e429` with 429 and Retry-After, `slow` answers after `slow_seconds`, `notjson` answers 200
+with a body that is not JSON, `cut` starts a stream and drops the connection, `refuse`
+refuses the content. Every call is counted per model. `RecordingProvider` also records what
+it receives and streams a long `drip…` answer a client can hang up in the middle of.
 
 `python -m tests.support.providers PORT` serves a FakeProvider in its own process.
 """
@@ -42,6 +43,8 @@ ANSWER = "Bonjour, je suis un modèle de test."
 # tests' slow deployments. Nobody waits for the answer, but the provider's server, shared by
 # the session, waits for it before it stops.
 SLOW_SECONDS = 1.5
+# `oklong`'s stream: 34 words, the end and the usage: 36 chunks (the performance issue's case).
+LONG_WORDS = 34
 
 # --------------------------------------------------------------------------------------
 # The fake provider
@@ -82,6 +85,8 @@ class FakeProvider:
             )
         if model == "slow":
             await asyncio.sleep(self.slow_seconds)
+        if model == "ok50ms":
+            await asyncio.sleep(0.05)
         if model == "notjson":
             return Response("<html>gateway error</html>", 200, media_type="application/json")
         if model == "refuse":
@@ -97,6 +102,8 @@ class FakeProvider:
             )
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         words = ANSWER.split(" ")
+        if model == "oklong":
+            words = [f"mot{index}" for index in range(LONG_WORDS)]
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(
@@ -137,7 +144,7 @@ class FakeProvider:
                 if index == 0:
                     delta["role"] = "assistant"
                 yield event({**base, "choices": [{"index": 0, "delta": delta}]})
-                await asyncio.sleep(0.01 if model != "okfast" else 0)
+                await asyncio.sleep(0.01 if model not in ("okfast", "oklong") else 0)
                 if cut and index == 1:
                     raise ConnectionResetError("cut")
             yield event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})

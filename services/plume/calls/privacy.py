@@ -91,10 +91,14 @@ class CallPrivacy:
             raise PersonalDataRefused(found)
 
     async def protect(self, messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The messages as the provider may read them (detection in a worker thread)."""
+        """The messages as the provider may read them (detection in a worker thread, unless
+        the model has already read them all: the hop to a thread would then cost more than
+        the patterns left to run)."""
         if self.pseudonyms is None:
             return list(messages)
         async with self._protecting:
+            if self.pseudonyms.quick(messages):
+                return self.pseudonyms.protect_messages(messages)
             return await anyio.to_thread.run_sync(self.pseudonyms.protect_messages, messages)
 
     def restore(self, text: str) -> str:

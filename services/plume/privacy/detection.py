@@ -10,14 +10,22 @@ cost three quarters of the time and find nothing this needs.
 
 The model is loaded once per process, lazily, under a lock (threads detect concurrently).
 Detection is CPU work: callers run it in a worker thread (`plume.privacy.pseudonyms`).
+
+What the model finds in a text is remembered by the text's digest (the people's offsets, never
+the text): a conversation sends its system prompt and its history again with every turn, and
+the model, a fifth of a chat completion's CPU, then reads only the new message. Only the
+model's reading is remembered; the patterns, the checks around the model's findings and the
+commune's protected names run on every call.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -68,6 +76,11 @@ class Entity:
 
 _model: Any = None
 _model_lock = threading.Lock()
+# The model's findings by text digest, the least recently used forgotten first: offsets only,
+# a few hundred kilobytes at most.
+MODEL_MEMORY = 4096
+_model_memory: OrderedDict[bytes, tuple[tuple[int, int], ...]] = OrderedDict()
+_model_memory_lock = threading.Lock()
 
 
 def model() -> Any:
@@ -100,14 +113,41 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
         start = end
 
 
-def _model_people(text: str) -> Iterator[tuple[int, int]]:
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def model_has_read(text: str) -> bool:
+    """Whether detecting in `text` needs no model reading: what remains are patterns, quick
+    on a short text."""
     if not any(ch.isalpha() for ch in text):
-        return
+        return True
+    with _model_memory_lock:
+        return _digest(text) in _model_memory
+
+
+def _model_people(text: str) -> tuple[tuple[int, int], ...]:
+    """Where the model reads a person's name in `text` (start and end offsets)."""
+    if not any(ch.isalpha() for ch in text):
+        return ()
+    digest = _digest(text)
+    with _model_memory_lock:
+        known = _model_memory.get(digest)
+        if known is not None:
+            _model_memory.move_to_end(digest)
+            return known
     pieces = list(_chunks(text))
-    for (offset, _), doc in zip(pieces, model().pipe(p for _, p in pieces), strict=True):
-        for ent in doc.ents:
-            if ent.label_ == "PER":
-                yield offset + ent.start_char, offset + ent.end_char
+    found = tuple(
+        (offset + ent.start_char, offset + ent.end_char)
+        for (offset, _), doc in zip(pieces, model().pipe(p for _, p in pieces), strict=True)
+        for ent in doc.ents
+        if ent.label_ == "PER"
+    )
+    with _model_memory_lock:
+        _model_memory[digest] = found
+        if len(_model_memory) > MODEL_MEMORY:
+            _model_memory.popitem(last=False)
+    return found
 
 
 # -- words ---------------------------------------------------------------------------------

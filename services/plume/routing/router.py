@@ -135,11 +135,6 @@ class ProviderRouter(RoutingPolicy):
                     "timeout": deployment.timeout_s,
                     "stream_timeout": deployment.timeout_s,
                     "max_retries": 0,  # the Router retries, not the provider SDK
-                    # Prices from the routing file: LiteLLM then skips its price-map lookups.
-                    "input_cost_per_token": float(deployment.price_per_million_tokens.input)
-                    / 1_000_000,
-                    "output_cost_per_token": float(deployment.price_per_million_tokens.output)
-                    / 1_000_000,
                 }
                 if deployment.api_base:
                     params["api_base"] = deployment.api_base
@@ -155,9 +150,21 @@ class ProviderRouter(RoutingPolicy):
                         "model_name": group.name,
                         "litellm_params": params,
                         # The provider's name, for the attempts' counter.
+                        # Prices from the routing file, registered once when the Router is
+                        # built. Not in litellm_params: LiteLLM would register them again on
+                        # every call, and each registration makes its next price lookup
+                        # rebuild a map of its whole price list (a millisecond of CPU a call).
+                        # Plume prices usage itself (routing.policy); these only keep LiteLLM's
+                        # own cost logging quiet.
                         "model_info": {
                             "id": deployment_id,
                             attempts.PROVIDER_KEY: deployment.provider_name,
+                            "input_cost_per_token": float(deployment.price_per_million_tokens.input)
+                            / 1_000_000,
+                            "output_cost_per_token": float(
+                                deployment.price_per_million_tokens.output
+                            )
+                            / 1_000_000,
                         },
                     }
                 )
