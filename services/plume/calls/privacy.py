@@ -96,6 +96,10 @@ class CallPrivacy:
         the patterns left to run)."""
         if self.pseudonyms is None:
             return list(messages)
+        if not self.pseudonyms.quick(messages):
+            # The model's reading, most of the work, needs no lock: a synthèse's parts are
+            # read at once; the placeholders are then given one part at a time.
+            await anyio.to_thread.run_sync(self.pseudonyms.read, messages)
         async with self._protecting:
             if self.pseudonyms.quick(messages):
                 return self.pseudonyms.protect_messages(messages)

@@ -126,6 +126,14 @@ def model_has_read(text: str) -> bool:
         return _digest(text) in _model_memory
 
 
+def read(texts: Iterable[str]) -> None:
+    """Have the model read `texts` now, its findings remembered: what `detect` then does on
+    them is patterns alone. Needs no request's pseudonyms, so several threads may read at
+    once (spaCy's inference lets the other run part of the time)."""
+    for text in texts:
+        _model_people(text)
+
+
 def _model_people(text: str) -> tuple[tuple[int, int], ...]:
     """Where the model reads a person's name in `text` (start and end offsets)."""
     if not any(ch.isalpha() for ch in text):

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from plume.privacy import detection
 from plume.privacy.detection import Entity, EntityType, detect, fold, model_has_read
 
 PLACEHOLDER = re.compile(r"\[([A-Z]+(?:_[A-Z]+)*)_(\d{1,4})\]")
@@ -100,6 +101,11 @@ class Pseudonyms:
         return sum(len(text) for text in texts) <= QUICK_CHARS and all(
             text in self._done or model_has_read(text) for text in texts
         )
+
+    def read(self, messages: Sequence[dict[str, Any]]) -> None:
+        """The model's reading of what `protect_messages` will protect, done ahead and
+        remembered (CPU work: off the loop); this request's placeholders are not touched."""
+        detection.read(text for text in _message_texts(messages) if text not in self._done)
 
     def _protect_part(self, part: Any) -> Any:
         if isinstance(part, dict) and isinstance(part.get("text"), str):
