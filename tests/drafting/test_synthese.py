@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
 
+from plume.config import Settings
 from plume.drafting.document import AI_NOTICE
 from plume.drafting.jobs import SyntheseWorker
 from plume.drafting.repository import SyntheseJobQueue
@@ -349,8 +350,11 @@ def gated() -> Iterator[GatedProvider]:
 
 
 @pytest.fixture
-def gated_app(make_app: AppFactory, gated: GatedProvider) -> FastAPI:
-    """Syntheses in parts, whose second provider call waits for the gate."""
+def gated_app(make_app: AppFactory, settings: Settings, gated: GatedProvider) -> FastAPI:
+    """Syntheses in parts, whose second provider call waits for the gate: one part at a
+    time (the leases are the point here; the test's sessions share one connection, which
+    parts written at once would contend for; tests/drafting/test_synthese_concurrency.py
+    has the parts at once, on a database of its own)."""
     router = router_for(
         group(
             "synthese",
@@ -365,7 +369,8 @@ def gated_app(make_app: AppFactory, gated: GatedProvider) -> FastAPI:
             default=True,
         )
     )
-    return make_app(provider_router=router)
+    one_at_a_time = settings.model_copy(update={"synthese_concurrency": 1})
+    return make_app(settings=one_at_a_time, provider_router=router)
 
 
 async def _queued_job(app: FastAPI, agent: Key) -> uuid.UUID:
@@ -401,7 +406,10 @@ async def test_a_worker_whose_lease_was_taken_over_stops_and_settles_what_it_con
     job_id = await _queued_job(gated_app, agent)
     stalled = gated_app.state.synthese_worker
     other = SyntheseWorker(
-        gated_app.state.session_factory, gated_app.state.drafting, gated_app.state.provider_calls
+        gated_app.state.session_factory,
+        gated_app.state.drafting,
+        gated_app.state.provider_calls,
+        limits=gated_app.state.synthese_limits,
     )
     # The first worker's second provider call hangs (its process stalls) past its lease…
     first = asyncio.create_task(stalled.run_once())
