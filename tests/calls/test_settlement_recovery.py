@@ -42,6 +42,8 @@ class Cut:
 
     admin_url: str
     after_commit: bool
+    # The statement the cut follows: the usage record's, or the draft's the settlement stores.
+    statement: str = SETTLEMENT
     armed: bool = True
     settling: list[int] = field(default_factory=list)
     fired: int = 0
@@ -52,7 +54,7 @@ class Cut:
         self.fired += 1
 
     def executed(self, connection: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not self.armed or SETTLEMENT not in statement:
+        if not self.armed or self.statement not in statement:
             return
         self.armed = False
         pid = connection.connection.driver_connection.info.backend_pid
@@ -158,20 +160,36 @@ async def test_a_commit_whose_acknowledgement_was_lost_answers_its_success_charg
     assert used == 1
 
 
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/drafts"])
+@pytest.mark.parametrize(
+    ("path", "statement"),
+    [
+        ("/v1/chat/completions", SETTLEMENT),
+        ("/v1/drafts", SETTLEMENT),
+        ("/v1/drafts", "INSERT INTO drafts"),
+    ],
+    ids=["chat", "draft-at-usage", "draft-at-draft"],
+)
 async def test_a_settlement_cut_before_its_commit_is_written_again_charged_once(
-    served: Served, path: str
+    served: Served, path: str, statement: str
 ) -> None:
-    """The connection died inside the settlement's transaction: nothing committed; Plume
-    writes it again on a new connection and answers the success."""
+    """The connection died inside the settlement's transaction (after its usage record, or
+    after the draft it stores): nothing committed; Plume writes it again on a new connection
+    and answers the success, the draft stored once."""
     key = f"cut-{uuid.uuid4()}"
-    with cutting(served.engine, Cut(served.admin_url, after_commit=False)) as cut:
+    cut = Cut(served.admin_url, after_commit=False, statement=statement)
+    with cutting(served.engine, cut):
         answer = await served.http.post(path, **_request(path, served, key))
     assert cut.fired == 1
     assert answer.status_code in (200, 201), answer.text
     records, used = served.books()
     assert records == [(key, "success", True)]
     assert used == 1
+    if path == "/v1/drafts":
+        with psycopg.connect(served.admin_url, autocommit=True) as admin:
+            drafts = admin.execute(
+                "SELECT id::text FROM drafts WHERE organization_id = %s", (served.organization_id,)
+            ).fetchall()
+        assert drafts == [(answer.json()["id"],)]
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/drafts"])

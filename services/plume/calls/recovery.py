@@ -84,7 +84,11 @@ async def settle_again(
                 return await write()
             except Exception as again:
                 if not database_unreachable(again):
-                    raise
+                    # A fault of the settlement's own, not the database's: the client is told
+                    # what it is told when the database stays away (503: retry with the same
+                    # Idempotency-Key), never a 500; the operator reads the fault in the log.
+                    logger.exception("settlement_rewrite_failed")
+                    raise error from again
                 error = again
     raise error
 

@@ -279,9 +279,16 @@ async def finish(
     )
 
 
-def new_row(principal: Principal, kind: str, fields: dict[str, Any], route: Route) -> Draft:
+def new_row(
+    principal: Principal,
+    kind: str,
+    fields: dict[str, Any],
+    route: Route,
+    *,
+    draft_id: uuid.UUID | None = None,
+) -> Draft:
     return Draft(
-        id=uuid.uuid4(),
+        id=draft_id or uuid.uuid4(),
         organization_id=principal.organization_id,
         created_by_key_id=principal.key_id,
         created_by_client_id=principal.client_id,
@@ -306,13 +313,19 @@ async def store(
 ) -> DraftOut:
     """Store the draft and settle its call, in one transaction; `answer` is what retries of
     its Idempotency-Key get."""
-    row = new_row(call.principal, kind, fields, call.route)
-    apply_document(row, document, call.usage)
-    call.draft_id = row.id
+    draft_id = uuid.uuid4()
+    call.draft_id = draft_id
+
+    def row() -> Draft:
+        made = new_row(call.principal, kind, fields, call.route, draft_id=draft_id)
+        apply_document(made, document, call.usage)
+        return made
 
     async def add(session: AsyncSession) -> DraftOut:
-        return draft_out(await DraftRepository(session, call.principal.scope).add(row))
+        # A new instance each time: a settlement written again after a failover
+        # (plume.calls.recovery) must not reuse the one its failed transaction expired.
+        return draft_out(await DraftRepository(session, call.principal.scope).add(row()))
 
-    stored = await call.settle(add, answer=answer, output=row.text)
+    stored = await call.settle(add, answer=answer, output=document.text)
     assert stored is not None
     return stored

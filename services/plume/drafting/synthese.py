@@ -89,14 +89,16 @@ def estimate(policy: RoutingPolicy, route: Route, synthese: SynthesePlan) -> Est
 
 async def queue(call: ProviderCall, fields: dict[str, Any]) -> DraftOut:
     """Store the job; any API process will pick it up. Its reservation stays held."""
-    row = new_row(call.principal, "synthese", fields, call.route)
-    row.status = DraftStatus.PROCESSING
-    row.title = "Synthèse en cours"
-    row.progress = {"done": 0, "total": 0}
-    row.reservation_id = call.reservation_id
-    call.draft_id = row.id
+    draft_id = uuid.uuid4()
+    call.draft_id = draft_id
 
     async def add(session: AsyncSession) -> DraftOut:
+        # A new instance each time it is written (plume.calls.recovery may write it again).
+        row = new_row(call.principal, "synthese", fields, call.route, draft_id=draft_id)
+        row.status = DraftStatus.PROCESSING
+        row.title = "Synthèse en cours"
+        row.progress = {"done": 0, "total": 0}
+        row.reservation_id = call.reservation_id
         return draft_out(await DraftRepository(session, call.principal.scope).add(row))
 
     answer: Callable[[DraftOut | None], StoredResponse] = partial(
