@@ -117,16 +117,6 @@ async def admin_revoke_key(
     await _revoke(_service(request, session, principal), api_key_id, principal, audit)
 
 
-async def _target(
-    session: DBSession, principal: Principal, organization_id: uuid.UUID | None
-) -> Organization:
-    """The caller's organisation, or one of its communes for an EPCI's admin."""
-    target = organization_id or principal.organization_id
-    if not principal.scope.includes(target):
-        raise NotFound("Aucune organisation ne porte cet identifiant.")
-    return await OrganizationService(session, principal.scope).get(target)
-
-
 @tenant_router.get(
     "",
     summary="List the keys of your organisation (or of one of your communes)",
@@ -139,7 +129,9 @@ async def list_keys(
     page: PageParams,
     organization_id: OrganizationParam = None,
 ) -> Page[ApiKeyOut]:
-    organization = await _target(session, principal, organization_id)
+    organization = await OrganizationService(session, principal.scope).managed(
+        principal.organization_id, organization_id
+    )
     return await _list(_service(request, session, principal), organization.id, page, principal)
 
 
@@ -158,7 +150,9 @@ async def create_key(
     audit: Audit,
     organization_id: OrganizationParam = None,
 ) -> ApiKeyCreated:
-    organization = await _target(session, principal, organization_id)
+    organization = await OrganizationService(session, principal.scope).managed(
+        principal.organization_id, organization_id
+    )
     service = _service(request, session, principal)
     return await _mint(service, organization, payload, principal, response, audit)
 

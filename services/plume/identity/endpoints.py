@@ -39,7 +39,6 @@ from plume.identity.sessions import (
     refusal,
 )
 from plume.identity.state import LOGIN_COOKIE, LOGIN_TTL_S, new_pending, safe_next, seal, unseal
-from plume.models import Organization
 from plume.oauth.service import find_client
 from plume.organizations.service import OrganizationService
 from plume.web.openapi import raises
@@ -247,16 +246,6 @@ async def logged_out() -> Response:
 # -- the organisation's agents ---------------------------------------------------------------
 
 
-async def _target(
-    session: DBSession, principal: Principal, organization_id: uuid.UUID | None
-) -> Organization:
-    """The caller's organisation, or one of its communes for an EPCI's admin."""
-    target = organization_id or principal.organization_id
-    if not principal.scope.includes(target):
-        raise NotFound("Aucune organisation ne porte cet identifiant.")
-    return await OrganizationService(session, principal.scope).get(target)
-
-
 def _agent_details(agent: AgentOut) -> dict[str, Any]:
     """What the trail says of an agent."""
     return {"email": agent.email, "role": agent.role, "title": agent.title, "status": agent.status}
@@ -275,7 +264,9 @@ async def invite_agent(
     audit: Audit,
     organization_id: OrganizationParam = None,
 ) -> AgentOut:
-    organization = await _target(session, principal, organization_id)
+    organization = await OrganizationService(session, principal.scope).managed(
+        principal.organization_id, organization_id
+    )
     agent = await AgentService(session, principal.scope).invite(
         organization, payload, by_key=principal.key_id, by_agent=principal.agent_id
     )
@@ -300,7 +291,9 @@ async def list_agents(
     page: PageParams,
     organization_id: OrganizationParam = None,
 ) -> Page[AgentOut]:
-    organization = await _target(session, principal, organization_id)
+    organization = await OrganizationService(session, principal.scope).managed(
+        principal.organization_id, organization_id
+    )
     agents = await AgentService(session, principal.scope).list_page(organization.id, page)
     rows, cursor = next_cursor(list(agents), page, lambda a: (a.created_at, a.id))
     return Page(items=[agent_out(a) for a in rows], next_cursor=cursor)

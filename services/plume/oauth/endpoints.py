@@ -286,16 +286,6 @@ OrganizationParam = Annotated[
 ]
 
 
-async def _target(
-    session: DBSession, principal: Principal, organization_id: uuid.UUID | None
-) -> Organization:
-    """The caller's organisation, or one of its communes for an EPCI's admin (as for keys)."""
-    target = organization_id or principal.organization_id
-    if not principal.scope.includes(target):
-        raise NotFound("Aucune organisation ne porte cet identifiant.")
-    return await OrganizationService(session, principal.scope).get(target)
-
-
 def client_details(name: str, role: str, client_id: str) -> dict[str, Any]:
     """What the trail says of a client: never its secret."""
     return {"name": name, "role": role, "client_id": client_id}
@@ -415,7 +405,9 @@ async def list_clients(
     page: PageParams,
     organization_id: OrganizationParam = None,
 ) -> Page[OAuthClientOut]:
-    organization = await _target(session, principal, organization_id)
+    organization = await OrganizationService(session, principal.scope).managed(
+        principal.organization_id, organization_id
+    )
     return await _list(_service(request, session, principal), organization.id, page, principal)
 
 
@@ -435,7 +427,9 @@ async def create_client(
     audit: Audit,
     organization_id: OrganizationParam = None,
 ) -> OAuthClientCreated:
-    organization = await _target(session, principal, organization_id)
+    organization = await OrganizationService(session, principal.scope).managed(
+        principal.organization_id, organization_id
+    )
     service = _service(request, session, principal)
     return await _create(service, organization, payload, principal, response, audit)
 

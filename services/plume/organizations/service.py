@@ -55,6 +55,7 @@ def organization_out(organization: Organization, policy: EffectivePolicy) -> Org
 
 class OrganizationService:
     def __init__(self, session: AsyncSession, scope: TenantScope) -> None:
+        self.scope = scope
         self.repository = OrganizationRepository(session, scope)
 
     async def find(self, organization_id: uuid.UUID) -> Organization | None:
@@ -82,6 +83,15 @@ class OrganizationService:
         if organization is None:
             raise NotFound("Aucune organisation ne porte cet identifiant.")
         return organization
+
+    async def managed(self, own: uuid.UUID, requested: uuid.UUID | None) -> Organization:
+        """What an administrator acts on: its own organisation, or the one it names
+        (`organization_id`: one of an EPCI's communes) if its scope holds it; anyone else's
+        is 404, as if it did not exist."""
+        target = requested or own
+        if not self.scope.includes(target):
+            raise NotFound("Aucune organisation ne porte cet identifiant.")
+        return await self.get(target)
 
     async def resolve(self, id_or_slug: str) -> Organization:
         """Find an organisation by UUID or slug (INSEE code, SIREN or `operator`)."""

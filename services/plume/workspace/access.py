@@ -160,17 +160,6 @@ class Problems:
         return bool(self.summary)
 
 
-async def target_organization(
-    session: AsyncSession, principal: Principal, organization_id: uuid.UUID | None
-) -> Organization:
-    """The admin's organisation, or one of its communes for an EPCI's admin (as the API's
-    `organization_id`): anyone else's is 404, as if it did not exist."""
-    target = organization_id or principal.organization_id
-    if not principal.scope.includes(target):
-        raise NotFound("Aucune organisation ne porte cet identifiant.")
-    return await OrganizationService(session, principal.scope).get(target)
-
-
 async def communes_of(session: AsyncSession, principal: Principal) -> list[Organization]:
     """An EPCI admin's communes, by name; nobody else has any to pick."""
     if principal.organization.kind != "epci":

@@ -26,6 +26,7 @@ from plume.identity.service import AgentService, agent_out
 from plume.models import ApiKeyRole, Organization
 from plume.oauth.schemas import OAuthClientCreate
 from plume.oauth.service import OAuthClientService, client_out, find_client
+from plume.organizations.service import OrganizationService
 from plume.web.pagination import MAX_LIMIT, PageRequest
 from plume.web.transaction import DBSession
 from plume.workspace import access
@@ -56,7 +57,9 @@ async def admin_context(
 ) -> tuple[Principal, Organization, dict[str, Any]]:
     """The admin, the organisation the page is about, and what every admin page shows."""
     principal = await access.admin(request, session, ADMIN)
-    target = await access.target_organization(session, principal, access.as_uuid(organisation))
+    target = await OrganizationService(session, principal.scope).managed(
+        principal.organization_id, access.as_uuid(organisation)
+    )
     own = target.id == principal.organization_id
     return (
         principal,
@@ -141,7 +144,9 @@ async def invite(request: Request, session: DBSession) -> Response:
         principal = await access.admin(request, session, ADMIN)
         form = await access.posted(request)
         organisation = form.get("organisation") or None
-        target = await access.target_organization(session, principal, access.as_uuid(organisation))
+        target = await OrganizationService(session, principal.scope).managed(
+            principal.organization_id, access.as_uuid(organisation)
+        )
         values = {name: form.get(name, "") for name in ("email", "role", "title")}
         try:
             payload = access.parsed(
@@ -289,7 +294,9 @@ async def _create(request: Request, session: AsyncSession, kind: str) -> Respons
         principal = await access.admin(request, session, ADMIN)
         form = await access.posted(request)
         organisation = form.get("organisation") or None
-        target = await access.target_organization(session, principal, access.as_uuid(organisation))
+        target = await OrganizationService(session, principal.scope).managed(
+            principal.organization_id, access.as_uuid(organisation)
+        )
         values = {name: form.get(name, "") for name in ("name", "role", "expires_at")}
         try:
             created = await _mint(request, session, principal, target, kind, values)
