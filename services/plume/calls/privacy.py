@@ -101,7 +101,8 @@ class CallPrivacy:
             # read at once; the placeholders are then given one part at a time.
             await anyio.to_thread.run_sync(self.pseudonyms.read, messages)
         async with self._protecting:
-            if self.pseudonyms.quick(messages):
+            # The model has read them all by now: what is left is the patterns.
+            if self.pseudonyms.short(messages):
                 return self.pseudonyms.protect_messages(messages)
             return await anyio.to_thread.run_sync(self.pseudonyms.protect_messages, messages)
 
