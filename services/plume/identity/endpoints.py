@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Query, Request, Response, status
@@ -19,6 +19,7 @@ from plume.credentials.service import find_key
 from plume.db import TenantScope, enter_tenant_context
 from plume.errors import DEFAULT_PUBLIC_URL, Forbidden, NotFound, Unauthenticated
 from plume.identity import pages
+from plume.identity.administration import invite_recorded, update_recorded
 from plume.identity.oidc import OidcProvider, ProviderError
 from plume.identity.schemas import (
     AgentInvite,
@@ -246,11 +247,6 @@ async def logged_out() -> Response:
 # -- the organisation's agents ---------------------------------------------------------------
 
 
-def _agent_details(agent: AgentOut) -> dict[str, Any]:
-    """What the trail says of an agent."""
-    return {"email": agent.email, "role": agent.role, "title": agent.title, "status": agent.status}
-
-
 @agents_router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -267,17 +263,8 @@ async def invite_agent(
     organization = await OrganizationService(session, principal.scope).managed(
         principal.organization_id, organization_id
     )
-    agent = await AgentService(session, principal.scope).invite(
-        organization, payload, by_key=principal.key_id, by_agent=principal.agent_id
-    )
-    out = agent_out(agent)
-    await audit.record(
-        organization.id,
-        "agent.invite",
-        target=("agent", str(agent.id)),
-        details=_agent_details(out),
-    )
-    return out
+    service = AgentService(session, principal.scope)
+    return await invite_recorded(service, organization, payload, caller=principal, audit=audit)
 
 
 @agents_router.get(
@@ -312,19 +299,7 @@ async def update_agent(
     audit: Audit,
 ) -> AgentOut:
     service = AgentService(session, principal.scope)
-    agent, revoked = await service.update(await service.get(agent_id), payload)
-    out = agent_out(agent)
-    await audit.record(
-        agent.organization_id,
-        "agent.update",
-        target=("agent", str(agent.id)),
-        details={
-            **_agent_details(out),
-            "changed": sorted(payload.model_dump(exclude_none=True)),
-            "sessions_revoked": revoked,
-        },
-    )
-    return out
+    return await update_recorded(service, await service.get(agent_id), payload, audit=audit)
 
 
 # -- who is calling --------------------------------------------------------------------------

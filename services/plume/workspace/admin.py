@@ -21,6 +21,7 @@ from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService, find_key, key_out, manageable_roles
 from plume.dates import PARIS
 from plume.errors import NotFound, PlumeError
+from plume.identity.administration import invite_recorded, update_recorded
 from plume.identity.schemas import AgentInvite, AgentPatch
 from plume.identity.service import AgentService, agent_out
 from plume.models import ApiKeyRole, Organization
@@ -154,16 +155,16 @@ async def invite(request: Request, session: DBSession) -> Response:
                 {"email": values["email"], "role": values["role"] or "agent"}
                 | ({"title": values["title"]} if values["title"].strip() else {}),
             )
-            agent = await AgentService(session, principal.scope).invite(
-                target, payload, by_key=None, by_agent=principal.agent_id
+            await invite_recorded(
+                AgentService(session, principal.scope),
+                target,
+                payload,
+                caller=principal,
+                audit=access.audit_of(request, session, principal),
             )
         except PlumeError as error:
             await session.rollback()
             return await _agents_page(request, session, organisation, values, Problems.of(error))
-        out = agent_out(agent)
-        await access.audit_of(request, session, principal).record(
-            target.id, "agent.invite", target=("agent", str(agent.id)), details=_details(out)
-        )
     except (PlumeError, access.SignInFirst) as error:
         return access.refusal_page(request, error)
     return access.see(f"{BASE}/agents{_query(organisation)}")
@@ -189,25 +190,11 @@ async def update_agent(agent_id: uuid.UUID, request: Request, session: DBSession
             payload = access.parsed(AgentPatch, body)
         except PlumeError as error:
             return await _agents_page(request, session, organisation, None, Problems.of(error))
-        agent, revoked = await service.update(agent, payload)
-        out = agent_out(agent)
-        await access.audit_of(request, session, principal).record(
-            agent.organization_id,
-            "agent.update",
-            target=("agent", str(agent.id)),
-            details={
-                **_details(out),
-                "changed": sorted(payload.model_dump(exclude_none=True)),
-                "sessions_revoked": revoked,
-            },
-        )
+        audit = access.audit_of(request, session, principal)
+        await update_recorded(service, agent, payload, audit=audit)
     except (PlumeError, access.SignInFirst) as error:
         return access.refusal_page(request, error)
     return access.see(f"{BASE}/agents{_query(organisation)}")
-
-
-def _details(agent: Any) -> dict[str, Any]:
-    return {"email": agent.email, "role": agent.role, "title": agent.title, "status": agent.status}
 
 
 def _query(organisation: str | None) -> str:
