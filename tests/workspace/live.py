@@ -157,6 +157,13 @@ def sign_in(page: Any, live: Live, email: str) -> None:
     page.wait_for_url(f"{live.url}/app")
 
 
+def follow(page: Any, link: Any) -> None:
+    """Click a link and wait for the page it leads to: what is read next (a title, a count)
+    is read on that page, not on the one being left."""
+    with page.expect_navigation():
+        link.click()
+
+
 def quota_field(page: Any, commune: str) -> Any:
     """A commune's monthly requests on the EPCI's split-quota page."""
     return page.get_by_role("group", name=commune).get_by_label("Requêtes par mois")

@@ -22,6 +22,7 @@ from tests.workspace.live import (
     LiveAgent,
     advance_job,
     chromium,
+    follow,
     live,
     live_agent,
     page,
@@ -60,9 +61,9 @@ def test_a_secretary_drafts_corrects_approves_and_downloads_an_arrete(
     violations = watch_csp(page)
     sign_in(page, live, live_agent.email)
     assert page.title() == "Mes brouillons — Plume"
-    page.get_by_role("link", name="Arrêté", exact=True).click()
+    follow(page, page.get_by_role("link", name="Arrêté", exact=True))
     assert page.title() == "Rédiger : Arrêté — Plume"
-    page.get_by_role("link", name="Exemple").click()
+    follow(page, page.get_by_role("link", name="Exemple"))
     assert page.get_by_label("Objet").input_value().startswith("Réglementation temporaire")
     shoot(page, "formulaire-arrete")
     page.get_by_role("button", name="Rédiger").click()
@@ -100,7 +101,7 @@ def test_a_secretary_drafts_corrects_approves_and_downloads_an_arrete(
     assert "[À COMPLÉTER]" not in written
     assert "2027-012" in written
 
-    page.get_by_role("link", name="Mes brouillons").first.click()
+    follow(page, page.get_by_role("link", name="Mes brouillons").first)
     shoot(page, "accueil")
     assert violations == []
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.workspace.live import IMAGES, Epci, epci, quota_field
+from tests.workspace.live import IMAGES, Epci, epci, follow, quota_field
 from tests.workspace.test_browser import Live, chromium, live, page, sign_in
 
 pytestmark = pytest.mark.slow
@@ -64,9 +64,12 @@ def test_an_epci_admin_splits_its_quota_between_two_communes(
     violations = csp_violations(page)
     first, second = epci.communes
     sign_in(page, live, epci.admin_email)
-    page.get_by_role("link", name="Administration").click()
+    follow(page, page.get_by_role("link", name="Administration"))
     assert page.title().startswith("Administration — Communauté de la Côte")
-    page.get_by_role("navigation", name="Administration").get_by_role("link", name="Quotas").click()
+    follow(
+        page,
+        page.get_by_role("navigation", name="Administration").get_by_role("link", name="Quotas"),
+    )
     assert page.title().startswith("Quotas — ")
 
     quota_field(page, first).fill("600")
@@ -99,19 +102,19 @@ def test_an_epci_admin_splits_its_quota_between_two_communes(
     assert unmarked_focus(page) == []
 
     # Something to show on the usage page: an arrêté drafted by the EPCI's admin.
-    page.get_by_role("link", name="Mes brouillons").click()
-    page.get_by_role("link", name="Arrêté", exact=True).click()
-    page.get_by_role("link", name="Exemple").click()
+    follow(page, page.get_by_role("link", name="Mes brouillons"))
+    follow(page, page.get_by_role("link", name="Arrêté", exact=True))
+    follow(page, page.get_by_role("link", name="Exemple"))
     page.get_by_role("button", name="Rédiger").click()
     page.wait_for_url(f"{live.url}/app/brouillons/*")
-    page.get_by_role("link", name="Administration").click()
+    follow(page, page.get_by_role("link", name="Administration"))
     for section, name in (
         ("Agents", "admin-agents"),
         ("Consommation", "admin-consommation"),
         ("Journal d’audit", "admin-journal"),
     ):
         nav = page.get_by_role("navigation", name="Administration")
-        nav.get_by_role("link", name=section).click()
+        follow(page, nav.get_by_role("link", name=section))
         if section == "Journal d’audit":
             with page.expect_navigation():
                 page.get_by_role("button", name="Vérifier la chaîne").click()
@@ -142,19 +145,19 @@ def test_the_keyboard_reaches_the_split_and_the_operator_sees_every_tenant(
 
     page.context.clear_cookies()
     sign_in(page, live, epci.operator_email)
-    page.get_by_role("link", name="Opérateur").click()
+    follow(page, page.get_by_role("link", name="Opérateur"))
     assert page.title() == "Opérateur : organisations — Plume"
     assert page.get_by_role("link", name=epci.communes[0]).is_visible()
     shoot(page, "operateur-organisations")
-    page.get_by_role("link", name=epci.communes[0]).click()
+    follow(page, page.get_by_role("link", name=epci.communes[0]))
     assert page.get_by_role("heading", name="Politique").is_visible()
     assert page.get_by_role("group", name="Hébergements permis").get_by_label("France").count()
     shoot(page, "operateur-organisation")
     assert unmarked_focus(page) == []  # every link, button, field and box shows its focus
-    page.get_by_role("link", name="Quotas par défaut").click()
+    follow(page, page.get_by_role("link", name="Quotas par défaut"))
     assert page.get_by_role("heading", name="Chaque nouvelle commune").is_visible()
     shoot(page, "operateur-quotas-par-defaut")
-    page.get_by_role("link", name="Quotas et consommation").click()
+    follow(page, page.get_by_role("link", name="Quotas et consommation"))
     assert page.locator("#quotas-du-mois").is_visible()
     assert page.locator("svg[role=img]").count() + page.locator("figure.graphe p").count() == 2
     shoot(page, "operateur-consommation")
