@@ -5,6 +5,7 @@ streamed), throughput at concurrency N, and a server's process tree — its memo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import statistics
 import time
@@ -69,6 +70,8 @@ class Samples:
     """One system's figures, pooled over the interleaved rounds."""
 
     latencies: list[float] = field(default_factory=list)
+    # Latencies with a prompt never sent before (pseudonymisation's model reads each).
+    fresh: list[float] = field(default_factory=list)
     streams: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     cpu_per_request: list[float] = field(default_factory=list)
@@ -89,20 +92,34 @@ class Target:
     stream_model: str
 
 
-def chat_body(model: str, *, stream: bool = False) -> dict[str, object]:
+def chat_body(model: str, *, stream: bool = False, number: int | None = None) -> dict[str, object]:
+    """The benchmark's request; with `number`, a prompt no request sent before (a
+    conversation's first message: pseudonymisation's model has not read it yet)."""
+    content = "Rédige une phrase de test."
+    if number is not None:
+        content = (
+            f"Rédige la réponse au courrier n° {number} reçu en mairie le {1 + number % 28} "
+            "du mois, au sujet du stationnement devant l'école."
+        )
     body: dict[str, object] = {
         "model": model,
-        "messages": [{"role": "user", "content": "Rédige une phrase de test."}],
+        "messages": [{"role": "user", "content": content}],
     }
     if stream:
         body["stream"] = True
     return body
 
 
-async def sequential(target: Target, count: int, *, stream: bool = False) -> list[float]:
+_FRESH = itertools.count(1)
+
+
+async def sequential(
+    target: Target, count: int, *, stream: bool = False, fresh: bool = False
+) -> list[float]:
     """Latencies of `count` requests one after the other, after a short warm-up; a stream's
-    latency runs to its last byte."""
-    body = chat_body(target.stream_model if stream else target.model, stream=stream)
+    latency runs to its last byte. `fresh`: each request a prompt never sent before."""
+    model = target.stream_model if stream else target.model
+    body = chat_body(model, stream=stream)
     async with httpx.AsyncClient(
         base_url=target.base, headers=target.headers, timeout=30
     ) as client:
@@ -115,7 +132,8 @@ async def sequential(target: Target, count: int, *, stream: bool = False) -> lis
                     async for _ in response.aiter_bytes():
                         pass
             else:
-                response = await client.post("/chat/completions", json=body)
+                sent = chat_body(model, number=next(_FRESH)) if fresh else body
+                response = await client.post("/chat/completions", json=sent)
                 assert response.status_code == 200, response.text
             return time.perf_counter() - started
 

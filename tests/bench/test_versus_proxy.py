@@ -205,6 +205,7 @@ def stack(database_server: DatabaseServer) -> Iterator[Stack]:
 
 async def _round(server: Server, target: Target, samples: Samples) -> None:
     samples.latencies += await sequential(target, SEQUENTIAL)
+    samples.fresh += await sequential(target, SEQUENTIAL, fresh=True)
     samples.streams += await sequential(target, STREAMS, stream=True)
     before = cpu_seconds(server.tree())
     rate, failures = await concurrent(target, CONCURRENCY, CONCURRENT_TOTAL)
@@ -247,6 +248,7 @@ def test_versus_proxy_one_worker(stack: Stack) -> None:
         async def run() -> None:
             for index in range(ROUNDS):
                 baseline.latencies += await sequential(direct, SEQUENTIAL)
+                baseline.fresh += await sequential(direct, SEQUENTIAL, fresh=True)
                 baseline.streams += await sequential(direct, STREAMS, stream=True)
                 order = ("proxy", "plume") if index % 2 == 0 else ("plume", "proxy")
                 for name in order:
@@ -263,6 +265,7 @@ def test_versus_proxy_one_worker(stack: Stack) -> None:
         name: (
             samples.p50_ms("latencies") - baseline.p50_ms("latencies"),
             samples.p50_ms("streams") - baseline.p50_ms("streams"),
+            samples.p50_ms("fresh") - baseline.p50_ms("fresh"),
         )
         for name, samples in figures.items()
     }
@@ -271,6 +274,13 @@ def test_versus_proxy_one_worker(stack: Stack) -> None:
         f"One worker each, 0 ms provider, {ROUNDS} interleaved rounds ({stamp})",
         [
             _row("added p50 at concurrency 1", added["proxy"][0], added["plume"][0], "ms", 2),
+            _row(
+                "the same, a new prompt each request",
+                added["proxy"][2],
+                added["plume"][2],
+                "ms",
+                2,
+            ),
             _row(
                 f"requests/s at concurrency {CONCURRENCY}",
                 statistics.median(proxy.rates),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from plume.privacy import detection
 from plume.privacy.detection import ENTITY_TYPES
 from tests.privacy.labelled import load, score
 
@@ -64,3 +65,21 @@ def test_what_is_not_personal_data_is_left_alone(text: str, kept: str) -> None:
     from plume.privacy.pseudonyms import Pseudonyms
 
     assert kept in Pseudonyms(["Saint-Aubin-des-Plumes"]).protect(text)
+
+
+def test_the_ner_alone_reads_as_the_whole_pipeline() -> None:
+    """Plume loads the French model's NER without the pipeline's shared `tok2vec` (the NER
+    embeds its own): it must find, on every text of the set, exactly the entities it finds
+    with that `tok2vec` running before it."""
+    import spacy
+
+    lean = detection.model()
+    assert lean.pipe_names == ["ner"]
+    others = [name for name in detection._UNUSED_COMPONENTS if name != "tok2vec"]
+    whole = spacy.load(detection.MODEL_NAME, exclude=others)
+    assert whole.pipe_names == ["tok2vec", "ner"]
+    for request in load()["requests"]:
+        text = " ".join(request["text"].split())
+        found = [(e.start_char, e.end_char, e.label_) for e in lean(text).ents]
+        expected = [(e.start_char, e.end_char, e.label_) for e in whole(text).ents]
+        assert found == expected, request["id"]

@@ -76,6 +76,14 @@ class Entity:
 
 _model: Any = None
 _model_lock = threading.Lock()
+_UNUSED_COMPONENTS = (
+    "tok2vec",
+    "parser",
+    "lemmatizer",
+    "morphologizer",
+    "attribute_ruler",
+    "senter",
+)
 # The model's findings by text digest, the least recently used forgotten first: offsets only,
 # a few hundred kilobytes at most.
 MODEL_MEMORY = 4096
@@ -91,10 +99,10 @@ def model() -> Any:
             if _model is None:
                 import spacy
 
-                _model = spacy.load(
-                    MODEL_NAME,
-                    exclude=["parser", "lemmatizer", "morphologizer", "attribute_ruler", "senter"],
-                )
+                # The NER alone: its model embeds its own token vectors, and the
+                # pipeline's shared `tok2vec` only fed the excluded components (it was
+                # half of the reading time of a short text, for the same entities).
+                _model = spacy.load(MODEL_NAME, exclude=list(_UNUSED_COMPONENTS))
     return _model
 
 
