@@ -220,8 +220,17 @@ def _row(label: str, proxy: float, plume: float, unit: str, digits: int = 1) -> 
     )
 
 
-def _record(title: str, rows: list[str]) -> None:
+def _per_round(name: str, proxy: list[float], plume: list[float]) -> str:
+    """The ratio in each round: both gateways measured minutes apart, the spread shows what
+    the machine's own variations do to one round's figure."""
+    ratios = ", ".join(f"{b / a:.2f}" for a, b in zip(proxy, plume, strict=True))
+    return f"{name}: {ratios}"
+
+
+def _record(title: str, rows: list[str], rounds: list[str] | None = None) -> None:
     table = [f"### {title}", "", "| | LiteLLM proxy | Plume | ratio |", "|---|---|---|---|", *rows]
+    if rounds:
+        table += ["", "Ratio in each round: " + "; ".join(rounds) + "."]
     failed = ", ".join(f"{name} {count}" for name, count in sorted(FAILURES.items()) if count)
     table += ["", f"Failed requests under load: {failed or 'none'}."]
     FAILURES.clear()
@@ -300,6 +309,10 @@ def test_versus_proxy_one_worker(stack: Stack) -> None:
             _row(
                 "memory (PSS) idle after the run", idle_after["proxy"], idle_after["plume"], "MB", 0
             ),
+        ],
+        [
+            _per_round("requests/s", proxy.rates, plume.rates),
+            _per_round("CPU per request", proxy.cpu_per_request, plume.cpu_per_request),
         ],
     )
     assert plume.failures == 0
