@@ -111,6 +111,9 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
 
 # Where a session keeps the scope it entered (Session.info).
 _SCOPE = "plume.tenant_scope"
+# Set when beginning a transaction entered the kept scope: enter_tenant_context, which began
+# it, does not send the same statement a second time.
+_ENTERED_AT_BEGIN = "plume.entered_at_begin"
 
 
 async def enter_tenant_context(session: AsyncSession, scope: TenantScope) -> None:
@@ -123,7 +126,10 @@ async def enter_tenant_context(session: AsyncSession, scope: TenantScope) -> Non
     (`keep_tenant_scope`).
     """
     keep_tenant_scope(session, scope)
+    session.info.pop(_ENTERED_AT_BEGIN, None)
     driver = await driver_connection(session)
+    if session.info.pop(_ENTERED_AT_BEGIN, False):
+        return  # that began the transaction, which entered `scope` (_begin_in_kept_scope)
     await driver.execute(TENANT_CONTEXT, tenant_context_parameters(scope))
 
 
@@ -157,6 +163,7 @@ def _begin_in_kept_scope(
     scope: TenantScope | None = session.info.get(_SCOPE)
     if scope is not None and not transaction.nested:
         connection.exec_driver_sql(TENANT_CONTEXT, tenant_context_parameters(scope))
+        session.info[_ENTERED_AT_BEGIN] = True
 
 
 def include_in_autogenerate(

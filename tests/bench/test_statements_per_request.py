@@ -3,8 +3,10 @@
 
 One in-process application on a fresh database (a commune and its EPCI, an agent key), the
 fake provider in its own process. Counts the statements the application sends (every
-`cursor.execute`; the driver's own BEGIN is not one) and the transactions it commits, for a
-chat completion, an arrêté (both through the fake provider), a draft read and a listing.
+psycopg `cursor.execute`: SQLAlchemy's, those Plume sends on the driver connection, and the
+pool's ping of a connection it hands out; the driver's own BEGIN is not one) and the
+transactions it commits, for a chat completion, an arrêté (both through the fake provider),
+a draft read and a listing.
 Prints the table; nothing is asserted beyond each request succeeding. `make bench` runs it.
 """
 
@@ -14,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event
 
@@ -44,14 +47,17 @@ def setup(
         yield ready
 
 
-async def test_statements_per_request(setup: Setup) -> None:
+async def test_statements_per_request(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = make_settings(setup.database_url, models_file=setup.models_file)
     engine = create_engine(setup.database_url, pool_size=4)
     counts: Counter[str] = Counter()
+    execute = psycopg.AsyncCursor.execute
 
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def _statement(*_: Any) -> None:
+    async def _statement(self: Any, *args: Any, **kwargs: Any) -> Any:
         counts["statements"] += 1
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", _statement)
 
     @event.listens_for(engine.sync_engine, "commit")
     def _commit(*_: Any) -> None:

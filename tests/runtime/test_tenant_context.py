@@ -116,6 +116,44 @@ async def test_system_sessions_begin_in_the_systems_scope_until_a_tenants_is_ent
         await engine.dispose()
 
 
+async def test_entering_a_context_is_one_statement_whether_or_not_it_begins_the_transaction(
+    committed_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A settlement's session enters its tenant's context as it begins: one statement, not
+    the beginning's and then the same again; a transaction already begun in another scope
+    switches with one more, and each time the database holds the scope entered."""
+    sent: list[str] = []
+    execute = psycopg.AsyncCursor.execute
+
+    async def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if "set_config('role'" in str(query):
+            sent.append("context")
+        return await execute(self, query, *args, **kwargs)
+
+    engine = create_engine(committed_database_url, pool_size=1)
+    try:
+        factory = create_session_factory(engine)
+        agent = await _commune_and_agent(factory)
+        scope = TenantScope(frozenset({agent.organization.id}))
+        monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
+        async with factory() as session, session.begin():
+            await enter_tenant_context(session, scope)
+            assert sent == ["context"]
+            row = tuple((await session.execute(_CONTEXT)).one())
+            assert row == (APP_ROLE, str(agent.organization.id), "off")
+            await enter_tenant_context(session, TenantScope.everything())
+            assert sent == ["context", "context"]
+            assert tuple((await session.execute(_CONTEXT)).one()) == (APP_ROLE, "", "on")
+        async with system_sessions(factory)() as session, session.begin():
+            await session.execute(_CONTEXT)  # begun in the system's scope
+            sent.clear()
+            await enter_tenant_context(session, scope)
+            assert sent == ["context"]
+            assert tuple((await session.execute(_CONTEXT)).one())[1] == str(agent.organization.id)
+    finally:
+        await engine.dispose()
+
+
 # --------------------------------------------------------------------------------------
 # Timeouts
 # --------------------------------------------------------------------------------------
