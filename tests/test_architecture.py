@@ -50,7 +50,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             r"organizations\.(service|gauges)",
             r"credentials\.(auth|service|minting)",
-            r"oauth\.(service|tokens|bearer)",
+            r"oauth\.(service|tokens|bearer|minting)",
             r"identity\.(oidc|state|sessions|service|pages|administration)",
             r"workspace\.(forms|pages|uploads|charts)",
             r"quotas\.(guard|service|wording|gauges|defaults)",

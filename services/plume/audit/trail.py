@@ -147,6 +147,11 @@ def key_details(name: str, role: str, prefix: str) -> dict[str, Any]:
     return {"name": name, "role": role, "prefix": prefix}
 
 
+def client_details(name: str, role: str, client_id: str) -> dict[str, Any]:
+    """What the trail says of an OAuth2 client: never its secret."""
+    return {"name": name, "role": role, "client_id": client_id}
+
+
 class AuditTrail:
     """What an endpoint records its action with, in its own transaction."""
 

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from plume.audit.trail import Audit, AuditTrail, key_details
+from plume.audit.trail import Audit, AuditTrail
 from plume.credentials.auth import OperatorAdmin, Principal, TenantAdmin
-from plume.credentials.minting import mint_recorded
+from plume.credentials.minting import mint_recorded, revoke_recorded
 from plume.credentials.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService, key_out
@@ -62,13 +62,7 @@ async def _mint(
 async def _revoke(
     service: ApiKeyService, key_id: uuid.UUID, principal: Principal, audit: AuditTrail
 ) -> None:
-    key = await service.revoke(key_id, caller_role=principal.role)
-    await audit.record(
-        key.organization_id,
-        "api_key.revoke",
-        target=("api_key", str(key.id)),
-        details=key_details(key.name, key.role.value, key.prefix),
-    )
+    await revoke_recorded(service, key_id, caller=principal, audit=audit)
 
 
 @admin_router.get("/organizations/{organization_id}/api-keys", summary="List a tenant's keys")

@@ -1,13 +1,16 @@
-"""Minting a key for a caller, with its audit entry: the one way the API and the workspace's
-administration pages do it (the credentials service itself is below the audit trail)."""
+"""Minting and revoking a key for a caller, each with its audit entry: the one way the API and
+the workspace's administration pages do it (the credentials service itself is below the
+audit trail)."""
 
 from __future__ import annotations
+
+import uuid
 
 from plume.audit.trail import AuditTrail, key_details
 from plume.credentials.auth import Principal
 from plume.credentials.schemas import ApiKeyCreate, ApiKeyCreated
 from plume.credentials.service import ApiKeyService
-from plume.models import ApiKeyRole, Organization
+from plume.models import ApiKey, ApiKeyRole, Organization
 
 
 async def mint_recorded(
@@ -38,3 +41,17 @@ async def mint_recorded(
         },
     )
     return created
+
+
+async def revoke_recorded(
+    service: ApiKeyService, key_id: uuid.UUID, *, caller: Principal, audit: AuditTrail
+) -> ApiKey:
+    """A key revoked by `caller`, and its `api_key.revoke` audit entry."""
+    key = await service.revoke(key_id, caller_role=caller.role)
+    await audit.record(
+        key.organization_id,
+        "api_key.revoke",
+        target=("api_key", str(key.id)),
+        details=key_details(key.name, key.role.value, key.prefix),
+    )
+    return key

@@ -14,7 +14,7 @@ be read whole below.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749.errors import (
@@ -34,7 +34,8 @@ from plume.config import Settings
 from plume.credentials.auth import OperatorAdmin, Principal, TenantAdmin, hashers
 from plume.credentials.secrets import KeyHasher
 from plume.errors import NotFound, PayloadTooLarge
-from plume.models import ApiKeyRole, Organization, OrganizationStatus
+from plume.models import Organization, OrganizationStatus
+from plume.oauth.minting import create_recorded, revoke_recorded
 from plume.oauth.schemas import (
     OAuthClientCreate,
     OAuthClientCreated,
@@ -286,11 +287,6 @@ OrganizationParam = Annotated[
 ]
 
 
-def client_details(name: str, role: str, client_id: str) -> dict[str, Any]:
-    """What the trail says of a client: never its secret."""
-    return {"name": name, "role": role, "client_id": client_id}
-
-
 def _service(request: Request, session: DBSession, principal: Principal) -> OAuthClientService:
     hasher = KeyHasher.from_secret(request.app.state.settings.require_secret_key())
     return OAuthClientService(session, principal.scope, hasher)
@@ -317,32 +313,13 @@ async def _create(
     audit: AuditTrail,
 ) -> OAuthClientCreated:
     response.headers["Cache-Control"] = "no-store"
-    created = await service.create(
-        organization,
-        name=payload.name,
-        role=ApiKeyRole(payload.role),
-        created_by=principal.key_id,
-        caller_role=principal.role,
-    )
-    await audit.record(
-        organization.id,
-        "oauth_client.create",
-        target=("oauth_client", str(created.id)),
-        details=client_details(created.name, created.role, created.client_id),
-    )
-    return created
+    return await create_recorded(service, organization, payload, caller=principal, audit=audit)
 
 
 async def _revoke(
     service: OAuthClientService, client_uuid: uuid.UUID, principal: Principal, audit: AuditTrail
 ) -> None:
-    client = await service.revoke(client_uuid, caller_role=principal.role)
-    await audit.record(
-        client.organization_id,
-        "oauth_client.revoke",
-        target=("oauth_client", str(client.id)),
-        details=client_details(client.name, client.role.value, client.client_id),
-    )
+    await revoke_recorded(service, client_uuid, caller=principal, audit=audit)
 
 
 @admin_router.get(

@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plume.audit.trail import key_details
 from plume.credentials.auth import Principal
 from plume.credentials.minting import mint_recorded
+from plume.credentials.minting import revoke_recorded as revoke_key_recorded
 from plume.credentials.schemas import ApiKeyCreate
 from plume.credentials.secrets import KeyHasher
 from plume.credentials.service import ApiKeyService, find_key, key_out, manageable_roles
@@ -25,6 +25,8 @@ from plume.identity.administration import invite_recorded, update_recorded
 from plume.identity.schemas import AgentInvite, AgentPatch
 from plume.identity.service import AgentService, agent_out
 from plume.models import ApiKeyRole, Organization
+from plume.oauth.minting import create_recorded
+from plume.oauth.minting import revoke_recorded as revoke_client_recorded
 from plume.oauth.schemas import OAuthClientCreate
 from plume.oauth.service import OAuthClientService, client_out, find_client
 from plume.organizations.service import OrganizationService
@@ -312,18 +314,8 @@ async def _mint(
     audit = access.audit_of(request, session, principal)
     if kind == "client":
         payload = access.parsed(OAuthClientCreate, {"name": values["name"], "role": values["role"]})
-        client = await _clients(request, session, principal).create(
-            target,
-            name=payload.name,
-            role=ApiKeyRole(payload.role),
-            created_by=None,
-            caller_role=principal.role,
-        )
-        details = {"name": client.name, "role": client.role, "client_id": client.client_id}
-        await audit.record(
-            target.id, "oauth_client.create", ("oauth_client", str(client.id)), details
-        )
-        return client
+        clients = _clients(request, session, principal)
+        return await create_recorded(clients, target, payload, caller=principal, audit=audit)
     body = {"name": values["name"], "role": values["role"]}
     if values["expires_at"].strip():
         body["expires_at"] = _end_of_day(values["expires_at"])
@@ -365,30 +357,11 @@ async def _revoke(
             )
         audit = access.audit_of(request, session, principal)
         if kind == "client":
-            client = await _clients(request, session, principal).revoke(
-                item_id, caller_role=principal.role
-            )
-            details = {
-                "name": client.name,
-                "role": client.role.value,
-                "client_id": client.client_id,
-            }
-            await audit.record(
-                client.organization_id,
-                "oauth_client.revoke",
-                ("oauth_client", str(client.id)),
-                details,
-            )
+            clients = _clients(request, session, principal)
+            await revoke_client_recorded(clients, item_id, caller=principal, audit=audit)
         else:
-            key = await _keys(request, session, principal).revoke(
-                item_id, caller_role=principal.role
-            )
-            await audit.record(
-                key.organization_id,
-                "api_key.revoke",
-                target=("api_key", str(key.id)),
-                details=key_details(key.name, key.role.value, key.prefix),
-            )
+            keys = _keys(request, session, principal)
+            await revoke_key_recorded(keys, item_id, caller=principal, audit=audit)
     except (PlumeError, access.SignInFirst) as error:
         return access.refusal_page(request, error)
     return access.see(f"{BASE}/{section}{_query(organisation)}")
