@@ -27,7 +27,7 @@ from tests.drafting.helpers import french_source
 from tests.support.database import DatabaseServer
 from tests.support.factories import fresh_insee
 from tests.support.processes import PLUME, run_plume, wait_until_ready
-from tests.support.providers import FakeProvider
+from tests.support.providers import FakeProvider, deployment, group, routing_yaml
 from tests.support.servers import free_port, serve_in_thread
 from tests.support.settings import TEST_SECRET
 
@@ -60,18 +60,9 @@ def database(database_server: DatabaseServer) -> str:
 def commune_key(database: str, provider: FakeProvider) -> Iterator[tuple[dict[str, str], str]]:
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models.yaml"
-        models.write_text(
-            "model_groups:\n"
-            "  - name: standard\n"
-            "    default: true\n"
-            "    max_output_tokens: 1024\n"
-            "    deployments:\n"
-            "      - model: openai/slow\n"
-            f"        api_base: {provider.api_base}\n"
-            "        hosting: fr\n"
-            "        timeout_s: 30\n"
-            "        price_per_million_tokens: {input: 0.1, output: 0.3}\n"
-        )
+        slow = deployment("slow", provider.api_base, timeout_s=30, price=(0.1, 0.3))
+        standard = group("standard", slow, default=True, max_output_tokens=1024)
+        models.write_text(routing_yaml(standard, num_retries=1))
         env = {
             **os.environ,
             "PLUME_ENV": "production",

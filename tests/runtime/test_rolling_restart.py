@@ -37,6 +37,7 @@ import pytest
 from tests.support.books import Tally, check_the_books
 from tests.support.factories import fresh_insee
 from tests.support.processes import PLUME, ROOT, run_plume, wait_until_ready
+from tests.support.providers import deployment, group, routing_yaml
 from tests.support.servers import free_port
 from tests.support.settings import TEST_SECRET
 from tests.support.tools import require_tool
@@ -235,17 +236,10 @@ def test_a_rolling_restart_under_load_fails_no_request(
     haproxy = require_tool("haproxy", what="HAProxy (paquet Debian haproxy)")
     provider_port, front = free_port(), free_port()
     models = tmp_path / "models.yaml"
-    models.write_text(
-        "model_groups:\n"
-        f"  - name: {GROUP}\n"
-        "    default: true\n"
-        "    deployments:\n"
-        "      - model: openai/slow\n"
-        f"        api_base: http://127.0.0.1:{provider_port}/v1\n"
-        "        hosting: fr\n"
-        "        timeout_s: 20\n"
-        "        price_per_million_tokens: {input: 0.1, output: 0.3}\n"
+    slow = deployment(
+        "slow", f"http://127.0.0.1:{provider_port}/v1", timeout_s=20, price=(0.1, 0.3)
     )
+    models.write_text(routing_yaml(group(GROUP, slow, default=True), num_retries=1))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PLUME_")},
         "PLUME_ENV": "test",
