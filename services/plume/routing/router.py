@@ -36,7 +36,7 @@ from litellm.types.router import AllowedFailsPolicy
 from litellm.utils import custom_llm_setup
 
 from plume.errors import ContentRefused, InvalidRequest, ProviderUnavailable
-from plume.routing import attempts
+from plume.routing import attempts, transport
 from plume.routing.config import RoutingConfig
 from plume.routing.offline import PROVIDER_NAME, OfflineProvider
 from plume.routing.policy import RoutingPolicy, fallbacks_used, footprint, price
@@ -65,9 +65,10 @@ def _configure_litellm() -> None:
     custom_llm_setup()  # type: ignore[no-untyped-call]  # registers the provider name
     litellm.suppress_debug_info = True
     litellm.drop_params = True
-    # With the aiohttp transport, a provider stream cut in the middle ends quietly as if it
-    # were complete; with httpx it raises, and the client is told the answer was cut.
-    litellm.disable_aiohttp_transport = True
+    # LiteLLM's aiohttp transport (its default, the proxy's), made to raise on an answer cut
+    # short as its httpx transport does: the client is told the answer was cut.
+    litellm.disable_aiohttp_transport = False
+    transport.install()
     litellm.callbacks = []
     litellm.success_callback = []
     litellm.failure_callback = [attempts.failed_attempt]
