@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             r"hashing",
             r"models(\..+)?",
             r"web\.(transaction|pagination|validation|middleware|sse|spreadsheet)",
-            r"runtime\.(log|periodic|embedded|migrations|repository|draining)",
+            r"runtime\.(log|periodic|embedded|migrations|repository|draining|memory)",
             r"metrics\.registry",
         ],
     ),
