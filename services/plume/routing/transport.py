@@ -9,8 +9,10 @@ reach the secretary as if it were whole. Here the same transport raises instead,
 does (`httpx.RemoteProtocolError`), which LiteLLM reports as a failed call and Plume as an
 answer cut in the middle (plume.routing.router). Decision 0012.
 
-LiteLLM's pinned version is part of this: `tests/routing/test_transport.py` checks that a
-cut stream is reported, and that the transport in use is this one.
+LiteLLM's pinned version is part of this: `tests/routing/test_per_call_work.py` checks that
+plain and streamed answers are read by this stream, and the cut-stream tests of
+`tests/routing/test_attempts.py`, `test_fallbacks.py` and `tests/calls/test_call_outcomes.py`
+fail without it.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 Loading pseudonymisation's model allocates and frees tens of megabytes of temporaries (its
 weights read and copied); glibc's allocator keeps most of those pages for later instead of
 returning them, and the worker's resident memory stays that much higher for its whole life.
-`malloc_trim(0)` returns the free pages at once (measured: 17 MB of a worker's PSS after the
-model's load, docs/performance.md). A no-op where the C library is not glibc.
+`malloc_trim(0)` returns the free pages at once (measured: 12 MB of a worker's PSS after the
+model's load, 6 MB more at the end of start-up; docs/performance.md). A no-op where the C
+library is not glibc.
 """
 
 from __future__ import annotations
