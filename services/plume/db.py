@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -107,6 +109,32 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
     raw = await connection.get_raw_connection()
     driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
     return driver
+
+
+def pooled_engine(factory: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
+    """The engine whose pool `factory`'s sessions draw from; None when they are bound to
+    one connection (the tests' sessions, inside a transaction they never commit)."""
+    bind = factory.kw.get("bind")
+    return bind if isinstance(bind, AsyncEngine) else None
+
+
+@asynccontextmanager
+async def pooled_driver_connection(
+    engine: AsyncEngine,
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A psycopg connection of `engine`'s pool, without a session: for a transaction that
+    is one statement, sent with its own `BEGIN` and `COMMIT`
+    (plume.calls.repository.settle_in_one_round_trip). Pinged when handed out, as the
+    session's are; a connection the database closed under it is dropped, not pooled."""
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+        try:
+            yield driver
+        except BaseException as error:
+            if database_unreachable(error) or not isinstance(error, Exception):
+                await connection.invalidate()
+            raise
 
 
 # Where a session keeps the scope it entered (Session.info).

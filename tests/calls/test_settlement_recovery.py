@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from plume.app import create_app
 from plume.calls import recovery
+from plume.calls import settlement as settlement_module
 from plume.db import create_engine, create_session_factory
 from plume.routing.router import ProviderRouter
 from tests.support.chat import chat_body
@@ -85,6 +86,7 @@ class Served:
     http: AsyncClient
     engine: AsyncEngine
     agent: Key
+    operator: Key
     organization_id: uuid.UUID
     admin_url: str
 
@@ -130,7 +132,7 @@ async def serving(url: str, router: ProviderRouter | None = None) -> AsyncIterat
                 headers=operator.headers,
             )
             assert quotas.status_code == 200, quotas.text
-            yield Served(http, engine, agent, commune.id, admin_url)
+            yield Served(http, engine, agent, operator, commune.id, admin_url)
     finally:
         await engine.dispose()
 
@@ -247,3 +249,83 @@ async def test_a_failed_request_cut_by_the_database_releases_its_reservation_soo
             ).fetchone()
         assert held == (0,)
         assert reserved == (0,)
+
+
+# --------------------------------------------------------------------------------------
+# A chat completion without an Idempotency-Key: its settlement is one pipelined round trip
+# on a pooled connection, without a session (plume.calls.repository.settle_in_one_round_trip)
+# --------------------------------------------------------------------------------------
+
+
+def _keyless_chat(served: Served, request_id: str) -> dict[str, Any]:
+    return {"json": chat_body(), "headers": {**served.agent.headers, "X-Request-ID": request_id}}
+
+
+def _killing(served: Served, *, after: bool) -> tuple[Any, list[int]]:
+    """settle_in_one_round_trip, with its connection killed before it runs (nothing
+    committed) or after it committed (the acknowledgement lost, as when a primary dies)."""
+    original = settlement_module.settle_in_one_round_trip
+    killed: list[int] = []
+
+    async def killed_once(driver: psycopg.AsyncConnection[Any], *args: Any) -> None:
+        if killed:
+            return await original(driver, *args)
+        killed.append(driver.info.backend_pid)
+        if not after:
+            Cut(served.admin_url, after_commit=False)._kill(killed[0])
+            return await original(driver, *args)
+        await original(driver, *args)
+        Cut(served.admin_url, after_commit=True)._kill(killed[0])
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    return killed_once, killed
+
+
+async def test_a_chat_without_a_key_is_settled_without_a_session_and_recorded_whole(
+    served: Served,
+) -> None:
+    """Its usage record, the ledger's count and the audit chain, as any settlement leaves
+    them; and no statement of it went through a session."""
+    through_sessions: list[str] = []
+
+    def seen(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if SETTLEMENT in statement:
+            through_sessions.append(statement)
+
+    event.listen(served.engine.sync_engine, "after_cursor_execute", seen)
+    try:
+        request_id = f"alone-{uuid.uuid4()}"
+        answer = await served.http.post("/v1/chat/completions", **_keyless_chat(served, request_id))
+    finally:
+        event.remove(served.engine.sync_engine, "after_cursor_execute", seen)
+    assert answer.status_code == 200, answer.text
+    assert through_sessions == []
+    records, used = served.books()
+    assert records == [(request_id, "success", True)]
+    assert used == 1
+    verified = await served.http.get(
+        "/v1/audit/verify",
+        params={"organization_id": str(served.organization_id)},
+        headers=served.operator.headers,
+    )
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["valid"] is True
+    assert verified.json()["checked"] >= 1
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["cut-before-commit", "ack-lost"])
+async def test_a_chat_without_a_key_whose_settlement_is_cut_is_charged_once(
+    served: Served, monkeypatch: pytest.MonkeyPatch, after: bool
+) -> None:
+    """The connection dies before the pipelined settlement ran, or after it committed
+    without Plume hearing so: Plume asks the next connection, writes it again if it was not
+    committed, and answers the success; one usage record, one request counted."""
+    killing, killed = _killing(served, after=after)
+    monkeypatch.setattr(settlement_module, "settle_in_one_round_trip", killing)
+    request_id = f"alone-cut-{uuid.uuid4()}"
+    answer = await served.http.post("/v1/chat/completions", **_keyless_chat(served, request_id))
+    assert len(killed) == 1
+    assert answer.status_code == 200, answer.text
+    records, used = served.books()
+    assert records == [(request_id, "success", True)]
+    assert used == 1

@@ -3,15 +3,18 @@ and the settlement statement."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.audit.repository import NewEntry
+from plume.db import TENANT_CONTEXT, TenantScope, tenant_context_parameters
 from plume.models import IdempotencyKey, UsageRecord
 from plume.quotas.repository import LedgerMove
 
@@ -176,21 +179,47 @@ class UsageRow:
     charged: bool
 
 
+# The same statement with psycopg's placeholders, for a connection used without a session.
+_SETTLE_ON_DRIVER = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", _SETTLE.text)
+
+
+def _settle_parameters(usage: UsageRow, move: LedgerMove | None, entry: NewEntry) -> dict[str, Any]:
+    parameters: dict[str, Any] = {
+        f"usage_{name}": getattr(usage, name) for name in UsageRow.__dataclass_fields__
+    }
+    ledger = move.parameters() if move is not None else LedgerMove.none()
+    parameters.update({f"quota_{name}": value for name, value in ledger.items()})
+    parameters.update(entry.parameters())
+    parameters["client_address"] = entry.client_address
+    return parameters
+
+
 class SettlementRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def write(self, usage: UsageRow, move: LedgerMove | None, entry: NewEntry) -> None:
-        parameters: dict[str, Any] = {
-            f"usage_{name}": getattr(usage, name) for name in UsageRow.__dataclass_fields__
-        }
-        ledger = move.parameters() if move is not None else LedgerMove.none()
-        parameters.update({f"quota_{name}": value for name, value in ledger.items()})
-        parameters.update(entry.parameters())
-        parameters["client_address"] = entry.client_address
-        await self.session.execute(_SETTLE, parameters)
+        await self.session.execute(_SETTLE, _settle_parameters(usage, move, entry))
 
     async def recorded(self, usage_id: uuid.UUID) -> bool:
         """Whether the settlement whose usage record has this id committed."""
         found = await self.session.scalar(select(UsageRecord.id).where(UsageRecord.id == usage_id))
         return found is not None
+
+
+async def settle_in_one_round_trip(
+    driver: psycopg.AsyncConnection[Any],
+    scope: TenantScope,
+    usage: UsageRow,
+    move: LedgerMove | None,
+    entry: NewEntry,
+) -> None:
+    """A settlement that is its statement alone (nothing stored beside it, no key to answer
+    or free), in its own transaction on `driver`: the tenant context, the statement and the
+    commit pipelined, sent together and answered together — one round trip where a session
+    takes four (`BEGIN`, the context, the statement, `COMMIT`). The same rows, the same row
+    security, committed as durably."""
+    async with driver.pipeline():
+        await driver.execute(TENANT_CONTEXT, tenant_context_parameters(scope))
+        await driver.execute(_SETTLE_ON_DRIVER, _settle_parameters(usage, move, entry))
+        await driver.commit()

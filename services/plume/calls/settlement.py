@@ -17,13 +17,19 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.audit.trail import Actor, NewEntry, append, entry
 from plume.calls.context import CHAT_KIND, CallOutcome, StoredResponse
 from plume.calls.idempotency import IdempotentReplay
-from plume.calls.repository import IdempotencyRepository, SettlementRepository, UsageRow
+from plume.calls.repository import (
+    IdempotencyRepository,
+    SettlementRepository,
+    UsageRow,
+    settle_in_one_round_trip,
+)
 from plume.dates import Clock
+from plume.db import pooled_driver_connection, pooled_engine
 from plume.errors import IdempotencyInProgress, IdempotencyMismatch
 from plume.hashing import digest
 from plume.quotas.guard import QuotaGuard
@@ -31,6 +37,7 @@ from plume.routing.policy import RoutingPolicy
 
 if TYPE_CHECKING:
     from plume.calls.unit import ProviderCall
+    from plume.quotas.repository import LedgerMove
 
 # An Idempotency-Key is kept this long after its request.
 KEEP_FOR = timedelta(hours=24)
@@ -123,18 +130,46 @@ class Settlement:
                 await self.quotas.keep_for_job(session, call.reservation_id)
             await append(session, audit)
             return
-        move = (
-            self.quotas.move(
-                call.reservation_id,
-                call.principal.organization_id,
-                charged=outcome.charged,
-                tokens=outcome.totals.prompt_tokens + outcome.totals.completion_tokens,
-                cost=outcome.totals.cost_eur,
-            )
-            if call.reservation_id is not None
-            else None
+        await SettlementRepository(session).write(
+            self.usage_row(call, outcome), self._move(call, outcome), audit
         )
-        await SettlementRepository(session).write(self.usage_row(call, outcome), move, audit)
+
+    @staticmethod
+    def is_one_statement(call: ProviderCall, outcome: CallOutcome) -> bool:
+        """Whether the settlement is its statement alone: no Idempotency-Key to answer or
+        free, not a job's acceptance (what it stores beside it is the caller's)."""
+        return call.facts.idempotency_key is None and outcome.outcome != "queued"
+
+    async def written_alone(
+        self, factory: async_sessionmaker[AsyncSession], call: ProviderCall, outcome: CallOutcome
+    ) -> bool:
+        """`write`, when the settlement `is_one_statement` and nothing else is to be stored
+        with it, in a transaction of its own on a pooled connection, pipelined
+        (plume.calls.repository.settle_in_one_round_trip); whether it was. Sessions bound
+        to one connection (the tests') write it through `write`."""
+        engine = pooled_engine(factory)
+        if engine is None or not self.is_one_statement(call, outcome):
+            return False
+        async with pooled_driver_connection(engine) as driver:
+            await settle_in_one_round_trip(
+                driver,
+                call.principal.scope,
+                self.usage_row(call, outcome),
+                self._move(call, outcome),
+                self.audit_entry(call, outcome),
+            )
+        return True
+
+    def _move(self, call: ProviderCall, outcome: CallOutcome) -> LedgerMove | None:
+        if call.reservation_id is None:
+            return None
+        return self.quotas.move(
+            call.reservation_id,
+            call.principal.organization_id,
+            charged=outcome.charged,
+            tokens=outcome.totals.prompt_tokens + outcome.totals.completion_tokens,
+            cost=outcome.totals.cost_eur,
+        )
 
     async def _keep_or_free_key(
         self,

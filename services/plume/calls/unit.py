@@ -8,15 +8,13 @@ lock is held across it. A call is:
    committed — or rolled back, and nothing is held;
 2. `call.complete(...)` or `call.stream(...)`: the provider, with nothing held;
 3. `call.settle(...)`: in a second short transaction, shielded from cancellation, what the
-   request produced (e.g. the draft) with the settlement (plume.calls.settlement: the answer
-   kept for retries, the quota ledger's move, the usage record, the audit entry), committed
-   together.
+   request produced (the draft) with the settlement (plume.calls.settlement: the answer kept
+   for retries, the ledger's move, the usage record, the audit entry), committed together.
 
 Whatever else happens — the provider fails, Plume fails, the client goes away, the task is
 cancelled — the call settles itself when its block ends, once, as the way it ended says. A
-stream hands its call to its response (`call.streaming_response`), which settles it when the
-stream ends, however it ends, even if its body never ran. A synthèse job resumes the call
-its request reserved (`calls.resume`).
+stream hands its call to its response (`call.streaming_response`), which settles it when it
+ends, even if its body never ran. A synthèse job resumes its request's call (`calls.resume`).
 
 Every provider call has a deadline (`PLUME_PROVIDER_DEADLINE_S`), to a stream's last word.
 The settlement runs in a task the application waits for before it stops (`drain`): a request
@@ -485,7 +483,10 @@ class ProviderCalls(InFlight):
         )
         result: T | None = None
         with anyio.CancelScope(shield=True):
-            async with self.session_factory() as session, session.begin():
+            factory = self.session_factory  # a chat without an Idempotency-Key: no session
+            if store is None and await self.settlement.written_alone(factory, call, outcome):
+                return None
+            async with factory() as session, session.begin():
                 await enter_tenant_context(session, call.principal.scope)
                 if store is not None:
                     result = await store(session)
