@@ -14,6 +14,7 @@ import psycopg.errors
 from sqlalchemy import Connection, DateTime, MetaData, event, func, true
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -105,7 +106,10 @@ def tenant_context_parameters(scope: TenantScope, *, durable: bool = True) -> di
 
 async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
     """The psycopg connection under the session's current transaction."""
-    connection = await session.connection()
+    return await _driver_of(await session.connection())
+
+
+async def _driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
     raw = await connection.get_raw_connection()
     driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
     return driver
@@ -127,10 +131,8 @@ async def pooled_driver_connection(
     (plume.calls.repository.settle_in_one_round_trip). Pinged when handed out, as the
     session's are; a connection the database closed under it is dropped, not pooled."""
     async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
         try:
-            yield driver
+            yield await _driver_of(connection)
         except BaseException as error:
             if database_unreachable(error) or not isinstance(error, Exception):
                 await connection.invalidate()
