@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, DateTime, MetaData, event, func, true
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
@@ -106,10 +107,11 @@ def tenant_context_parameters(scope: TenantScope, *, durable: bool = True) -> di
 
 async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
     """The psycopg connection under the session's current transaction."""
-    return await _driver_of(await session.connection())
+    return await driver_of(await session.connection())
 
 
-async def _driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+async def driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under a SQLAlchemy one."""
     raw = await connection.get_raw_connection()
     driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
     return driver
@@ -126,17 +128,57 @@ def pooled_engine(factory: async_sessionmaker[AsyncSession]) -> AsyncEngine | No
 async def pooled_driver_connection(
     engine: AsyncEngine,
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """A psycopg connection of `engine`'s pool, without a session: for a transaction that
-    is one statement, sent with its own `BEGIN` and `COMMIT`
-    (plume.calls.repository.settle_in_one_round_trip). Pinged when handed out, as the
-    session's are; a connection the database closed under it is dropped, not pooled."""
+    """A psycopg connection of `engine`'s pool, without a session, in autocommit mode: a
+    transaction on it is begun and committed by statements of its own (`BEGIN`, `COMMIT`),
+    pipelined with those it holds (`pipelined`). Pinged when handed out, as the session's
+    are; given back out of autocommit mode, its transaction rolled back if one was left
+    open; a connection the database closed under it is dropped, not pooled."""
     async with engine.connect() as connection:
+        driver = await driver_of(connection)
         try:
-            yield await _driver_of(connection)
+            await driver.set_autocommit(True)
+            yield driver
         except BaseException as error:
             if database_unreachable(error) or not isinstance(error, Exception):
                 await connection.invalidate()
+                raise
+            await _out_of_autocommit(connection, driver)
             raise
+        await _out_of_autocommit(connection, driver)
+
+
+async def _out_of_autocommit(
+    connection: AsyncConnection, driver: psycopg.AsyncConnection[Any]
+) -> None:
+    try:
+        if driver.info.transaction_status is not TransactionStatus.IDLE:
+            await driver.execute("ROLLBACK")
+        await driver.set_autocommit(False)
+    except BaseException:
+        await connection.invalidate()
+        raise
+
+
+async def commit_on(driver: psycopg.AsyncConnection[Any]) -> None:
+    """Commit the transaction open on a `pooled_driver_connection`."""
+    await driver.execute("COMMIT")
+
+
+@asynccontextmanager
+async def pipelined(
+    driver: psycopg.AsyncConnection[Any], *, begin: bool = False, commit: bool = False
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """`driver` (a `pooled_driver_connection`) in pipeline mode: the statements executed in
+    the block are sent together when it ends — after `BEGIN` if `begin`, before `COMMIT` if
+    `commit` — and answered together: one round trip. Their results are read after the
+    block. (psycopg's own transaction control would wait for its `BEGIN`'s answer before
+    sending the rest, and send one more message after its `COMMIT`.)"""
+    async with driver.pipeline():
+        if begin:
+            await driver.execute("BEGIN")
+        yield driver
+        if commit:
+            await driver.execute("COMMIT")
 
 
 # Where a session keeps the scope it entered (Session.info).

@@ -20,6 +20,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.app import create_app
+from plume.credentials import auth as auth_module
 from plume.dates import PARIS
 from plume.db import create_engine, create_session_factory
 from plume.models import UsageRecord
@@ -402,36 +403,61 @@ async def test_a_month_quota_resets_at_paris_midnight_on_the_first(
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "idempotency_key",
+    [None, "goes-away"],
+    ids=["first-transaction-without-session", "first-transaction-in-session"],
+)
 async def test_when_the_database_goes_away_after_authentication_no_provider_is_called(
-    committed_database_url: str, fake: RecordingProvider
+    committed_database_url: str,
+    fake: RecordingProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    idempotency_key: str | None,
 ) -> None:
     """The connection dies between authentication and the reservation (same transaction):
-    503, and the provider never hears of it, so no request is ever served uncounted."""
+    503, and the provider never hears of it, so no request is ever served uncounted. Whether
+    the key's lookup went through the request's session (a request with an Idempotency-Key)
+    or began the first transaction on a connection of its own (without)."""
     engine = create_engine(committed_database_url)
     async with create_session_factory(engine)() as session, session.begin():
         setup = Factory(session, TEST_SECRET)
         agent = await setup.key(await setup.commune())
     admin_url = committed_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
+    def kill(pid: int) -> None:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
     def kill_after_authentication(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
         if "api_key_lookup" in statement:
-            pid = connection.connection.driver_connection.info.backend_pid
-            with psycopg.connect(admin_url, autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            kill(connection.connection.driver_connection.info.backend_pid)
 
+    lookup = auth_module.lookup_beginning
+
+    async def lookup_then_kill(driver: psycopg.AsyncConnection[Any], *args: Any) -> Any:
+        found = await lookup(driver, *args)
+        kill(driver.info.backend_pid)
+        return found
+
+    monkeypatch.setattr(auth_module, "lookup_beginning", lookup_then_kill)
     received = len(fake.received)
     router = router_for(
         group("standard", deployment("openai/ok", api_base=fake.api_base), default=True)
     )
     app = create_app(make_settings(committed_database_url), engine=engine, provider_router=router)
+    headers = dict(agent.headers)
     event.listen(engine.sync_engine, "after_cursor_execute", kill_after_authentication)
     try:
         async with client_for(app) as http:
+            if idempotency_key is not None:
+                headers["Idempotency-Key"] = f"{idempotency_key}-chat"
             chat = await http.post(
-                "/v1/chat/completions", json=chat_body("standard"), headers=agent.headers
+                "/v1/chat/completions", json=chat_body("standard"), headers=headers
             )
             assert_openai_error(chat, 503, "unavailable")
-            draft = await http.post("/v1/drafts", json=ARTICLE, headers=agent.headers)
+            if idempotency_key is not None:
+                headers["Idempotency-Key"] = f"{idempotency_key}-draft"
+            draft = await http.post("/v1/drafts", json=ARTICLE, headers=headers)
             assert_problem(draft, 503, "unavailable")
     finally:
         event.remove(engine.sync_engine, "after_cursor_execute", kill_after_authentication)

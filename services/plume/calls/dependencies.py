@@ -21,13 +21,15 @@ from plume.calls.unit import ProviderCall, ProviderCalls
 from plume.credentials.auth import Principal
 from plume.hashing import digest
 from plume.routing.types import Route
-from plume.web.transaction import DBSession
+from plume.web.transaction import DBSession, FirstTransaction, FirstTx
 
 
 class CallOpener:
-    def __init__(self, request: Request, session: AsyncSession) -> None:
+    def __init__(self, request: Request, session: AsyncSession, first: FirstTransaction) -> None:
         self.request = request
         self.session = session
+        # Open when the caller's API key began the first transaction without the session.
+        self.first = first
 
     @asynccontextmanager
     async def open(
@@ -53,14 +55,15 @@ class CallOpener:
             input_digest=digest(await request.body()),
         )
         calls: ProviderCalls = request.app.state.provider_calls
+        first = self.first if self.first.driver is not None else self.session
         async with calls.open(
-            self.session, principal, facts, kind=kind, route=route, estimate=estimate, fields=fields
+            first, principal, facts, kind=kind, route=route, estimate=estimate, fields=fields
         ) as call:
             yield call
 
 
-def call_opener(request: Request, session: DBSession) -> CallOpener:
-    return CallOpener(request, session)
+def call_opener(request: Request, session: DBSession, first: FirstTx) -> CallOpener:
+    return CallOpener(request, session, first)
 
 
 Calls = Annotated[CallOpener, Depends(call_opener)]

@@ -18,8 +18,9 @@ from fastapi import Request
 
 from plume.calls.context import StoredResponse
 from plume.errors import FieldError, InvalidRequest
+from plume.web.transaction import IDEMPOTENCY_KEY_HEADER
 
-HEADER = "Idempotency-Key"
+HEADER = IDEMPOTENCY_KEY_HEADER
 MAX_KEY_LENGTH = 255
 
 

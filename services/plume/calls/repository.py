@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.audit.repository import NewEntry
-from plume.db import TENANT_CONTEXT, TenantScope, tenant_context_parameters
+from plume.db import TENANT_CONTEXT, TenantScope, pipelined, tenant_context_parameters
 from plume.models import IdempotencyKey, UsageRecord
 from plume.quotas.repository import LedgerMove
 
@@ -215,11 +215,10 @@ async def settle_in_one_round_trip(
     entry: NewEntry,
 ) -> None:
     """A settlement that is its statement alone (nothing stored beside it, no key to answer
-    or free), in its own transaction on `driver`: the tenant context, the statement and the
-    commit pipelined, sent together and answered together — one round trip where a session
-    takes four (`BEGIN`, the context, the statement, `COMMIT`). The same rows, the same row
+    or free), in its own transaction on `driver` (a `pooled_driver_connection`): `BEGIN`,
+    the tenant context, the statement and `COMMIT` pipelined, sent together and answered
+    together — one round trip where a session takes four. The same rows, the same row
     security, committed as durably."""
-    async with driver.pipeline():
+    async with pipelined(driver, begin=True, commit=True):
         await driver.execute(TENANT_CONTEXT, tenant_context_parameters(scope))
         await driver.execute(_SETTLE_ON_DRIVER, _settle_parameters(usage, move, entry))
-        await driver.commit()

@@ -17,6 +17,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plume.audit.trail import Actor, NewEntry, append, entry
@@ -32,8 +33,9 @@ from plume.dates import Clock
 from plume.db import pooled_driver_connection, pooled_engine
 from plume.errors import IdempotencyInProgress, IdempotencyMismatch
 from plume.hashing import digest
-from plume.quotas.guard import QuotaGuard
+from plume.quotas.guard import QuotaGuard, Reservation
 from plume.routing.policy import RoutingPolicy
+from plume.web.transaction import FirstTransaction
 
 if TYPE_CHECKING:
     from plume.calls.unit import ProviderCall
@@ -63,24 +65,50 @@ class Settlement:
 
     # -- before ----------------------------------------------------------------------------
 
+    async def reserve_committed(
+        self, first: AsyncSession | FirstTransaction, call: ProviderCall
+    ) -> None:
+        """Phase 1: the reservation and the key's claim, committed (or rolled back), in the
+        request's session or in its first transaction without one (then no key to claim).
+        Also when nothing was reserved: nothing may stay open while the provider works."""
+        try:
+            if isinstance(first, FirstTransaction):
+                assert first.driver is not None
+                await self.reserve_on(first.driver, call)
+            else:
+                await self.reserve(first, call)
+            await first.commit()
+        except BaseException as error:
+            if isinstance(first, FirstTransaction):
+                await first.release(error)
+            else:
+                await first.rollback()
+            raise
+
     async def reserve(self, session: AsyncSession, call: ProviderCall) -> None:
         """The reservation (with the tenant context), then the claim: a refusal holds
         nothing, and a replay — which raises, so the transaction rolls back — reserves
         nothing."""
-        estimate = call.estimate
-        outputs = estimate.output_tokens * estimate.calls
         reservation = await self.quotas.reserve_in_context(
-            session,
-            call.principal,
-            tokens=estimate.tokens,
-            cost=self.policy.worst_cost(call.route, estimate.prompt_tokens, outputs),
-            long=estimate.calls > 1,
+            session, call.principal, **self._amounts(call)
         )
-        if reservation is not None:
-            call.reservation_id = reservation.id
-            call.rate_limit = reservation.status
+        _hold(call, reservation)
         if call.facts.idempotency_key is not None and call.facts.request_hash is not None:
             await self._claim(session, call, call.facts.idempotency_key, call.facts.request_hash)
+
+    async def reserve_on(self, driver: psycopg.AsyncConnection[Any], call: ProviderCall) -> None:
+        """The reservation of a request without an Idempotency-Key, in its first transaction
+        open on `driver` without a session (plume.web.transaction.FirstTransaction)."""
+        _hold(call, await self.quotas.reserve_on(driver, call.principal, **self._amounts(call)))
+
+    def _amounts(self, call: ProviderCall) -> dict[str, Any]:
+        estimate = call.estimate
+        outputs = estimate.output_tokens * estimate.calls
+        return {
+            "tokens": estimate.tokens,
+            "cost": self.policy.worst_cost(call.route, estimate.prompt_tokens, outputs),
+            "long": estimate.calls > 1,
+        }
 
     async def _claim(
         self, session: AsyncSession, call: ProviderCall, key: str, request_hash: str
@@ -268,3 +296,9 @@ class Settlement:
             target=("draft", str(call.draft_id)) if call.draft_id else None,
             details=details,
         )
+
+
+def _hold(call: ProviderCall, reservation: Reservation | None) -> None:
+    if reservation is not None:
+        call.reservation_id = reservation.id
+        call.rate_limit = reservation.status

@@ -60,6 +60,7 @@ from plume.hashing import digest
 from plume.quotas.guard import RateLimitStatus
 from plume.routing.router import ProviderRouter
 from plume.routing.types import Completion, Route, StreamState
+from plume.web.transaction import FirstTransaction
 
 logger = structlog.get_logger("plume.calls")
 
@@ -79,7 +80,7 @@ class ProviderCall:
         kind: str,
         route: Route,
         estimate: Estimate,
-        session: AsyncSession | None = None,
+        session: AsyncSession | FirstTransaction | None = None,
         reservation_id: uuid.UUID | None = None,
         draft_id: uuid.UUID | None = None,
         fields: Mapping[str, Any] | None = None,
@@ -126,7 +127,7 @@ class ProviderCall:
         if self._session is not None:
             await self.privacy.check(self._fields)
             session, self._session = self._session, None
-            await self._calls.reserve(self, session)
+            await self._calls.settlement.reserve_committed(session, self)
         self._calls.track(self)
         return self
 
@@ -403,7 +404,7 @@ class ProviderCalls(InFlight):
 
     def open(
         self,
-        session: AsyncSession,
+        session: AsyncSession | FirstTransaction,
         principal: Principal,
         facts: RequestFacts,
         *,
@@ -447,16 +448,6 @@ class ProviderCalls(InFlight):
             reservation_id=reservation_id,
             draft_id=draft_id,
         )
-
-    async def reserve(self, call: ProviderCall, session: AsyncSession) -> None:
-        """Phase 1: the reservation and the key's claim, committed (or rolled back)."""
-        try:
-            await self.settlement.reserve(session, call)
-            # Also when nothing was reserved: nothing may stay open while the provider works.
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
 
     async def settle(
         self,

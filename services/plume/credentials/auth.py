@@ -18,10 +18,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityS
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.config import Settings
-from plume.credentials.repository import ApiKeyRepository, FoundKey
+from plume.credentials.repository import ApiKeyRepository, FoundKey, lookup_beginning
 from plume.credentials.secrets import KeyHasher, is_well_formed
 from plume.credentials.service import ROLE_RANK
-from plume.db import TenantScope, enter_tenant_context
+from plume.db import TenantScope, enter_tenant_context, keep_tenant_scope
 from plume.errors import Forbidden, OrganizationSuspended, Unauthenticated
 from plume.models import ApiKeyRole, Organization, OrganizationKind, OrganizationStatus
 from plume.oauth.service import find_client
@@ -29,7 +29,7 @@ from plume.oauth.tokens import looks_like_jwt
 from plume.organizations.policy import EffectivePolicy, effective_policy
 from plume.organizations.schemas import OrganizationOut
 from plume.organizations.service import OrganizationService, organization_out
-from plume.web.transaction import DBSession
+from plume.web.transaction import DBSession, FirstTx
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -121,6 +121,11 @@ async def authenticate_token(
     found = await _find_key(
         ApiKeyRepository(session, TenantScope.everything()), token, hashers(settings)
     )
+    return _key_principal(found)
+
+
+def _key_principal(found: FoundKey | None) -> Principal:
+    """The key's principal, if it may be used (401/403 as the contract says)."""
     if found is None:
         raise Unauthenticated()
     key, chain, children = found.key, found.chain, found.children
@@ -208,12 +213,29 @@ async def authenticate_for_provider_call(
     security_scopes: SecurityScopes,
     session: DBSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    first: FirstTx,
 ) -> Principal:
     """The caller, with the request's transaction not yet in its tenant context: the
     provider call's unit of work enters it together with the quota reservation, in one
     statement, then commits that transaction before the provider is called
-    (plume.calls)."""
-    return await _authenticated(request, security_scopes, session, credentials)
+    (plume.calls). An API key's lookup begins that transaction on a connection of its own,
+    without the session, when it may (`FirstTransaction`)."""
+    token = credentials.credentials if credentials is not None else None
+    if not first.possible or token is None or not is_well_formed(token):
+        return await _authenticated(request, security_scopes, session, credentials)
+    candidates = hashers(request.app.state.settings)
+    found = await lookup_beginning(
+        await first.connection(),
+        first.dialect,
+        [h.hash(token) for h in candidates],
+        candidates[0].version,
+    )
+    principal = _key_principal(found)
+    request.state.principal = principal
+    _check_role(principal, security_scopes)
+    # The session, if the endpoint uses it after the reservation, begins in this scope.
+    keep_tenant_scope(session, principal.scope)
+    return principal
 
 
 ProviderCaller = Annotated[Principal, Security(authenticate_for_provider_call, scopes=_ALL)]

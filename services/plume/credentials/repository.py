@@ -10,17 +10,19 @@ after a rotation of the server secret and records its use; it is revoked by
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import Uuid, column, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause, KeyedColumnElement
 
-from plume.db import TenantScope
+from plume.db import TenantScope, pipelined
 from plume.models import ApiKey, ApiKeyRole, Organization
 from plume.web.pagination import PageRequest, paginate
 
@@ -59,6 +61,14 @@ _LOOKUP = text(
     column("children", ARRAY(Uuid())),
 )
 _REVOKE = text("SELECT api_key_revoke(CAST(:id AS uuid))")
+# The same, on a psycopg connection without a session; its columns' types, to read its row
+# as SQLAlchemy would (enumerations, JSON), once per dialect.
+_LOOKUP_ON_DRIVER = (
+    f"SELECT {_LOOKED_UP} FROM"  # noqa: S608 (constants)
+    " api_key_lookup(CAST(%(hashes)s AS text[]), CAST(%(version)s AS text)) AS l"
+)
+_LOOKUP_TYPES = [c.type for c in _LOOKUP.selected_columns]
+_READERS: dict[str, list[Callable[[Any], Any] | None]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,22 +100,7 @@ class ApiKeyRepository:
         recorded. Runs before the caller is known: needs no scope."""
         parameters = {"hashes": list(secret_hashes), "version": current_version}
         row = (await self.session.execute(_LOOKUP, parameters)).one_or_none()
-        if row is None:
-            return None
-        values = tuple(row)
-        key = ApiKey(**{c.key: v for c, v in zip(_KEY_COLUMNS, values, strict=False)})
-        levels: list[Organization] = []
-        start = len(_KEY_COLUMNS)
-        for _ in _LEVELS:
-            end = start + len(_ORGANIZATION_COLUMNS)
-            level = dict(
-                zip((c.key for c in _ORGANIZATION_COLUMNS), values[start:end], strict=True)
-            )
-            if level["id"] is not None:
-                levels.append(Organization(**level))
-            start = end
-        # Operator first.
-        return FoundKey(key, levels[::-1], list(values[-1] or []))
+        return _found(tuple(row)) if row is not None else None
 
     async def list_page(
         self,
@@ -146,3 +141,42 @@ class ApiKeyRepository:
             return None
         await self.session.refresh(key, ["revoked_at"])
         return key
+
+
+def _found(values: tuple[Any, ...]) -> FoundKey:
+    key = ApiKey(**{c.key: v for c, v in zip(_KEY_COLUMNS, values, strict=False)})
+    levels: list[Organization] = []
+    start = len(_KEY_COLUMNS)
+    for _ in _LEVELS:
+        end = start + len(_ORGANIZATION_COLUMNS)
+        level = dict(zip((c.key for c in _ORGANIZATION_COLUMNS), values[start:end], strict=True))
+        if level["id"] is not None:
+            levels.append(Organization(**level))
+        start = end
+    # Operator first.
+    return FoundKey(key, levels[::-1], list(values[-1] or []))
+
+
+async def lookup_beginning(
+    driver: psycopg.AsyncConnection[Any],
+    dialect: Dialect,
+    secret_hashes: Sequence[str],
+    current_version: str,
+) -> FoundKey | None:
+    """`ApiKeyRepository.lookup` on a connection without a session
+    (plume.db.pooled_driver_connection), as the first statement of the transaction it
+    begins: `BEGIN` and the lookup sent together, one round trip."""
+    parameters = {"hashes": list(secret_hashes), "version": current_version}
+    async with pipelined(driver, begin=True):
+        cursor = await driver.execute(_LOOKUP_ON_DRIVER, parameters)
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    readers = _READERS.get(dialect.name)
+    if readers is None:
+        readers = _READERS[dialect.name] = [
+            t.dialect_impl(dialect).result_processor(dialect, None) for t in _LOOKUP_TYPES
+        ]
+    return _found(
+        tuple(v if read is None else read(v) for read, v in zip(readers, row, strict=True))
+    )

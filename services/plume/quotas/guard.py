@@ -13,15 +13,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.credentials.auth import Principal
 from plume.dates import Clock
+from plume.db import driver_connection, keep_tenant_scope
 from plume.errors import QuotaExceeded, RateLimited
 from plume.french import plain_number
 from plume.quotas.periods import window_end
-from plume.quotas.repository import LedgerMove, LedgerRepository, Reserved
+from plume.quotas.repository import (
+    LedgerMove,
+    LedgerRepository,
+    Reserved,
+    reserve_in_context_on,
+)
 from plume.quotas.wording import amount_label, level_label, quota_label, reset_label
 
 
@@ -68,9 +76,24 @@ class QuotaGuard:
         """Enter the principal's tenant context and reserve (one statement). None when no
         quota applies at any level; QuotaExceeded or RateLimited when one would go over
         (the caller rolls back: nothing is then held anywhere)."""
+        keep_tenant_scope(session, principal.scope)
+        driver = await driver_connection(session)
+        return await self.reserve_on(driver, principal, tokens=tokens, cost=cost, long=long)
+
+    async def reserve_on(
+        self,
+        driver: psycopg.AsyncConnection[Any],
+        principal: Principal,
+        *,
+        tokens: int,
+        cost: Decimal,
+        long: bool,
+    ) -> Reservation | None:
+        """`reserve_in_context` in the transaction open on `driver`."""
         now = self.clock.now()
         reservation_id = uuid.uuid4()
-        answer = await LedgerRepository(session).reserve_in_context(
+        answer = await reserve_in_context_on(
+            driver,
             principal.scope,
             reservation_id=reservation_id,
             organization_id=principal.organization_id,

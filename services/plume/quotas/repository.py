@@ -16,18 +16,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from sqlalchemy import and_, case, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from plume.db import (
-    TENANT_CONTEXT,
-    TenantScope,
-    driver_connection,
-    keep_tenant_scope,
-    tenant_context_parameters,
-)
+from plume.db import TENANT_CONTEXT, TenantScope, tenant_context_parameters
 from plume.models import DefaultQuota, Organization, Quota, QuotaCounter
 from plume.quotas.periods import windows
 
@@ -106,39 +101,6 @@ class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def reserve_in_context(
-        self,
-        scope: TenantScope,
-        *,
-        reservation_id: uuid.UUID,
-        organization_id: uuid.UUID,
-        now: datetime,
-        tokens: int,
-        cost: Decimal,
-        expires_at: datetime,
-    ) -> Reserved | None:
-        """Enter the tenant context (with asynchronous commit: a lost hold is a hold that
-        vanished, and the durable settlement charges the request anyway) and reserve
-        against every quota of the organisation and its ancestors, in the windows
-        containing `now`. None when no quota applies at any level; the caller rolls back a
-        refusal."""
-        parameters = {
-            **tenant_context_parameters(scope, durable=False),
-            "id": reservation_id,
-            "organization_id": organization_id,
-            "now": now,
-            "tokens": tokens,
-            "cost": cost,
-            "expires_at": expires_at,
-        }
-        # The session keeps the scope: a statement after this transaction commits (the
-        # provider call's first) begins the next one in the same context.
-        keep_tenant_scope(self.session, scope)
-        driver = await driver_connection(self.session)
-        cursor = await driver.execute(_RESERVE_IN_CONTEXT, parameters)
-        row = await cursor.fetchone()
-        return Reserved(*row) if row is not None else None
-
     async def settle(self, move: LedgerMove) -> None:
         await self.session.execute(_SETTLE, move.parameters())
 
@@ -151,6 +113,37 @@ class LedgerRepository:
         session's scope must be the system's."""
         released = await self.session.scalar(_RELEASE_EXPIRED, {"now": now, "batch": batch})
         return int(released or 0)
+
+
+async def reserve_in_context_on(
+    driver: psycopg.AsyncConnection[Any],
+    scope: TenantScope,
+    *,
+    reservation_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    now: datetime,
+    tokens: int,
+    cost: Decimal,
+    expires_at: datetime,
+) -> Reserved | None:
+    """Enter the tenant context (with asynchronous commit: a lost hold is a hold that
+    vanished, and the durable settlement charges the request anyway) and reserve against
+    every quota of the organisation and its ancestors, in the windows containing `now`, in
+    the transaction open on `driver` (a session's, or a request's first transaction without
+    one: plume.web.transaction). None when no quota applies at any level; the caller rolls
+    back a refusal."""
+    parameters = {
+        **tenant_context_parameters(scope, durable=False),
+        "id": reservation_id,
+        "organization_id": organization_id,
+        "now": now,
+        "tokens": tokens,
+        "cost": cost,
+        "expires_at": expires_at,
+    }
+    cursor = await driver.execute(_RESERVE_IN_CONTEXT, parameters)
+    row = await cursor.fetchone()
+    return Reserved(*row) if row is not None else None
 
 
 def _counter_in_current_window(now: datetime) -> ColumnElement[bool]:
