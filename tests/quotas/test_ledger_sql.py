@@ -9,6 +9,7 @@ back as the superuser. The chain is a commune, its EPCI and the operator.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.db import TenantScope, enter_tenant_context
 from plume.models import Organization
+from plume.quotas.repository import QUOTA_REFUSED, refusal_from
 from tests.support.database import reset_tenant_context
 from tests.support.factories import Factory
 
@@ -355,6 +357,54 @@ async def test_a_request_that_would_go_over_one_quota_is_refused_whole_and_rolle
     assert await ledger.held(chain.commune) == (0, 0, 0)
     assert await ledger.held(chain.epci) == (0, 0, 0)
     assert await ledger.reservation(reservation_id) is None
+
+
+async def test_quota_reserve_or_refuse_answers_an_acceptance_and_raises_a_refusal(
+    ledger: Ledger, chain: Chain
+) -> None:
+    """The variant whose refusal is an error (a COMMIT pipelined after it then commits
+    nothing): accepted, the same row as quota_reserve; refused, SQLSTATE PQ429 whose detail
+    is the refusing quota's row — what quota_reserve would answer — and the transaction
+    aborted."""
+    await ledger.set_quota(chain.commune, "requests", "day", 1)
+    await ledger.set_quota(chain.epci, "tokens", "day", 1000)
+    statement = _RESERVE.text.replace("quota_reserve(", "quota_reserve_or_refuse(")
+    parameters = {"organization": chain.commune.id, "now": NOW, "cost": 0, "expires_at": NOW + TTL}
+
+    async with ledger.rolled_back():
+        await ledger.as_commune()
+        row = (
+            await ledger.db.execute(
+                text(statement), {**parameters, "id": uuid.uuid4(), "tokens": 600}
+            )
+        ).one()
+        assert Answer(*row) == Answer(
+            chain.commune.id,
+            "requests",
+            "day",
+            Decimal(1),
+            DAY,
+            Decimal(1),
+            Decimal(0),
+            Decimal(1),
+            True,
+        )
+        with pytest.raises(DBAPIError) as raised:
+            await ledger.db.execute(
+                text(statement), {**parameters, "id": uuid.uuid4(), "tokens": 500}
+            )
+    error = raised.value.orig
+    assert isinstance(error, psycopg.Error)
+    assert error.sqlstate == QUOTA_REFUSED
+    assert error.diag.message_detail is not None
+    refused = refusal_from(error.diag.message_detail)
+    # The commune's requests and the EPCI's tokens both refuse: the answer is the quota
+    # quota_reserve would name, with what stood before this request.
+    assert Answer(*dataclasses.astuple(refused)) == refusal(
+        chain.commune, "requests/day", limit=1, window=DAY, amount=1, used=0, reserved=1
+    )
+    assert await ledger.held(chain.commune) == (0, 0, 0)
+    assert await ledger.held(chain.epci) == (0, 0, 0)
 
 
 async def test_a_quota_counts_what_requests_in_flight_hold(

@@ -74,10 +74,11 @@ class Settlement:
         try:
             if isinstance(first, FirstTransaction):
                 assert first.driver is not None
-                await self.reserve_on(first.driver, call)
+                await self.reserve_on(first.driver, call)  # and COMMIT, in one round trip
+                await first.release()
             else:
                 await self.reserve(first, call)
-            await first.commit()
+                await first.commit()
         except BaseException as error:
             if isinstance(first, FirstTransaction):
                 await first.release(error)
@@ -98,8 +99,11 @@ class Settlement:
 
     async def reserve_on(self, driver: psycopg.AsyncConnection[Any], call: ProviderCall) -> None:
         """The reservation of a request without an Idempotency-Key, in its first transaction
-        open on `driver` without a session (plume.web.transaction.FirstTransaction)."""
-        _hold(call, await self.quotas.reserve_on(driver, call.principal, **self._amounts(call)))
+        open on `driver` without a session (plume.web.transaction.FirstTransaction), and the
+        transaction's COMMIT, sent together: the ledger's rows are locked for the statement
+        and the commit only. A refusal raises, the transaction aborted."""
+        amounts = self._amounts(call)
+        _hold(call, await self.quotas.reserve_on(driver, call.principal, **amounts, commit=True))
 
     def _amounts(self, call: ProviderCall) -> dict[str, Any]:
         estimate = call.estimate

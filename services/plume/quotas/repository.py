@@ -9,6 +9,7 @@ record (plume.calls.repository): neither costs a round trip of its own.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,19 +23,23 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from plume.db import TENANT_CONTEXT, TenantScope, tenant_context_parameters
+from plume.db import TENANT_CONTEXT, TenantScope, pipelined, tenant_context_parameters
 from plume.models import DefaultQuota, Organization, Quota, QuotaCounter
 from plume.quotas.periods import windows
 
 # The tenant context, then the reservation, in one statement: a LATERAL subquery that
 # depends on the context row runs after it, and OFFSET 0 keeps the planner from flattening
-# it (which would free the reservation to run before the role and scope are set).
+# it (which would free the reservation to run before the role and scope are set). A refusal
+# is an error (quota_reserve_or_refuse), which aborts the transaction: a COMMIT sent after
+# the statement, in the same pipeline, then commits nothing.
 _RESERVE_IN_CONTEXT = (
     "SELECT reserved.* FROM (" + TENANT_CONTEXT + ") AS context,"  # noqa: S608 (constants)
-    " LATERAL (SELECT * FROM quota_reserve(%(id)s, %(organization_id)s, %(now)s,"
+    " LATERAL (SELECT * FROM quota_reserve_or_refuse(%(id)s, %(organization_id)s, %(now)s,"
     " %(tokens)s::numeric, %(cost)s::numeric, %(expires_at)s)"
     " WHERE context.role IS NOT NULL OFFSET 0) AS reserved"
 )
+# quota_reserve_or_refuse's error: the refusing quota's row, as JSON, in its DETAIL.
+QUOTA_REFUSED = "PQ429"
 _SETTLE = text(
     "SELECT quota_settle(CAST(:id AS uuid), CAST(:requests AS numeric),"
     " CAST(:tokens AS numeric), CAST(:cost AS numeric), CAST(:organization_id AS uuid),"
@@ -125,13 +130,15 @@ async def reserve_in_context_on(
     tokens: int,
     cost: Decimal,
     expires_at: datetime,
+    commit: bool = False,
 ) -> Reserved | None:
     """Enter the tenant context (with asynchronous commit: a lost hold is a hold that
     vanished, and the durable settlement charges the request anyway) and reserve against
     every quota of the organisation and its ancestors, in the windows containing `now`, in
     the transaction open on `driver` (a session's, or a request's first transaction without
-    one: plume.web.transaction). None when no quota applies at any level; the caller rolls
-    back a refusal."""
+    one: plume.web.transaction) — and `commit` it, in the same round trip, if the
+    reservation is accepted. None when no quota applies at any level. A refusal is answered
+    (`accepted` false) with the transaction aborted: the caller rolls it back."""
     parameters = {
         **tenant_context_parameters(scope, durable=False),
         "id": reservation_id,
@@ -141,9 +148,31 @@ async def reserve_in_context_on(
         "cost": cost,
         "expires_at": expires_at,
     }
-    cursor = await driver.execute(_RESERVE_IN_CONTEXT, parameters)
+    try:
+        async with pipelined(driver, commit=commit):
+            cursor = await driver.execute(_RESERVE_IN_CONTEXT, parameters)
+    except psycopg.Error as error:
+        if error.sqlstate != QUOTA_REFUSED or error.diag.message_detail is None:
+            raise
+        return refusal_from(error.diag.message_detail)
     row = await cursor.fetchone()
     return Reserved(*row) if row is not None else None
+
+
+def refusal_from(detail: str) -> Reserved:
+    """The refusing quota of quota_reserve_or_refuse's error, from its detail."""
+    row = json.loads(detail, parse_float=Decimal, parse_int=Decimal)
+    return Reserved(
+        organization_id=uuid.UUID(row["organization_id"]),
+        metric=row["metric"],
+        period=row["period"],
+        limit=row["quota"],
+        window_start=datetime.fromisoformat(row["window_start"]),
+        amount=row["amount"],
+        used=row["used"],
+        reserved=row["reserved"],
+        accepted=False,
+    )
 
 
 def _counter_in_current_window(now: datetime) -> ColumnElement[bool]:

@@ -47,12 +47,12 @@ DBSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 class FirstTransaction:
     """A provider-backed request's first transaction without a session, when it may go
     without one: an API key's lookup begins it (with its `BEGIN`, in one round trip), the
-    quota reservation follows, and its commit gives the connection back to the pool before
-    the provider is called (plume.credentials.auth, plume.calls). It may not when the
-    request carries an Idempotency-Key (its claim is the session's) or when the
-    application's sessions are bound to one connection (the tests'): `driver` then stays
-    None and the request's session does it all, as for an OAuth2 client or a signed-in
-    agent."""
+    quota reservation follows with its `COMMIT` (one round trip), and the connection goes
+    back to the pool before the provider is called (plume.credentials.auth, plume.calls).
+    It may not when the request carries an Idempotency-Key (its claim is the session's) or
+    when the application's sessions are bound to one connection (the tests'): `driver` then
+    stays None and the request's session does it all, as for an OAuth2 client or a
+    signed-in agent."""
 
     def __init__(self, engine: AsyncEngine | None) -> None:
         self._engine = engine
