@@ -129,8 +129,9 @@ async def pooled_driver_connection(
     engine: AsyncEngine,
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """A psycopg connection of `engine`'s pool, without a session, in autocommit mode: a
-    transaction on it is begun and committed by statements of its own (`BEGIN`, `COMMIT`),
-    pipelined with those it holds (`pipelined`). Pinged when handed out, as the session's
+    statement alone is its own transaction, and a transaction of several is begun and
+    committed by statements of its own, pipelined with those it holds
+    (`pipelined_transaction`). Pinged when handed out, as the session's
     are; given back out of autocommit mode, its transaction rolled back if one was left
     open; a connection the database closed under it is dropped, not pooled."""
     async with engine.connect() as connection:
@@ -159,26 +160,19 @@ async def _out_of_autocommit(
         raise
 
 
-async def commit_on(driver: psycopg.AsyncConnection[Any]) -> None:
-    """Commit the transaction open on a `pooled_driver_connection`."""
-    await driver.execute("COMMIT")
-
-
 @asynccontextmanager
-async def pipelined(
-    driver: psycopg.AsyncConnection[Any], *, begin: bool = False, commit: bool = False
+async def pipelined_transaction(
+    driver: psycopg.AsyncConnection[Any],
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """`driver` (a `pooled_driver_connection`) in pipeline mode: the statements executed in
-    the block are sent together when it ends — after `BEGIN` if `begin`, before `COMMIT` if
-    `commit` — and answered together: one round trip. Their results are read after the
-    block. (psycopg's own transaction control would wait for its `BEGIN`'s answer before
-    sending the rest, and send one more message after its `COMMIT`.)"""
+    """A transaction on `driver` (a `pooled_driver_connection`) in pipeline mode: `BEGIN`,
+    the statements executed in the block and `COMMIT` are sent together when it ends, and
+    answered together: one round trip. Their results are read after the block. (psycopg's
+    own transaction control would wait for its `BEGIN`'s answer before sending the rest,
+    and send one more message after its `COMMIT`.)"""
     async with driver.pipeline():
-        if begin:
-            await driver.execute("BEGIN")
+        await driver.execute("BEGIN")
         yield driver
-        if commit:
-            await driver.execute("COMMIT")
+        await driver.execute("COMMIT")
 
 
 # Where a session keeps the scope it entered (Session.info).

@@ -1,11 +1,11 @@
-"""A provider-backed request by API key, without an Idempotency-Key, has its first
-transaction without a session (plume.web.transaction.FirstTransaction): the key's lookup
-begins it on a pooled connection, the reservation follows, its commit gives the connection
-back before the provider is called. On a real database with a real pool (one connection and
-one spare, so that every request reuses them): whatever the request's end — served,
-refused for its quota, its key or its organisation, its body — it holds nothing afterwards,
-and the connection goes back to the pool as the sessions expect it (a transaction per
-request, no tenant context left on it)."""
+"""A provider-backed request by API key, without an Idempotency-Key, takes no session for
+its key's lookup and its quota reservation (plume.web.transaction.FirstConnection): both
+go on one pooled connection in autocommit mode, each its own transaction, and the
+connection goes back before the provider is called. On a real database with a real pool
+(one connection and one spare, so that every request reuses them): whatever the request's
+end — served, refused for its quota, its key or its organisation, its body — it holds
+nothing afterwards, and the connection goes back to the pool as the sessions expect it (out
+of autocommit, no transaction open, no tenant context left on it)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,14 @@ from sqlalchemy.orm import Session
 
 from plume.app import create_app
 from plume.credentials.auth import hashers
-from plume.credentials.repository import ApiKeyRepository, lookup_beginning
-from plume.db import TenantScope, create_engine, create_session_factory, driver_of
+from plume.credentials.repository import ApiKeyRepository, lookup_alone
+from plume.db import (
+    TenantScope,
+    create_engine,
+    create_session_factory,
+    driver_of,
+    pooled_driver_connection,
+)
 from tests.support.chat import chat_body
 from tests.support.clients import client_for
 from tests.support.factories import Factory, Key
@@ -116,8 +122,8 @@ async def _pooled_connections_as_sessions_expect_them(engine: AsyncEngine) -> No
 async def test_a_chat_by_api_key_goes_through_no_session_and_is_charged_once(
     served: Served,
 ) -> None:
-    """Served, charged once, audited; no session began a transaction for it (its first
-    transaction and its settlement are the pooled connections' own)."""
+    """Served, charged once, audited; no session began a transaction for it (its lookup, its
+    reservation and its settlement are the pooled connections' own)."""
     begun: list[Session] = []
 
     def seen(session: Session, *_: Any) -> None:
@@ -173,8 +179,8 @@ async def test_refused_keys_organisations_and_bodies_leave_the_pool_as_they_foun
     served: Served,
 ) -> None:
     """A key revoked (401), an organisation suspended (403), a body the endpoint refuses
-    (400): each refusal rolls the first transaction back and gives its connection back;
-    the requests after them are served."""
+    (400): each refusal gives the connection back, nothing held; the requests after them
+    are served."""
     unknown = {"Authorization": "Bearer plm_" + "x" * 43}
     assert_openai_error(
         await served.http.post("/v1/chat/completions", json=chat_body(), headers=unknown),
@@ -217,8 +223,8 @@ async def test_refused_keys_organisations_and_bodies_leave_the_pool_as_they_foun
 
 
 async def test_a_key_that_reserves_nothing_has_its_use_recorded(served: Served) -> None:
-    """GET /v1/models authenticates the same way and reserves nothing: the transaction its
-    lookup began is committed when the endpoint returns, with the key's last use."""
+    """GET /v1/models authenticates the same way and reserves nothing: the lookup, a
+    transaction of its own, records the key's last use."""
     (before,) = served.admin(
         "SELECT last_used_at FROM api_keys WHERE id = %s", served.epci_admin.id
     )[0]
@@ -235,7 +241,7 @@ async def test_a_key_that_reserves_nothing_has_its_use_recorded(served: Served) 
 async def test_the_connection_a_commune_used_shows_its_neighbour_only_its_own_rows(
     served: Served,
 ) -> None:
-    """A draft's first transaction on the pool's connection, then the neighbouring commune's
+    """A draft's lookup and reservation on the pool's connection, then the neighbouring commune's
     requests, through sessions, on the same connection: they see their own drafts, none of
     the first commune's."""
     created = await served.http.post("/v1/drafts", json=ARTICLE, headers=served.agent.headers)
@@ -280,14 +286,8 @@ async def test_the_lookup_without_a_session_finds_what_the_sessions_lookup_finds
             expected = await ApiKeyRepository(session, TenantScope.everything()).lookup(
                 hashes, candidates[0].version
             )
-        async with served.engine.connect() as connection:
-            driver = await driver_of(connection)
-            await driver.set_autocommit(True)
-            found = await lookup_beginning(
-                driver, served.engine.dialect, hashes, candidates[0].version
-            )
-            await driver.execute("ROLLBACK")
-            await driver.set_autocommit(False)
+        async with pooled_driver_connection(served.engine) as driver:
+            found = await lookup_alone(driver, served.engine.dialect, hashes, candidates[0].version)
         assert expected is not None
         assert found is not None
         columns = [c.key for c in found.key.__table__.columns if c.key != "secret_hash"]

@@ -432,14 +432,14 @@ async def test_when_the_database_goes_away_after_authentication_no_provider_is_c
         if "api_key_lookup" in statement:
             kill(connection.connection.driver_connection.info.backend_pid)
 
-    lookup = auth_module.lookup_beginning
+    lookup = auth_module.lookup_alone
 
     async def lookup_then_kill(driver: psycopg.AsyncConnection[Any], *args: Any) -> Any:
         found = await lookup(driver, *args)
         kill(driver.info.backend_pid)
         return found
 
-    monkeypatch.setattr(auth_module, "lookup_beginning", lookup_then_kill)
+    monkeypatch.setattr(auth_module, "lookup_alone", lookup_then_kill)
     received = len(fake.received)
     router = router_for(
         group("standard", deployment("openai/ok", api_base=fake.api_base), default=True)

@@ -21,14 +21,14 @@ from plume.calls.unit import ProviderCall, ProviderCalls
 from plume.credentials.auth import Principal
 from plume.hashing import digest
 from plume.routing.types import Route
-from plume.web.transaction import DBSession, FirstTransaction, FirstTx
+from plume.web.transaction import DBSession, FirstConn, FirstConnection
 
 
 class CallOpener:
-    def __init__(self, request: Request, session: AsyncSession, first: FirstTransaction) -> None:
+    def __init__(self, request: Request, session: AsyncSession, first: FirstConnection) -> None:
         self.request = request
         self.session = session
-        # Open when the caller's API key began the first transaction without the session.
+        # Held when the caller's API key was looked up on a connection of its own.
         self.first = first
 
     @asynccontextmanager
@@ -62,7 +62,7 @@ class CallOpener:
             yield call
 
 
-def call_opener(request: Request, session: DBSession, first: FirstTx) -> CallOpener:
+def call_opener(request: Request, session: DBSession, first: FirstConn) -> CallOpener:
     return CallOpener(request, session, first)
 
 

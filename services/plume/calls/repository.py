@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.audit.repository import NewEntry
-from plume.db import TENANT_CONTEXT, TenantScope, pipelined, tenant_context_parameters
+from plume.db import TENANT_CONTEXT, TenantScope, pipelined_transaction, tenant_context_parameters
 from plume.models import IdempotencyKey, UsageRecord
 from plume.quotas.repository import LedgerMove
 
@@ -219,6 +219,6 @@ async def settle_in_one_round_trip(
     the tenant context, the statement and `COMMIT` pipelined, sent together and answered
     together — one round trip where a session takes four. The same rows, the same row
     security, committed as durably."""
-    async with pipelined(driver, begin=True, commit=True):
+    async with pipelined_transaction(driver):
         await driver.execute(TENANT_CONTEXT, tenant_context_parameters(scope))
         await driver.execute(_SETTLE_ON_DRIVER, _settle_parameters(usage, move, entry))

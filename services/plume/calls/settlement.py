@@ -35,7 +35,7 @@ from plume.errors import IdempotencyInProgress, IdempotencyMismatch
 from plume.hashing import digest
 from plume.quotas.guard import QuotaGuard, Reservation
 from plume.routing.policy import RoutingPolicy
-from plume.web.transaction import FirstTransaction
+from plume.web.transaction import FirstConnection
 
 if TYPE_CHECKING:
     from plume.calls.unit import ProviderCall
@@ -66,21 +66,21 @@ class Settlement:
     # -- before ----------------------------------------------------------------------------
 
     async def reserve_committed(
-        self, first: AsyncSession | FirstTransaction, call: ProviderCall
+        self, first: AsyncSession | FirstConnection, call: ProviderCall
     ) -> None:
         """Phase 1: the reservation and the key's claim, committed (or rolled back), in the
-        request's session or in its first transaction without one (then no key to claim).
-        Also when nothing was reserved: nothing may stay open while the provider works."""
+        request's session, or alone on its first connection (then no key to claim). Also
+        when nothing was reserved: nothing may stay open while the provider works."""
         try:
-            if isinstance(first, FirstTransaction):
+            if isinstance(first, FirstConnection):
                 assert first.driver is not None
-                await self.reserve_on(first.driver, call)  # and COMMIT, in one round trip
+                await self.reserve_on(first.driver, call)  # a transaction of its own
                 await first.release()
             else:
                 await self.reserve(first, call)
                 await first.commit()
         except BaseException as error:
-            if isinstance(first, FirstTransaction):
+            if isinstance(first, FirstConnection):
                 await first.release(error)
             else:
                 await first.rollback()
@@ -98,12 +98,11 @@ class Settlement:
             await self._claim(session, call, call.facts.idempotency_key, call.facts.request_hash)
 
     async def reserve_on(self, driver: psycopg.AsyncConnection[Any], call: ProviderCall) -> None:
-        """The reservation of a request without an Idempotency-Key, in its first transaction
-        open on `driver` without a session (plume.web.transaction.FirstTransaction), and the
-        transaction's COMMIT, sent together: the ledger's rows are locked for the statement
-        and the commit only. A refusal raises, the transaction aborted."""
-        amounts = self._amounts(call)
-        _hold(call, await self.quotas.reserve_on(driver, call.principal, **amounts, commit=True))
+        """The reservation of a request without an Idempotency-Key, alone on its first
+        connection (plume.web.transaction.FirstConnection): a transaction of its own, so the
+        ledger's rows are locked for the statement and its commit only. A refusal raises,
+        nothing held."""
+        _hold(call, await self.quotas.reserve_on(driver, call.principal, **self._amounts(call)))
 
     def _amounts(self, call: ProviderCall) -> dict[str, Any]:
         estimate = call.estimate

@@ -60,7 +60,7 @@ from plume.hashing import digest
 from plume.quotas.guard import RateLimitStatus
 from plume.routing.router import ProviderRouter
 from plume.routing.types import Completion, Route, StreamState
-from plume.web.transaction import FirstTransaction
+from plume.web.transaction import FirstConnection
 
 logger = structlog.get_logger("plume.calls")
 
@@ -80,7 +80,7 @@ class ProviderCall:
         kind: str,
         route: Route,
         estimate: Estimate,
-        session: AsyncSession | FirstTransaction | None = None,
+        session: AsyncSession | FirstConnection | None = None,
         reservation_id: uuid.UUID | None = None,
         draft_id: uuid.UUID | None = None,
         fields: Mapping[str, Any] | None = None,
@@ -404,7 +404,7 @@ class ProviderCalls(InFlight):
 
     def open(
         self,
-        session: AsyncSession | FirstTransaction,
+        session: AsyncSession | FirstConnection,
         principal: Principal,
         facts: RequestFacts,
         *,

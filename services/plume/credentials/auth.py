@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityS
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.config import Settings
-from plume.credentials.repository import ApiKeyRepository, FoundKey, lookup_beginning
+from plume.credentials.repository import ApiKeyRepository, FoundKey, lookup_alone
 from plume.credentials.secrets import KeyHasher, is_well_formed
 from plume.credentials.service import ROLE_RANK
 from plume.db import TenantScope, enter_tenant_context, keep_tenant_scope
@@ -29,7 +29,7 @@ from plume.oauth.tokens import looks_like_jwt
 from plume.organizations.policy import EffectivePolicy, effective_policy
 from plume.organizations.schemas import OrganizationOut
 from plume.organizations.service import OrganizationService, organization_out
-from plume.web.transaction import DBSession, FirstTx
+from plume.web.transaction import DBSession, FirstConn
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -213,18 +213,18 @@ async def authenticate_for_provider_call(
     security_scopes: SecurityScopes,
     session: DBSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    first: FirstTx,
+    first: FirstConn,
 ) -> Principal:
     """The caller, with the request's transaction not yet in its tenant context: the
     provider call's unit of work enters it together with the quota reservation, in one
     statement, then commits that transaction before the provider is called
-    (plume.calls). An API key's lookup begins that transaction on a connection of its own,
-    without the session, when it may (`FirstTransaction`)."""
+    (plume.calls). An API key is looked up on a connection of its own, without the
+    session, when it may (`FirstConnection`): the reservation follows on it."""
     token = credentials.credentials if credentials is not None else None
     if not first.possible or token is None or not is_well_formed(token):
         return await _authenticated(request, security_scopes, session, credentials)
     candidates = hashers(request.app.state.settings)
-    found = await lookup_beginning(
+    found = await lookup_alone(
         await first.connection(),
         first.dialect,
         [h.hash(token) for h in candidates],

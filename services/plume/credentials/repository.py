@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause, KeyedColumnElement
 
-from plume.db import TenantScope, pipelined
+from plume.db import TenantScope
 from plume.models import ApiKey, ApiKeyRole, Organization
 from plume.web.pagination import PageRequest, paginate
 
@@ -157,18 +157,17 @@ def _found(values: tuple[Any, ...]) -> FoundKey:
     return FoundKey(key, levels[::-1], list(values[-1] or []))
 
 
-async def lookup_beginning(
+async def lookup_alone(
     driver: psycopg.AsyncConnection[Any],
     dialect: Dialect,
     secret_hashes: Sequence[str],
     current_version: str,
 ) -> FoundKey | None:
-    """`ApiKeyRepository.lookup` on a connection without a session
-    (plume.db.pooled_driver_connection), as the first statement of the transaction it
-    begins: `BEGIN` and the lookup sent together, one round trip."""
+    """`ApiKeyRepository.lookup` on a connection without a session, in autocommit mode
+    (plume.db.pooled_driver_connection): a transaction of its own, the key's re-hash and use
+    committed with it."""
     parameters = {"hashes": list(secret_hashes), "version": current_version}
-    async with pipelined(driver, begin=True):
-        cursor = await driver.execute(_LOOKUP_ON_DRIVER, parameters)
+    cursor = await driver.execute(_LOOKUP_ON_DRIVER, parameters)
     row = await cursor.fetchone()
     if row is None:
         return None

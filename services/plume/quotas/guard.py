@@ -88,10 +88,9 @@ class QuotaGuard:
         tokens: int,
         cost: Decimal,
         long: bool,
-        commit: bool = False,
     ) -> Reservation | None:
-        """`reserve_in_context` in the transaction open on `driver`, committed in the same
-        round trip if `commit` and the reservation is accepted (a refusal aborts it)."""
+        """`reserve_in_context` on `driver`: in its open transaction, or as a transaction of
+        its own (autocommit), committed only if the reservation fits."""
         now = self.clock.now()
         reservation_id = uuid.uuid4()
         answer = await reserve_in_context_on(
@@ -103,7 +102,6 @@ class QuotaGuard:
             tokens=tokens,
             cost=cost,
             expires_at=now + (self.job_reservation_ttl if long else self.reservation_ttl),
-            commit=commit,
         )
         if answer is None:
             return None

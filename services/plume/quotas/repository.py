@@ -23,15 +23,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from plume.db import TENANT_CONTEXT, TenantScope, pipelined, tenant_context_parameters
+from plume.db import TENANT_CONTEXT, TenantScope, tenant_context_parameters
 from plume.models import DefaultQuota, Organization, Quota, QuotaCounter
 from plume.quotas.periods import windows
 
 # The tenant context, then the reservation, in one statement: a LATERAL subquery that
 # depends on the context row runs after it, and OFFSET 0 keeps the planner from flattening
 # it (which would free the reservation to run before the role and scope are set). A refusal
-# is an error (quota_reserve_or_refuse), which aborts the transaction: a COMMIT sent after
-# the statement, in the same pipeline, then commits nothing.
+# is an error (quota_reserve_or_refuse), which aborts the transaction: sent alone on a
+# connection in autocommit mode, the statement is its own transaction, committed only if the
+# reservation fits.
 _RESERVE_IN_CONTEXT = (
     "SELECT reserved.* FROM (" + TENANT_CONTEXT + ") AS context,"  # noqa: S608 (constants)
     " LATERAL (SELECT * FROM quota_reserve_or_refuse(%(id)s, %(organization_id)s, %(now)s,"
@@ -130,15 +131,14 @@ async def reserve_in_context_on(
     tokens: int,
     cost: Decimal,
     expires_at: datetime,
-    commit: bool = False,
 ) -> Reserved | None:
     """Enter the tenant context (with asynchronous commit: a lost hold is a hold that
     vanished, and the durable settlement charges the request anyway) and reserve against
     every quota of the organisation and its ancestors, in the windows containing `now`, in
-    the transaction open on `driver` (a session's, or a request's first transaction without
-    one: plume.web.transaction) — and `commit` it, in the same round trip, if the
-    reservation is accepted. None when no quota applies at any level. A refusal is answered
-    (`accepted` false) with the transaction aborted: the caller rolls it back."""
+    the transaction open on `driver` (a session's), or as a transaction of its own (a
+    connection in autocommit mode: plume.web.transaction.FirstConnection), committed if the
+    reservation fits. None when no quota applies at any level. A refusal is answered
+    (`accepted` false) with the transaction aborted by it: nothing it held is kept."""
     parameters = {
         **tenant_context_parameters(scope, durable=False),
         "id": reservation_id,
@@ -149,8 +149,7 @@ async def reserve_in_context_on(
         "expires_at": expires_at,
     }
     try:
-        async with pipelined(driver, commit=commit):
-            cursor = await driver.execute(_RESERVE_IN_CONTEXT, parameters)
+        cursor = await driver.execute(_RESERVE_IN_CONTEXT, parameters)
     except psycopg.Error as error:
         if error.sqlstate != QUOTA_REFUSED or error.diag.message_detail is None:
             raise

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from plume.db import commit_on, pooled_driver_connection, pooled_engine
+from plume.db import pooled_driver_connection, pooled_engine
 
 # Claimed in the transaction that reserves quota (plume.calls.idempotency), through the
 # session: a request that carries one has its first transaction on the session.
@@ -44,12 +44,14 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
 DBSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 
 
-class FirstTransaction:
-    """A provider-backed request's first transaction without a session, when it may go
-    without one: an API key's lookup begins it (with its `BEGIN`, in one round trip), the
-    quota reservation follows with its `COMMIT` (one round trip), and the connection goes
-    back to the pool before the provider is called (plume.credentials.auth, plume.calls).
-    It may not when the request carries an Idempotency-Key (its claim is the session's) or
+class FirstConnection:
+    """The pooled connection a provider-backed request by API key holds from its key's
+    lookup to its quota reservation, without a session, when it may: in autocommit mode,
+    each statement its own transaction — the lookup (with the key's use it records), then
+    the reservation in its tenant context (committed if it fits; a refusal is an error that
+    rolls it back: quota_reserve_or_refuse) — and back to the pool before the provider is
+    called (plume.credentials.auth, plume.calls). It may not when the request carries an
+    Idempotency-Key (its claim goes with the reservation, in the session's transaction) or
     when the application's sessions are bound to one connection (the tests'): `driver` then
     stays None and the request's session does it all, as for an OAuth2 client or a
     signed-in agent."""
@@ -57,12 +59,12 @@ class FirstTransaction:
     def __init__(self, engine: AsyncEngine | None) -> None:
         self._engine = engine
         self._held = AsyncExitStack()
-        # The pooled connection while the transaction is open.
+        # The pooled connection while it is held.
         self.driver: psycopg.AsyncConnection[Any] | None = None
 
     @property
     def possible(self) -> bool:
-        """Whether the transaction may begin on its own connection (it has not yet)."""
+        """Whether the request may take a connection of its own (it has not yet)."""
         return self._engine is not None and self.driver is None
 
     @property
@@ -71,27 +73,14 @@ class FirstTransaction:
         return self._engine.dialect
 
     async def connection(self) -> psycopg.AsyncConnection[Any]:
-        """A pooled connection (pinged), in autocommit mode: the first statement sends the
-        transaction's `BEGIN` (plume.db.pipelined)."""
+        """A pooled connection (pinged), in autocommit mode (plume.db.pooled_driver_connection)."""
         if self._engine is None or self.driver is not None:
-            raise RuntimeError("this request's first transaction is the session's, or open")
+            raise RuntimeError("this request's first transaction is the session's, or held")
         self.driver = await self._held.enter_async_context(pooled_driver_connection(self._engine))
         return self.driver
 
-    async def commit(self) -> None:
-        """Commit the transaction, if one is open, and give its connection back."""
-        if self.driver is None:
-            return
-        try:
-            await commit_on(self.driver)
-        except BaseException as error:
-            await self.release(error)
-            raise
-        await self.release()
-
     async def release(self, error: BaseException | None = None) -> None:
-        """Give the connection back, what it left open rolled back (dropped if `error` says
-        the database went away)."""
+        """Give the connection back (dropped if `error` says the database went away)."""
         self.driver = None
         if error is None:
             await self._held.aclose()
@@ -99,20 +88,20 @@ class FirstTransaction:
             await self._held.__aexit__(type(error), error, error.__traceback__)
 
 
-async def get_first_transaction(request: Request) -> AsyncIterator[FirstTransaction]:
-    """The request's first transaction, committed when the endpoint returns if it is still
-    open (a request that reserves nothing: the key's use), rolled back if it raises."""
+async def get_first_connection(request: Request) -> AsyncIterator[FirstConnection]:
+    """The request's first connection, given back when the endpoint returns if it is still
+    held (a request that reserves nothing, or that stopped before it did)."""
     engine = None
     if IDEMPOTENCY_KEY_HEADER not in request.headers:
         engine = pooled_engine(request.app.state.session_factory)
-    first = FirstTransaction(engine)
+    first = FirstConnection(engine)
     try:
         yield first
     except BaseException as error:
         await first.release(error)
         raise
     else:
-        await first.commit()
+        await first.release()
 
 
-FirstTx = Annotated[FirstTransaction, Depends(get_first_transaction, scope="function")]
+FirstConn = Annotated[FirstConnection, Depends(get_first_connection, scope="function")]
