@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ import psycopg.errors
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, DateTime, MetaData, event, func, true
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -263,16 +265,52 @@ def create_engine(
     ]
     if options:
         connect_args["options"] = " ".join(options)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
         # Statement parameters carry prompts and documents: never in exception messages.
         hide_parameters=True,
         connect_args=connect_args,
     )
+    event.listen(engine.sync_engine, "checkout", _checking(engine.sync_engine.dialect))
+    return engine
+
+
+# Set while a connection is taken whose first statement checks it (`unchecked`).
+_UNCHECKED: ContextVar[bool] = ContextVar("plume.db.unchecked", default=False)
+
+
+def _checking(dialect: Dialect) -> Callable[[Any, Any, Any], None]:
+    """The pool's check of a connection it hands out, what `pool_pre_ping` does: a round
+    trip, so that a connection the database closed (a restart, a failover) is replaced —
+    with every connection opened before it — before a request uses it. Skipped for a
+    connection taken `unchecked`."""
+
+    def check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if _UNCHECKED.get():
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise sa_exc.InvalidatePoolError() from error
+            raise
+
+    return check
+
+
+@contextmanager
+def unchecked() -> Iterator[None]:
+    """Connections taken in this block are not checked by a round trip of their own: the
+    caller's first statement is the check, and the caller takes another connection (checked)
+    if it fails because the database closed the first (`database_unreachable`)."""
+    token = _UNCHECKED.set(True)
+    try:
+        yield
+    finally:
+        _UNCHECKED.reset(token)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -7,8 +7,9 @@ psycopg `cursor.execute`: SQLAlchemy's, those Plume sends on the driver connecti
 `BEGIN` and `COMMIT` included, and the pool's ping of a connection it hands out; the
 driver's own `BEGIN` is not one), the round trips — the times the client waits for the
 server: each `Sync` or simple `Query` message in libpq's trace of the connections — and the
-transactions committed, for a chat completion, an arrêté (both through the fake provider),
-a draft read and a listing.
+transactions committed by a `COMMIT` (a session's or Plume's own; a statement sent alone on
+a connection in autocommit mode is a transaction too, not counted), for a chat completion,
+an arrêté (both through the fake provider), a draft read and a listing.
 Prints the table; nothing is asserted beyond each request succeeding. `make bench` runs it.
 """
 

@@ -257,7 +257,8 @@ async def test_a_connection_the_database_closed_is_replaced_before_the_lookup(
     served: Served,
 ) -> None:
     """The pool's connections killed between two requests (a restart, a failover): the
-    next request gets a live one and is served."""
+    next request is served — its key's lookup, sent on a connection the pool did not check
+    (the lookup is the check), is sent again on one it checks."""
     first = await served.http.post(
         "/v1/chat/completions", json=chat_body(), headers=served.agent.headers
     )
@@ -271,6 +272,13 @@ async def test_a_connection_the_database_closed_is_replaced_before_the_lookup(
     )
     assert again.status_code == 200, again.text
     assert served.held() == (0, 0)
+    # And through a session: the pool checks what it hands out.
+    served.admin(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    drafts = await served.http.get("/v1/drafts", headers=served.agent.headers)
+    assert drafts.status_code == 200, drafts.text
 
 
 async def test_the_lookup_without_a_session_finds_what_the_sessions_lookup_finds(

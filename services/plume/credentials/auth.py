@@ -224,11 +224,11 @@ async def authenticate_for_provider_call(
     if not first.possible or token is None or not is_well_formed(token):
         return await _authenticated(request, security_scopes, session, credentials)
     candidates = hashers(request.app.state.settings)
-    found = await lookup_alone(
-        await first.connection(),
-        first.dialect,
-        [h.hash(token) for h in candidates],
-        candidates[0].version,
+    hashes = [h.hash(token) for h in candidates]
+    # Sent twice if the connection turns out closed: the lookup records the key's use, once
+    # a minute at most, and a re-hash, done once.
+    found = await first.first(
+        lambda driver: lookup_alone(driver, first.dialect, hashes, candidates[0].version)
     )
     principal = _key_principal(found)
     request.state.principal = principal

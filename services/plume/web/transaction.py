@@ -4,20 +4,22 @@ its unit of work, plume.calls)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import psycopg
 from fastapi import Depends, Request
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from plume.db import pooled_driver_connection, pooled_engine
+from plume.db import database_unreachable, pooled_driver_connection, pooled_engine, unchecked
 
 # Claimed in the transaction that reserves quota (plume.calls.idempotency), through the
 # session: a request that carries one has its first transaction on the session.
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
+T = TypeVar("T")
 
 
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -72,8 +74,24 @@ class FirstConnection:
         assert self._engine is not None
         return self._engine.dialect
 
-    async def connection(self) -> psycopg.AsyncConnection[Any]:
-        """A pooled connection (pinged), in autocommit mode (plume.db.pooled_driver_connection)."""
+    async def first(self, statement: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """`statement`'s answer, run on a pooled connection in autocommit mode
+        (plume.db.pooled_driver_connection) that the pool did not check with a round trip of
+        its own: the statement is the check. If the database had closed that connection (a
+        restart, a failover), it is dropped and the statement sent again on a connection the
+        pool checks; `statement` must bear being sent twice (nothing it did was committed, or
+        doing it again changes nothing)."""
+        with unchecked():
+            driver = await self._take()
+        try:
+            return await statement(driver)
+        except Exception as error:
+            await self.release(error)
+            if not database_unreachable(error):
+                raise
+        return await statement(await self._take())
+
+    async def _take(self) -> psycopg.AsyncConnection[Any]:
         if self._engine is None or self.driver is not None:
             raise RuntimeError("this request's first transaction is the session's, or held")
         self.driver = await self._held.enter_async_context(pooled_driver_connection(self._engine))
