@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -31,7 +32,8 @@ from sqlalchemy.orm import (
     SessionTransaction,
     mapped_column,
 )
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, TextClause
+from sqlalchemy.sql.selectable import TextualSelect
 
 # The role every request transaction switches to; created by the first migration.
 APP_ROLE = "plume_app"
@@ -105,6 +107,14 @@ def tenant_context_parameters(scope: TenantScope, *, durable: bool = True) -> di
         "ancestors": ",".join(str(i) for i in sorted(scope.ancestor_ids)),
         "synchronous": "on" if durable else "off",
     }
+
+
+def driver_sql(statement: TextClause | TextualSelect) -> str:
+    """A textual statement's SQL with psycopg's placeholders (`%(name)s`) for SQLAlchemy's
+    (`:name`), to send on a connection without a session; `::` casts are left alone."""
+    clause = statement.element if isinstance(statement, TextualSelect) else statement
+    assert isinstance(clause, TextClause)
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", clause.text)
 
 
 async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:

@@ -56,6 +56,13 @@ class Served:
         with psycopg.connect(self.admin_url, autocommit=True) as admin:
             return admin.execute(statement, parameters).fetchall()
 
+    def kill_connections(self) -> None:
+        """Every connection to the database but this one closed by the server (a restart)."""
+        self.admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
     def held(self) -> tuple[int, int]:
         """Reservations held by the commune, and the requests they hold on its ledger."""
         (reservations,) = self.admin(
@@ -263,20 +270,14 @@ async def test_a_connection_the_database_closed_is_replaced_before_the_lookup(
         "/v1/chat/completions", json=chat_body(), headers=served.agent.headers
     )
     assert first.status_code == 200, first.text
-    served.admin(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
+    served.kill_connections()
     again = await served.http.post(
         "/v1/chat/completions", json=chat_body(), headers=served.agent.headers
     )
     assert again.status_code == 200, again.text
     assert served.held() == (0, 0)
     # And through a session: the pool checks what it hands out.
-    served.admin(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
+    served.kill_connections()
     drafts = await served.http.get("/v1/drafts", headers=served.agent.headers)
     assert drafts.status_code == 200, drafts.text
 

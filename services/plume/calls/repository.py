@@ -3,7 +3,6 @@ and the settlement statement."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +13,13 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plume.audit.repository import NewEntry
-from plume.db import TENANT_CONTEXT, TenantScope, pipelined_transaction, tenant_context_parameters
+from plume.db import (
+    TENANT_CONTEXT,
+    TenantScope,
+    driver_sql,
+    pipelined_transaction,
+    tenant_context_parameters,
+)
 from plume.models import IdempotencyKey, UsageRecord
 from plume.quotas.repository import LedgerMove
 
@@ -180,7 +185,7 @@ class UsageRow:
 
 
 # The same statement with psycopg's placeholders, for a connection used without a session.
-_SETTLE_ON_DRIVER = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", _SETTLE.text)
+_SETTLE_ON_DRIVER = driver_sql(_SETTLE)
 
 
 def _settle_parameters(usage: UsageRow, move: LedgerMove | None, entry: NewEntry) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause, KeyedColumnElement
 
-from plume.db import TenantScope
+from plume.db import TenantScope, driver_sql
 from plume.models import ApiKey, ApiKeyRole, Organization
 from plume.web.pagination import PageRequest, paginate
 
@@ -63,10 +63,7 @@ _LOOKUP = text(
 _REVOKE = text("SELECT api_key_revoke(CAST(:id AS uuid))")
 # The same, on a psycopg connection without a session; its columns' types, to read its row
 # as SQLAlchemy would (enumerations, JSON), once per dialect.
-_LOOKUP_ON_DRIVER = (
-    f"SELECT {_LOOKED_UP} FROM"  # noqa: S608 (constants)
-    " api_key_lookup(CAST(%(hashes)s AS text[]), CAST(%(version)s AS text)) AS l"
-)
+_LOOKUP_ON_DRIVER = driver_sql(_LOOKUP)
 _LOOKUP_TYPES = [c.type for c in _LOOKUP.selected_columns]
 _READERS: dict[str, list[Callable[[Any], Any] | None]] = {}
 
