@@ -49,7 +49,7 @@ from plume.quotas.guard import QuotaGuard
 from plume.routing.config import load_routing
 from plume.routing.router import ProviderRouter, offline_provider
 from plume.runtime.log import configure_logging
-from plume.runtime.memory import release_freed_memory
+from plume.runtime.memory import keep_for_life, release_freed_memory
 from plume.runtime.migrations import head_revision
 from plume.runtime.periodic import Periodic
 from plume.usage import endpoints as usage_endpoints
@@ -88,13 +88,15 @@ the statuses it may answer. Text fields refuse the NUL character (`\\u0000`: 422
 OPENAPI_URL = "/openapi.json"
 
 
-async def _warm_up(warmed: asyncio.Event) -> None:
+async def _warm_up(warmed: asyncio.Event, *, served: bool) -> None:
     """Load the pseudonymisation's model (seconds, in a thread), then say the process is
     ready: a restarted process's first pseudonymised request does not wait for it. A model
     that fails to load is logged and left to the first request (which reports it)."""
     started = time.perf_counter()
     try:
         await anyio.to_thread.run_sync(detection.model)
+        if served:
+            keep_for_life()  # the model's objects too
         logger.info("warmed_up", seconds=round(time.perf_counter() - started, 1))
     except Exception:
         logger.exception("warm_up_failed")
@@ -158,9 +160,10 @@ def create_app(
     session_factory: async_sessionmaker[AsyncSession] | None = None,
     provider_router: ProviderRouter | None = None,
     clock: Clock | None = None,
+    served: bool = False,
 ) -> FastAPI:
     """Build the ASGI application. Tests pass their own engine, session factory, router or
-    clock."""
+    clock; `plume serve`'s workers are `served` (served_app)."""
     settings = settings or get_settings()
     settings.require_production_settings(serving=True)
     configure_logging(settings.log_level)
@@ -196,8 +199,14 @@ def create_app(
         gauges.start()
         for timer in timers:
             timer.start()
-        warming = asyncio.create_task(_warm_up(app.state.warmed)) if settings.warm_up else None
+        warming = (
+            asyncio.create_task(_warm_up(app.state.warmed, served=served))
+            if settings.warm_up
+            else None
+        )
         release_freed_memory()  # what importing and wiring freed (≈ 6 MB)
+        if served:
+            keep_for_life()
         logger.info("started", env=settings.env.value)
         yield
         if warming is not None:
@@ -316,3 +325,9 @@ def create_app(
     app.include_router(workspace_operator.router)
     install_openapi(app)
     return app
+
+
+def served_app() -> FastAPI:
+    """The application of a `plume serve` worker: what it holds at start is kept for life,
+    out of the cyclic collector's passes (plume.runtime.memory.keep_for_life)."""
+    return create_app(served=True)

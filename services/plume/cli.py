@@ -335,7 +335,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     _exit_cleanly_after_drain()
     # Workers are separate processes: they rebuild the app from the same environment.
     serve(
-        "plume.app:create_app",
+        "plume.app:served_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -392,7 +392,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     )
     _serve_metrics_port(settings)
     _exit_cleanly_after_drain()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, **uvicorn_options(settings))
+    app = create_app(settings, served=True)
+    uvicorn.run(app, host=args.host, port=args.port, **uvicorn_options(settings))
 
 
 def build_parser() -> argparse.ArgumentParser:

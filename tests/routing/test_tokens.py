@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from plume.routing.tokens import _encoding, count_text_tokens
+from plume.routing.tokens import _encoding, count_each, count_text_tokens
 from tests.drafting.helpers import EXAMPLES, french_source
 from tests.support.timing import assert_linear
 
@@ -31,6 +31,16 @@ def test_mixed_text_counts_as_the_tokenizer_counts_it() -> None:
     for _ in range(300):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 3_000)))
         assert count_text_tokens(text) == whole(text), repr(text[:80])
+
+
+def test_a_long_source_is_counted_paragraph_by_paragraph_in_its_order() -> None:
+    # Long enough to be counted on two threads; a long run among the paragraphs.
+    paragraphs = french_source(400_000, seed=5).split("\n\n")
+    paragraphs.insert(len(paragraphs) // 3, "中" * 3_000)
+    paragraphs.append("")
+    counts = count_each(paragraphs)
+    assert counts == [count_text_tokens(paragraph) for paragraph in paragraphs]
+    assert len(set(counts)) > 20  # in another order, they would not match
 
 
 RUNS: list[tuple[str, Callable[[int], str]]] = [

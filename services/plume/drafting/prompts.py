@@ -22,6 +22,7 @@ _TEMPLATES = Environment(
     undefined=StrictUndefined,
     autoescape=False,  # noqa: S701 - prompts are plain text for a model, not HTML
     keep_trailing_newline=True,
+    auto_reload=False,  # shipped with the package: no stat of the files at every prompt
 )
 _KIND_LINE = re.compile(r"^Type de document : (\w+)\s*$", re.MULTILINE)
 

@@ -33,7 +33,7 @@ from plume.drafting.service import finish, new_row, store
 from plume.errors import InternalError, PlumeError, ProviderUnavailable
 from plume.models import DraftStatus
 from plume.routing.policy import RoutingPolicy
-from plume.routing.tokens import count_text_tokens
+from plume.routing.tokens import count_each, count_text_tokens
 from plume.routing.types import Route
 from plume.web.sse import sse
 
@@ -303,8 +303,8 @@ def split_by_tokens(text: str, budget: int) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
     used = 0
-    for paragraph in re.split(r"\n\s*\n", text):
-        tokens = count_text_tokens(paragraph)
+    paragraphs = re.split(r"\n\s*\n", text)
+    for paragraph, tokens in zip(paragraphs, count_each(paragraphs), strict=True):
         if tokens > budget:
             if current:
                 parts.append("\n\n".join(current))

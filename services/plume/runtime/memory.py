@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 from collections.abc import Callable
 
 
@@ -35,3 +36,17 @@ def release_freed_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+def keep_for_life() -> None:
+    """Leave what the process holds now out of the cyclic collector's full passes.
+
+    A worker holds a million objects that live as long as it does (LiteLLM, the application,
+    pseudonymisation's model); every full pass walked them all: 180-230 ms with every
+    request of the worker on hold, several times a minute under load, once at the start of a
+    synthèse's parts (docs/performance.md). Frozen (`gc.freeze`), they are skipped: a pass
+    walks what requests allocated since. Collected first, so that no garbage is frozen.
+    For served processes only: in a test process it would keep every test's cycles alive.
+    """
+    gc.collect()
+    gc.freeze()
