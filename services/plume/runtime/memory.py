@@ -41,12 +41,13 @@ def release_freed_memory() -> bool:
 def keep_for_life() -> None:
     """Leave what the process holds now out of the cyclic collector's full passes.
 
-    A worker holds a million objects that live as long as it does (LiteLLM, the application,
-    pseudonymisation's model); every full pass walked them all: 180-230 ms with every
-    request of the worker on hold, several times a minute under load, once at the start of a
-    synthèse's parts (docs/performance.md). Frozen (`gc.freeze`), they are skipped: a pass
-    walks what requests allocated since. Collected first, so that no garbage is frozen.
-    For served processes only: in a test process it would keep every test's cycles alive.
+    A worker holds about 350,000 objects that live as long as it does (LiteLLM, the
+    application; pseudonymisation's model once loaded); every full pass walked them all:
+    185-230 ms with every request of the worker on hold, several times a minute under load,
+    one at the start of a long synthèse's parts (docs/performance.md, the eleventh cut).
+    Frozen (`gc.freeze`), they are skipped: a pass walks what requests allocated since.
+    Collected first, so that no garbage is frozen. For served processes only: in a test
+    process it would keep every test's cycles alive.
     """
     gc.collect()
     gc.freeze()
